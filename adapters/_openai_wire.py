@@ -1,0 +1,111 @@
+"""The OpenAI chat-completions wire, shared by every backend that speaks it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from harness.errors import BackendError, ContentFilterError
+from harness.model import Request
+from harness.tool_calls import native_tool_calls
+from harness.types import (
+    ChatMessage,
+    ChatMessageStreamDelta,
+    ChatMessageToolCallFunction,
+    ChatMessageToolCallStreamDelta,
+    MessageRole,
+    TokenUsage,
+)
+
+
+def completion_kwargs(request: Request, model_id: str | None, send_stop: bool = True) -> dict[str, Any]:
+    """The body of a chat-completions call for ``request``."""
+    body: dict[str, Any] = {"messages": request.messages}
+    if model_id is not None:
+        body["model"] = model_id
+    if request.stop_sequences and send_stop:
+        body["stop"] = list(request.stop_sequences)
+    if request.response_format is not None:
+        body["response_format"] = request.response_format
+    if request.tools:
+        body["tools"] = request.tools
+        if request.tool_choice is not None:
+            body["tool_choice"] = request.tool_choice
+    body.update(request.kwargs)
+    return body
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def usage_of(usage: Any) -> TokenUsage | None:
+    if not usage:
+        return None
+    return TokenUsage(
+        input_tokens=int(_get(usage, "prompt_tokens", 0) or 0),
+        output_tokens=int(_get(usage, "completion_tokens", 0) or 0),
+    )
+
+
+def message_from_completion(response: Any, backend: str, request_id: str | None = None) -> ChatMessage:
+    """A ChatMessage from a chat-completions response, or a typed error: never half filled."""
+    request_id = request_id or _get(response, "_request_id") or _get(response, "id")
+    choices = _get(response, "choices") or []
+    if not choices:
+        raise BackendError("the response has no choices", backend=backend, status=200, request_id=request_id,
+                           kind="empty_choices")
+    choice = choices[0]
+    finish = _get(choice, "finish_reason")
+    if finish == "content_filter":
+        raise ContentFilterError("the provider's content filter stopped the answer", backend=backend, status=200,
+                                 request_id=request_id, kind="content_filter")
+    message = _get(choice, "message")
+    if message is None:
+        raise BackendError("the first choice has no message", backend=backend, status=200, request_id=request_id,
+                           kind="malformed")
+    return ChatMessage(
+        role=MessageRole.ASSISTANT,
+        content=_get(message, "content"),
+        tool_calls=native_tool_calls(_get(message, "tool_calls")),
+        raw=response,
+        token_usage=usage_of(_get(response, "usage")),
+    )
+
+
+def deltas_from_chunks(chunks: Iterable[Any], backend: str) -> Iterator[ChatMessageStreamDelta]:
+    """Stream deltas from chat-completion chunks; usage counted once, from the chunk that carries it."""
+    usage_seen = False
+    for chunk in chunks:
+        usage = usage_of(_get(chunk, "usage"))
+        if usage is not None and not usage_seen:
+            usage_seen = True
+            yield ChatMessageStreamDelta(token_usage=usage)
+        for choice in _get(chunk, "choices") or []:
+            if _get(choice, "finish_reason") == "content_filter":
+                raise ContentFilterError("the provider's content filter stopped the stream", backend=backend,
+                                         status=200, request_id=_get(chunk, "id"), kind="content_filter")
+            delta = _get(choice, "delta")
+            if delta is None:
+                continue
+            tool_calls = None
+            if _get(delta, "tool_calls"):
+                tool_calls = [
+                    ChatMessageToolCallStreamDelta(
+                        index=_get(tc, "index"),
+                        id=_get(tc, "id"),
+                        type=_get(tc, "type"),
+                        function=ChatMessageToolCallFunction(
+                            name=_get(_get(tc, "function"), "name") or "",
+                            arguments=_get(_get(tc, "function"), "arguments") or "",
+                        )
+                        if _get(tc, "function") is not None
+                        else None,
+                    )
+                    for tc in _get(delta, "tool_calls")
+                ]
+            content = _get(delta, "content")
+            if content or tool_calls:
+                yield ChatMessageStreamDelta(content=content or None, tool_calls=tool_calls)

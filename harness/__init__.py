@@ -1,0 +1,51 @@
+"""model-conformance: the smolagents Model contract, and a harness that proves backends keep it."""
+
+from harness.errors import (
+    BackendError,
+    ContentFilterError,
+    HarnessError,
+    MissingDependencyError,
+    ToolCallParseError,
+    UnknownBackendError,
+)
+from harness.messages import get_clean_message_list
+from harness.model import ApiModel, Model, Request, agglomerate_stream_deltas, tool_json_schema
+from harness.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
+from harness.tool_calls import parse_arguments, parse_json_blob, tool_call_from_text
+from harness.types import (
+    ChatMessage,
+    ChatMessageStreamDelta,
+    ChatMessageToolCall,
+    ChatMessageToolCallFunction,
+    ChatMessageToolCallStreamDelta,
+    MessageRole,
+    TokenUsage,
+)
+
+__all__ = [
+    "ApiModel",
+    "BackendError",
+    "ChatMessage",
+    "ChatMessageStreamDelta",
+    "ChatMessageToolCall",
+    "ChatMessageToolCallFunction",
+    "ChatMessageToolCallStreamDelta",
+    "ContentFilterError",
+    "HarnessError",
+    "MessageRole",
+    "MissingDependencyError",
+    "Model",
+    "Request",
+    "StopScanner",
+    "TokenUsage",
+    "ToolCallParseError",
+    "UnknownBackendError",
+    "agglomerate_stream_deltas",
+    "get_clean_message_list",
+    "parse_arguments",
+    "parse_json_blob",
+    "tool_call_from_text",
+    "tool_json_schema",
+    "trim_at_stop",
+    "validate_stop_sequences",
+]

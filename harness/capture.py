@@ -1,0 +1,207 @@
+"""See what a model sent, before the network: the suites assert on the request as sent.
+
+HTTP requests are captured at the clients' send methods (httpx for openai, huggingface_hub and
+litellm; botocore's endpoint for boto3), above the cassette layer, so capture works the same in
+replay, record and live modes and for either subject. Local engines are observed at the chat
+template, which every in-process implementation calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.messages import flatten_parts
+
+
+@dataclass
+class CapturedRequest:
+    method: str
+    url: str
+    body: Any  # decoded JSON when it is JSON, else bytes
+
+
+@dataclass
+class WireCall:
+    """The parts of an outgoing request the suites check, read from any wire format."""
+
+    messages: list[dict[str, Any]]  # {"role": str, "text": str, "content": original}
+    stop: list[str] | None
+    tools: list[str]  # tool names offered
+    raw: Any = None
+
+    @property
+    def roles(self) -> list[str]:
+        return [m["role"] for m in self.messages]
+
+    @property
+    def texts(self) -> list[str]:
+        return [m["text"] for m in self.messages]
+
+
+@dataclass
+class Capture:
+    """Everything sent during one test."""
+
+    http: list[CapturedRequest] = field(default_factory=list)
+    templates: list[dict[str, Any]] = field(default_factory=list)
+
+    def calls(self, wire_format: str) -> list[WireCall]:
+        if wire_format == "chat_template":
+            return [_from_template(t) for t in self.templates]
+        reader = _from_bedrock if wire_format == "bedrock" else _from_openai
+        return [reader(r.body) for r in self.http if isinstance(r.body, dict)]
+
+    def last(self, wire_format: str) -> WireCall:
+        calls = self.calls(wire_format)
+        if not calls:
+            raise AssertionError(f"no outgoing request was captured ({wire_format} wire)")
+        return calls[-1]
+
+
+def _text_of(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append({"type": "text", "text": part})
+            elif isinstance(part, dict) and "text" in part and part.get("type", "text") == "text":
+                parts.append({"type": "text", "text": part["text"]})
+        return flatten_parts(parts)
+    return str(content)
+
+
+def _tool_names(tools: Any) -> list[str]:
+    names = []
+    for tool in tools or []:
+        if isinstance(tool, dict):
+            fn = tool.get("function", tool)
+            spec = tool.get("toolSpec")
+            names.append((spec or fn).get("name", "?"))
+    return names
+
+
+def _from_openai(body: dict[str, Any]) -> WireCall:
+    messages = [
+        {"role": m.get("role"), "text": _text_of(m.get("content")), "content": m.get("content")}
+        for m in body.get("messages", [])
+    ]
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    return WireCall(messages=messages, stop=stop, tools=_tool_names(body.get("tools")), raw=body)
+
+
+def _from_bedrock(body: dict[str, Any]) -> WireCall:
+    messages = [
+        {"role": "system", "text": _text_of(body["system"]), "content": body["system"]}
+    ] if body.get("system") else []
+    for m in body.get("messages", []):
+        messages.append({"role": m.get("role"), "text": _text_of(m.get("content")), "content": m.get("content")})
+    stop = (body.get("inferenceConfig") or {}).get("stopSequences")
+    tools = (body.get("toolConfig") or {}).get("tools")
+    return WireCall(messages=messages, stop=stop, tools=_tool_names(tools), raw=body)
+
+
+def _from_template(call: dict[str, Any]) -> WireCall:
+    messages = [
+        {"role": m.get("role"), "text": _text_of(m.get("content")), "content": m.get("content")}
+        for m in call.get("messages", [])
+    ]
+    return WireCall(messages=messages, stop=call.get("stop"), tools=_tool_names(call.get("tools")), raw=call)
+
+
+def _decode(body: Any) -> Any:
+    if body is None:
+        return None
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return bytes(body)
+    if isinstance(body, str):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body
+    return body
+
+
+@contextlib.contextmanager
+def capture_http(capture: Capture) -> Iterator[Capture]:
+    """Record every request the httpx and botocore clients send while active."""
+    patches: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, wrapper_factory: Any) -> None:
+        original = getattr(owner, name)
+        setattr(owner, name, wrapper_factory(original))
+        patches.append((owner, name, original))
+
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - every HTTP backend installs httpx
+        httpx = None  # type: ignore[assignment]
+    if httpx is not None:
+
+        def sync_send(original: Any) -> Any:
+            def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+                capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read())))
+                return original(self, request, *args, **kwargs)
+
+            return send
+
+        def async_send(original: Any) -> Any:
+            async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+                capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read())))
+                return await original(self, request, *args, **kwargs)
+
+            return send
+
+        patch(httpx.Client, "send", sync_send)
+        patch(httpx.AsyncClient, "send", async_send)
+    try:
+        from botocore.endpoint import Endpoint
+    except ImportError:
+        Endpoint = None  # type: ignore[assignment,misc]
+    if Endpoint is not None:
+
+        def boto_send(original: Any) -> Any:
+            def _send(self: Any, request: Any) -> Any:
+                capture.http.append(CapturedRequest(request.method, request.url, _decode(request.body)))
+                return original(self, request)
+
+            return _send
+
+        patch(Endpoint, "_send", boto_send)
+    try:
+        yield capture
+    finally:
+        for owner, name, original in reversed(patches):
+            setattr(owner, name, original)
+
+
+@contextlib.contextmanager
+def capture_chat_template(tokenizer: Any, capture: Capture) -> Iterator[Capture]:
+    """Record the messages and tools every ``apply_chat_template`` call on ``tokenizer`` receives."""
+    original = tokenizer.apply_chat_template
+
+    def apply_chat_template(conversation: Any = None, *args: Any, **kwargs: Any) -> Any:
+        messages = conversation if conversation is not None else kwargs.get("messages")
+        capture.templates.append({"messages": list(messages or []), "tools": kwargs.get("tools")})
+        return original(conversation, *args, **kwargs)
+
+    tokenizer.apply_chat_template = apply_chat_template
+    try:
+        yield capture
+    finally:
+        try:
+            del tokenizer.apply_chat_template
+        except AttributeError:
+            tokenizer.apply_chat_template = original

@@ -1,0 +1,111 @@
+"""The ``harness`` command: fetch the embedded model, serve it, run the suites, write reports."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _fetch_model(args: argparse.Namespace) -> int:
+    from harness.embedded import embedded_model
+
+    model = embedded_model(fetch=True)
+    print(f"embedded model: {model.name}\n  gguf: {model.gguf}\n  safetensors copy: {model.model_dir}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from harness.server import LocalOpenAIServer
+
+    server = LocalOpenAIServer(port=args.port)
+    server.start()
+    print(f"serving {server.model_id} at {server.base_url} (Ctrl-C stops it)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _backends(args: argparse.Namespace) -> int:
+    from harness.registry import backend_names, get_backend
+
+    for name in backend_names():
+        spec = get_backend(name)
+        missing = spec.missing_modules()
+        state = f"missing {', '.join(missing)} (pip install 'model-conformance[{spec.extra}]')" if missing else "ready"
+        reason = None if missing else spec.unavailable_reason()
+        if reason:
+            state = f"cannot run here: {reason}"
+        print(f"{name:18} {spec.kind:6} {state:60} {spec.description}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.report import hardware_kind, load_results, write_report
+
+    out = Path(args.output or f"reports/{hardware_kind()}.md")
+    if args.results:
+        rows = load_results(Path(p) for p in args.results)
+    else:
+        run_dir = Path("reports/_runs")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        results = run_dir / f"{stamp}.jsonl"
+        for subject in args.subjects.split(","):
+            cmd = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:randomly", f"--backend={args.backend}",
+                   f"--subject={subject}", f"--mode={args.mode}", f"--results={results}"]
+            print(f"$ {' '.join(cmd[2:])}", flush=True)
+            code = subprocess.call(cmd)
+            if code not in (0, 1):  # 1 = some checks failed, which the report shows
+                print(f"suite run for subject {subject} exited with {code}", file=sys.stderr)
+                return code
+        rows = load_results([results])
+    if not rows:
+        print("no results to report", file=sys.stderr)
+        return 1
+    path = write_report(rows, out)
+    print(f"report written to {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch-model", help="fetch the embedded model into the cache (once)").set_defaults(fn=_fetch_model)
+    serve = sub.add_parser("serve", help="run the local OpenAI-compatible server on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    serve.set_defaults(fn=_serve)
+    sub.add_parser("backends", help="list backends and whether they can run here").set_defaults(fn=_backends)
+    report = sub.add_parser("report", help="run the suites and write the markdown comparison report")
+    report.add_argument("--backend", default="all", help="backends to run (default: all)")
+    report.add_argument("--subjects", default="adapters,smolagents", help="comma list of subjects")
+    report.add_argument("--mode", default="replay", help="replay (default), record or live")
+    report.add_argument("--results", nargs="*", help="render these results files instead of running the suites")
+    report.add_argument("--output", help="markdown file (default: reports/<hardware kind>.md)")
+    report.set_defaults(fn=_report)
+    from harness.bench import add_bench_parser
+
+    add_bench_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except HarnessError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""The one message normaliser: messages format in, wire messages out."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from harness.types import WIRE_ROLES, ChatMessage, MessageRole
+
+DEFAULT_ROLE_CONVERSIONS: dict[str, str] = {
+    MessageRole.TOOL_CALL.value: MessageRole.ASSISTANT.value,
+    MessageRole.TOOL_RESPONSE.value: MessageRole.USER.value,
+}
+
+# Separator used when parts or consecutive messages of one role become one string.
+TEXT_JOINER = "\n"
+
+
+def role_conversions(custom: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The default tool-role mapping with ``custom`` added on top (it never removes a default)."""
+    merged = dict(DEFAULT_ROLE_CONVERSIONS)
+    for source, target in (custom or {}).items():
+        source, target = _role_value(source), _role_value(target)
+        if source not in MessageRole.roles():
+            raise ValueError(
+                f"custom_role_conversions has unknown source role {source!r}; roles are {MessageRole.roles()}"
+            )
+        if target not in WIRE_ROLES:
+            raise ValueError(
+                f"custom_role_conversions maps {source!r} to {target!r}, which is not a wire role; "
+                f"targets must be one of {sorted(WIRE_ROLES)}"
+            )
+        merged[source] = target
+    return merged
+
+
+def _role_value(role: Any) -> str:
+    return role.value if isinstance(role, MessageRole) else str(role)
+
+
+def _as_dict(message: Any, index: int) -> dict[str, Any]:
+    if isinstance(message, ChatMessage):
+        return {"role": _role_value(message.role), "content": message.content}
+    if is_dataclass(message) and not isinstance(message, type):
+        data = asdict(message)
+        return {"role": _role_value(data.get("role")), "content": data.get("content")}
+    if isinstance(message, Mapping):
+        if "role" not in message:
+            raise ValueError(f"messages[{index}] has no 'role': {dict(message)!r}")
+        return {"role": _role_value(message["role"]), "content": message.get("content")}
+    raise TypeError(
+        f"messages[{index}] must be a dict or ChatMessage, got {message!r} of type {type(message).__name__}"
+    )
+
+
+def _image_part(part: Mapping[str, Any], convert_images_to_image_urls: bool) -> dict[str, Any]:
+    if not convert_images_to_image_urls or part.get("type") != "image":
+        return dict(part)
+    image = part.get("image")
+    if isinstance(image, bytes):
+        image = base64.b64encode(image).decode()
+    if isinstance(image, str) and not image.startswith(("data:", "http://", "https://")):
+        image = f"data:image/png;base64,{image}"
+    if not isinstance(image, str):
+        raise TypeError(f"image part must hold bytes or a base64/URL string, got {type(image).__name__}")
+    return {"type": "image_url", "image_url": {"url": image}}
+
+
+def _parts(content: Any, index: int, convert_images_to_image_urls: bool) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if isinstance(content, Sequence):
+        parts = []
+        for j, part in enumerate(content):
+            if isinstance(part, str):
+                parts.append({"type": "text", "text": part})
+            elif isinstance(part, Mapping) and "type" in part:
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise ValueError(f"messages[{index}].content[{j}] is a text part without a string 'text'")
+                parts.append(_image_part(part, convert_images_to_image_urls))
+            else:
+                raise ValueError(
+                    f"messages[{index}].content[{j}] must be a string or a part with a 'type', got {part!r}"
+                )
+        return parts
+    raise TypeError(
+        f"messages[{index}].content must be a string or a list of parts, got {type(content).__name__}"
+    )
+
+
+def flatten_parts(parts: Sequence[Mapping[str, Any]]) -> str:
+    """Every text part, in order, joined into one string (non-text parts are dropped)."""
+    return TEXT_JOINER.join(p["text"] for p in parts if p.get("type") == "text")
+
+
+def get_clean_message_list(
+    messages: Sequence[Any],
+    role_conversions: Mapping[str, str] | None = None,
+    convert_images_to_image_urls: bool = False,
+    flatten_messages_as_text: bool = False,
+) -> list[dict[str, Any]]:
+    """Normalise ``messages`` to wire messages.
+
+    Content in either form (string or list of parts) becomes a list of parts, or one string per
+    message with ``flatten_messages_as_text``. Roles are converted (tool roles always), and
+    consecutive messages of one role are merged without losing text. The input is not mutated.
+    """
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise TypeError(f"messages must be a list of dicts or ChatMessages, got {type(messages).__name__}")
+    conversions = dict(DEFAULT_ROLE_CONVERSIONS)
+    conversions.update(role_conversions or {})
+    out: list[dict[str, Any]] = []
+    for i, raw in enumerate(messages):
+        message = _as_dict(raw, i)
+        role = message["role"]
+        if role not in MessageRole.roles():
+            raise ValueError(f"messages[{i}] has role {role!r}; valid roles are {MessageRole.roles()}")
+        role = conversions.get(role, role)
+        parts = copy.deepcopy(_parts(message["content"], i, convert_images_to_image_urls))
+        if out and out[-1]["role"] == role:
+            out[-1]["_parts"].extend(parts)
+        else:
+            out.append({"role": role, "_parts": parts})
+    result = []
+    for message in out:
+        parts = message.pop("_parts")
+        content: Any = flatten_parts(parts) if flatten_messages_as_text else parts
+        result.append({"role": message["role"], "content": content})
+    return result

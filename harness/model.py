@@ -1,0 +1,326 @@
+"""The Model contract: one request pipeline shared by every adapter.
+
+An adapter implements ``_generate`` (and ``_generate_stream`` if it can stream) on its SDK or
+engine. Everything else (message normalisation, stop validation and trimming, tool-call
+parsing, rate limiting, bounded retries) happens here, once.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from harness.errors import BackendError, ToolCallParseError
+from harness.messages import get_clean_message_list, role_conversions
+from harness.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
+from harness.tool_calls import (
+    ensure_unique_ids,
+    merge_tool_call_deltas,
+    parse_arguments,
+    tool_call_from_text,
+)
+from harness.types import (
+    ChatMessage,
+    ChatMessageStreamDelta,
+    ChatMessageToolCall,
+    ChatMessageToolCallStreamDelta,
+    MessageRole,
+    TokenUsage,
+)
+
+T = TypeVar("T")
+
+# Settings never exported by to_dict().
+SECRET_SETTINGS = frozenset({"api_key", "token", "aws_secret_access_key", "aws_session_token", "password"})
+
+
+def tool_json_schema(tool: Any) -> dict[str, Any]:
+    """An OpenAI function schema from a smolagents-style tool object or a schema dict."""
+    if isinstance(tool, Mapping):
+        if tool.get("type") == "function" and "function" in tool:
+            return copy.deepcopy(dict(tool))
+        if "name" in tool:
+            return {"type": "function", "function": copy.deepcopy(dict(tool))}
+        raise ValueError(f"tool schema must have 'name' or be {{'type': 'function', ...}}, got {dict(tool)!r}")
+    for attr in ("name", "description", "inputs"):
+        if not hasattr(tool, attr):
+            raise TypeError(f"tool {tool!r} of type {type(tool).__name__} has no {attr!r}")
+    properties = copy.deepcopy(dict(tool.inputs))
+    required = []
+    for key, spec in properties.items():
+        if spec.get("type") == "any":
+            spec["type"] = "string"
+        if not spec.get("nullable"):
+            required.append(key)
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        },
+    }
+
+
+@dataclass
+class Request:
+    """A call, validated and normalised, before it is translated for one backend."""
+
+    messages: list[dict[str, Any]]
+    stop_sequences: list[str] = field(default_factory=list)
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def agglomerate_stream_deltas(
+    stream_deltas: Sequence[ChatMessageStreamDelta], role: MessageRole = MessageRole.ASSISTANT
+) -> ChatMessage:
+    """The message a stream amounts to: content joined, tool calls merged by index, usage summed."""
+    content = "".join(d.content or "" for d in stream_deltas)
+    tool_deltas: list[ChatMessageToolCallStreamDelta] = [tc for d in stream_deltas for tc in (d.tool_calls or [])]
+    usages = [d.token_usage for d in stream_deltas if d.token_usage is not None]
+    usage = None
+    if usages:
+        usage = TokenUsage(
+            input_tokens=sum(u.input_tokens for u in usages), output_tokens=sum(u.output_tokens for u in usages)
+        )
+    return ChatMessage(
+        role=role,
+        content=content,
+        tool_calls=merge_tool_call_deltas(tool_deltas) if tool_deltas else None,
+        token_usage=usage,
+    )
+
+
+class Model:
+    """Base of every model: ``model(messages, stop_sequences=..., ...) -> ChatMessage``."""
+
+    backend_name: ClassVar[str] = "model"
+    can_stream: ClassVar[bool] = False
+    supports_tools: ClassVar[bool] = True
+    # whether the backend is sent ``stop``; if not, the stop contract is kept client-side alone
+    send_stop: bool = True
+
+    def __init__(
+        self,
+        flatten_messages_as_text: bool = False,
+        tool_name_key: str = "name",
+        tool_arguments_key: str = "arguments",
+        model_id: str | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.flatten_messages_as_text = flatten_messages_as_text
+        self.tool_name_key = tool_name_key
+        self.tool_arguments_key = tool_arguments_key
+        self.model_id = model_id
+        self.custom_role_conversions = dict(custom_role_conversions or {})
+        self._role_conversions = role_conversions(self.custom_role_conversions)
+        self.kwargs = kwargs
+
+    # -- the contract -------------------------------------------------------------------------
+
+    @property
+    def supports_stop_parameter(self) -> bool:
+        return self.send_stop
+
+    def prepare_request(
+        self,
+        messages: Sequence[Any],
+        stop_sequences: Sequence[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: Sequence[Any] | None = None,
+        tool_choice: Any = "required",
+        **kwargs: Any,
+    ) -> Request:
+        """Validate and normalise a call; nothing backend-specific happens here."""
+        stops = validate_stop_sequences(stop_sequences)
+        flatten = kwargs.pop("flatten_messages_as_text", self.flatten_messages_as_text)
+        convert_images = kwargs.pop("convert_images_to_image_urls", True)
+        clean = get_clean_message_list(
+            messages,
+            role_conversions=self._role_conversions,
+            convert_images_to_image_urls=convert_images,
+            flatten_messages_as_text=flatten,
+        )
+        tools = [tool_json_schema(t) for t in tools_to_call_from] if tools_to_call_from else None
+        merged = {**self.kwargs, **kwargs}  # a call's own kwargs win over the defaults
+        return Request(
+            messages=clean,
+            stop_sequences=stops,
+            response_format=response_format,
+            tools=tools,
+            tool_choice=tool_choice if tools else None,
+            kwargs=merged,
+        )
+
+    def generate(
+        self,
+        messages: Sequence[Any],
+        stop_sequences: Sequence[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        request = self.prepare_request(messages, stop_sequences, response_format, tools_to_call_from, **kwargs)
+        message = self._generate(request)
+        return self._finish(message, request)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ChatMessage:
+        return self.generate(*args, **kwargs)
+
+    def generate_stream(
+        self,
+        messages: Sequence[Any],
+        stop_sequences: Sequence[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatMessageStreamDelta]:
+        """Deltas that agglomerate to what ``generate`` returns; stops enforced across chunks."""
+        request = self.prepare_request(messages, stop_sequences, response_format, tools_to_call_from, **kwargs)
+        scanner = StopScanner(request.stop_sequences)
+        for delta in self._generate_stream(request):
+            if delta.content:
+                delta.content = scanner.feed(delta.content) or None
+            if delta.content or delta.tool_calls or delta.token_usage:
+                yield delta
+        tail = scanner.flush()
+        if tail:
+            yield ChatMessageStreamDelta(content=tail)
+
+    def parse_tool_calls(self, message: ChatMessage) -> ChatMessage:
+        """Tool calls as objects with dict arguments, read from the text if none came natively."""
+        message.role = MessageRole.ASSISTANT
+        if not message.tool_calls:
+            text = message.content if isinstance(message.content, str) else None
+            if not text:
+                raise ToolCallParseError("the message has neither tool calls nor text to read one from")
+            message.tool_calls = [tool_call_from_text(text, self.tool_name_key, self.tool_arguments_key)]
+        for call in message.tool_calls:
+            call.function.arguments = parse_arguments(call.function.arguments, call.function.name)
+        ensure_unique_ids(message.tool_calls)
+        return message
+
+    # -- for adapters -------------------------------------------------------------------------
+
+    def _generate(self, request: Request) -> ChatMessage:
+        raise NotImplementedError(f"{type(self).__name__} must implement _generate")
+
+    def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
+
+    def _finish(self, message: ChatMessage, request: Request) -> ChatMessage:
+        """Apply the stop contract to what the backend returned, whatever it honoured."""
+        if isinstance(message.content, str):
+            message.content = trim_at_stop(message.content, request.stop_sequences)
+        if message.tool_calls:
+            ensure_unique_ids(message.tool_calls)
+        return message
+
+    # -- settings -----------------------------------------------------------------------------
+
+    _exported: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every non-secret setting, such that ``type(self).from_dict(d)`` rebuilds the model."""
+        data: dict[str, Any] = {"model_id": self.model_id}
+        for name in ("flatten_messages_as_text", "tool_name_key", "tool_arguments_key", *self._exported):
+            if hasattr(self, name):
+                data[name] = getattr(self, name)
+        if self.custom_role_conversions:
+            data["custom_role_conversions"] = dict(self.custom_role_conversions)
+        data.update({k: v for k, v in self.kwargs.items() if k not in SECRET_SETTINGS})
+        return {k: v for k, v in data.items() if k not in SECRET_SETTINGS}
+
+    @classmethod
+    def from_dict(cls, model_dictionary: dict[str, Any]) -> Model:
+        return cls(**model_dictionary)
+
+
+class RateLimiter:
+    """At most ``requests_per_minute`` calls, spaced evenly."""
+
+    def __init__(self, requests_per_minute: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if requests_per_minute is not None and requests_per_minute <= 0:
+            raise ValueError(f"requests_per_minute must be positive, got {requests_per_minute!r}")
+        self.requests_per_minute = requests_per_minute
+        self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def throttle(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = self._clock()
+            wait = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if wait > 0:
+            self._sleep(wait)
+
+
+class ApiModel(Model):
+    """A model behind an API: a client, a rate limit and a bounded retry on 429 and 5xx."""
+
+    max_retries: int = 3
+    retry_wait: float = 1.0
+    max_retry_wait: float = 60.0
+    _exported = ("requests_per_minute",)
+
+    def __init__(
+        self,
+        model_id: str,
+        custom_role_conversions: dict[str, str] | None = None,
+        client: Any | None = None,
+        requests_per_minute: float | None = None,
+        retry: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model_id=model_id, custom_role_conversions=custom_role_conversions, **kwargs)
+        self.requests_per_minute = requests_per_minute
+        self.rate_limiter = RateLimiter(requests_per_minute)
+        self.retry = retry
+        self._sleep: Callable[[float], None] = time.sleep
+        self.client = client if client is not None else self.create_client()
+
+    def create_client(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement create_client")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if not self.retry:
+            data["retry"] = False
+        return data
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run one API call under the rate limit, retrying what is retryable a bounded number of times."""
+        attempts = self.max_retries + 1 if self.retry else 1
+        for attempt in range(1, attempts + 1):
+            self.rate_limiter.throttle()
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - translated below, or re-raised unchanged
+                error = self._translate_error(exc)
+                if error is None:
+                    raise
+                if not error.retryable or attempt == attempts:
+                    raise error from exc
+                wait = error.retry_after
+                if wait is None:
+                    wait = self.retry_wait * (2 ** (attempt - 1)) * (1 + random.random() / 4)
+                self._sleep(min(wait, self.max_retry_wait))
+        raise AssertionError("unreachable")
+
+    def _translate_error(self, exc: Exception) -> BackendError | None:
+        """The SDK's exception as a BackendError, or None to let it through unchanged."""
+        return exc if isinstance(exc, BackendError) else None

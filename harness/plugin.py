@@ -1,0 +1,336 @@
+"""The pytest plugin: ``pytest suites --backend=azure`` and the ``model`` fixture the suites use."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.capture import Capture, WireCall, capture_chat_template, capture_http
+from harness.cassettes import (
+    MODES,
+    block_network,
+    cassette_path,
+    finalize_recording,
+    make_vcr,
+    provenance,
+    record_command,
+    validate_mode,
+)
+from harness.errors import HarnessError
+from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, resolve_backends
+
+BACKENDS = pytest.StashKey[list[str]]()
+RESULTS = pytest.StashKey[list[dict[str, Any]]]()
+SUBJECTS = ("adapters", "smolagents")
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("model-conformance", "model contract conformance")
+    group.addoption(
+        "--backend",
+        default=None,
+        help="backend(s) to test: a name, a comma list, or 'all' (default: all installed)",
+    )
+    group.addoption(
+        "--subject",
+        default="adapters",
+        choices=SUBJECTS,
+        help="adapters: this project's adapters (default); smolagents: the installed smolagents classes",
+    )
+    group.addoption(
+        "--mode",
+        default="replay",
+        help="replay (default, no network), record (live, writes scrubbed cassettes) or live (writes nothing)",
+    )
+    group.addoption(
+        "--cassette-dir",
+        default=None,
+        help="where cassettes live (default: <rootdir>/cassettes)",
+    )
+    group.addoption(
+        "--results",
+        default=None,
+        help="write one JSON line per suite check to this file (read by 'harness report')",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requires(capability): skip on backends without the capability")
+    config.addinivalue_line("markers", "no_cassette: the test sends nothing, so replay needs no cassette")
+    try:
+        validate_mode(config.getoption("--mode"))
+        explicit = config.getoption("--backend")
+        config.stash[BACKENDS] = resolve_backends(explicit, require_installed=explicit not in (None, "all"))
+        if config.getoption("--subject") == "smolagents":
+            import importlib.util
+
+            if importlib.util.find_spec("smolagents") is None:
+                raise HarnessError(
+                    "--subject smolagents requires smolagents. Install with: pip install 'model-conformance[test]'"
+                )
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[RESULTS] = []
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (
+        f"model-conformance: backends={','.join(config.stash[BACKENDS])} "
+        f"subject={config.getoption('--subject')} mode={config.getoption('--mode')}"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_name" in metafunc.fixturenames:
+        names = metafunc.config.stash[BACKENDS]
+        metafunc.parametrize("backend_name", names, ids=names, scope="function")
+
+
+def _suite_of(node: pytest.Item) -> str:
+    stem = Path(str(node.path)).stem
+    return stem[5:] if stem.startswith("test_") else stem
+
+
+def _test_name(node: pytest.Item, backend: str) -> str:
+    """The node's name without the backend's own parametrisation id."""
+    name = node.name
+    base = getattr(node, "originalname", name)
+    if "[" not in name:
+        return name
+    inner = name[len(base) + 1 : -1]
+    if inner == backend:
+        return base
+    for old, new in ((backend + "-", ""), ("-" + backend, "")):
+        if inner.startswith(old) and old.endswith("-"):
+            return f"{base}-{inner[len(old):]}"
+        if inner.endswith(old) and old.startswith("-"):
+            return f"{base}-{inner[: -len(old)]}"
+    return f"{base}-{inner.replace('-' + backend + '-', '-')}"
+
+
+@pytest.fixture
+def backend(backend_name: str) -> BackendSpec:
+    """The backend under test (one parametrisation per --backend name)."""
+    spec = get_backend(backend_name)
+    missing = spec.missing_modules()
+    if missing:
+        pytest.skip(f"{backend_name}: requires {', '.join(missing)}; pip install 'model-conformance[{spec.extra}]'")
+    return spec
+
+
+@pytest.fixture(scope="session")
+def harness_mode(pytestconfig: pytest.Config) -> str:
+    """replay, record or live."""
+    return str(pytestconfig.getoption("--mode"))
+
+
+@pytest.fixture(scope="session")
+def subject(pytestconfig: pytest.Config) -> str:
+    """adapters or smolagents."""
+    return str(pytestconfig.getoption("--subject"))
+
+
+@pytest.fixture(scope="session")
+def local_server() -> Iterator[Any]:
+    """The local OpenAI-compatible server on the embedded model, started once, stopped at the end."""
+    from harness.server import LocalOpenAIServer
+
+    server = LocalOpenAIServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> str:
+    """Path of the embedded model's local copy (fetched once into the cache)."""
+    from harness.embedded import embedded_model
+
+    return str(embedded_model().model_dir)
+
+
+_ENGINES: dict[tuple[str, str], Any] = {}
+
+
+def _construct(spec: BackendSpec, subject: str, target: Target, overrides: dict[str, Any]) -> Any:
+    cls = spec.load() if subject == "adapters" else load_smolagents_class(spec)
+    return cls(**{**spec.settings(target), **overrides})
+
+
+@pytest.fixture
+def capture() -> Capture:
+    """Requests sent during this test (HTTP bodies or chat-template inputs)."""
+    return Capture()
+
+
+@pytest.fixture
+def model_factory(
+    request: pytest.FixtureRequest, backend: BackendSpec, subject: str, harness_mode: str, capture: Capture
+) -> Iterator[Callable[..., Any]]:
+    """Builds the model under test; keyword arguments override the backend's suite settings."""
+    node = request.node
+    for marker in node.iter_markers("requires"):
+        for capability in marker.args:
+            if capability not in backend.capabilities:
+                pytest.skip(f"{backend.name} does not support {capability!r}")
+    with contextlib.ExitStack() as stack:
+        if backend.kind == "local":
+            yield _local_factory(request, backend, subject, capture, stack)
+        else:
+            yield _http_factory(request, backend, subject, harness_mode, capture, stack)
+
+
+@pytest.fixture
+def model(model_factory: Callable[..., Any]) -> Any:
+    """The model under test, wired to cassettes (HTTP backends) or the embedded model (local engines)."""
+    return model_factory()
+
+
+def _local_factory(
+    request: pytest.FixtureRequest, spec: BackendSpec, subject: str, capture: Capture, stack: contextlib.ExitStack
+) -> Callable[..., Any]:
+    reason = spec.unavailable_reason()
+    if reason:
+        pytest.skip(f"{spec.name}: {reason}")
+    model_dir = request.getfixturevalue("embedded_model_dir")
+    target = Target(mode="live", model_dir=model_dir)
+
+    def build(**overrides: Any) -> Any:
+        if overrides:
+            engine = _construct(spec, subject, target, overrides)
+        else:
+            key = (spec.name, subject)
+            if key not in _ENGINES:
+                _ENGINES[key] = _construct(spec, subject, target, {})
+            engine = _ENGINES[key]
+        tokenizer = getattr(engine, "tokenizer", None) or getattr(engine, "processor", None)
+        if tokenizer is not None:
+            stack.enter_context(capture_chat_template(tokenizer, capture))
+        return engine
+
+    return build
+
+
+def _http_factory(
+    request: pytest.FixtureRequest,
+    spec: BackendSpec,
+    subject: str,
+    mode: str,
+    capture: Capture,
+    stack: contextlib.ExitStack,
+) -> Callable[..., Any]:
+    config = request.config
+    node = request.node
+    if node.get_closest_marker("no_cassette"):
+        stack.enter_context(block_network())
+        stack.enter_context(capture_http(capture))
+        return lambda **overrides: _construct(spec, subject, Target(mode="replay"), overrides)
+    root = Path(config.getoption("--cassette-dir") or Path(str(config.rootpath)) / "cassettes")
+    path = cassette_path(root, spec.name, _suite_of(node), _test_name(node, spec.name))
+    hosts: dict[str, str] = {}
+    if mode == "replay":
+        if not path.exists():
+            pytest.fail(
+                f"missing cassette {path}\nrecord it with: {record_command(spec.name, node.nodeid)}",
+                pytrace=False,
+            )
+        target = Target(mode=mode)
+        stack.enter_context(block_network())
+    else:
+        server = request.getfixturevalue("local_server")
+        target = Target(mode=mode, base_url=server.base_url, served_model_id=server.model_id)
+        hosts = {server.base_url.split("//")[1].split("/")[0]: "127.0.0.1:8000"}
+    if mode == "record":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            path.unlink()
+        stack.callback(
+            finalize_recording,
+            path,
+            provenance(spec.name, subject, node.nodeid, server=_server_description()),
+            target.api_key,
+        )
+    if mode != "live":
+        stack.enter_context(make_vcr(mode, hosts).use_cassette(str(path)))
+    stack.enter_context(capture_http(capture))
+    return lambda **overrides: _construct(spec, subject, target, overrides)
+
+
+def _server_description() -> str:
+    from importlib.metadata import version
+
+    return f"transformers serve (transformers {version('transformers')}) on 127.0.0.1"
+
+
+@pytest.fixture
+def wire(backend: BackendSpec, capture: Capture) -> Any:
+    """The outgoing requests of this test, read in the backend's wire format."""
+
+    class Wire:
+        def calls(self) -> list[WireCall]:
+            return capture.calls(backend.wire_format)
+
+        def last(self) -> WireCall:
+            return capture.last(backend.wire_format)
+
+    return Wire()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    backend_name = getattr(item, "callspec", None) and item.callspec.params.get("backend_name")
+    if not backend_name:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        message = ""
+        if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+            message = str(report.longrepr[2])
+        elif report.outcome == "failed":
+            message = _first_line(report.longreprtext)
+        item.config.stash[RESULTS].append(
+            {
+                "backend": backend_name,
+                "subject": item.config.getoption("--subject"),
+                "mode": item.config.getoption("--mode"),
+                "suite": _suite_of(item),
+                "test": _test_name(item, backend_name),
+                "outcome": report.outcome,
+                "message": message,
+                "duration_s": round(report.duration, 4),
+            }
+        )
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("E "):
+            return line[2:].strip()[:300]
+    return (text.strip().splitlines() or [""])[-1][:300]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--results")
+    if not path or RESULTS not in session.config.stash:
+        return
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as fh:
+        for row in session.config.stash[RESULTS]:
+            fh.write(json.dumps({**row, "time": int(time.time())}) + "\n")
+
+
+__all__ = ["MODES"]

@@ -1,0 +1,158 @@
+"""Backends register here through one entry-point group; nothing here imports an SDK."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import MissingDependencyError, UnknownBackendError
+
+if TYPE_CHECKING:
+    from harness.model import Model
+
+ENTRY_POINT_GROUP = "model_conformance.backends"
+DISTRIBUTION = "model-conformance"
+
+
+@dataclass
+class Target:
+    """Where a suite's model points: the local server, the embedded model, or replay placeholders."""
+
+    mode: str
+    base_url: str = "http://127.0.0.1:8000/v1"
+    served_model_id: str = "SmolLM2-135M-Instruct"
+    api_key: str = "replay-key"
+    model_dir: str | None = None
+
+
+@dataclass
+class BackendSpec:
+    """One backend: how to load its class lazily and how the suites build and observe it."""
+
+    name: str
+    loader: Callable[[], type[Model]]
+    extra: str
+    modules: tuple[str, ...]
+    smolagents_class: str
+    kind: str  # "http" (cassettes) or "local" (runs the embedded model in-process)
+    wire_format: str  # "openai", "bedrock" or "chat_template": how the suites read the outgoing request
+    settings: Callable[[Target], dict[str, Any]]
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    description: str = ""
+    unavailable: Callable[[], str | None] | None = None  # why it cannot run on this machine, if it cannot
+
+    def unavailable_reason(self) -> str | None:
+        return self.unavailable() if self.unavailable else None
+
+    def missing_modules(self) -> list[str]:
+        return [m for m in self.modules if importlib.util.find_spec(m) is None]
+
+    def require(self) -> None:
+        """Raise MissingDependencyError naming the extra when the SDK is not installed."""
+        missing = self.missing_modules()
+        if missing:
+            raise MissingDependencyError(
+                f"backend {self.name!r} requires optional dependencies ({', '.join(missing)}). "
+                f"Install with: pip install '{DISTRIBUTION}[{self.extra}]'"
+            )
+
+    def load(self) -> type[Model]:
+        self.require()
+        return self.loader()
+
+
+_BACKENDS: dict[str, BackendSpec] = {}
+_loaded = False
+
+
+def backend(
+    name: str,
+    *,
+    extra: str,
+    modules: Iterable[str],
+    smolagents_class: str,
+    kind: str,
+    wire_format: str,
+    settings: Callable[[Target], dict[str, Any]],
+    capabilities: Iterable[str] = (),
+    description: str = "",
+    unavailable: Callable[[], str | None] | None = None,
+) -> Callable[[Callable[[], type[Model]]], Callable[[], type[Model]]]:
+    """Register a backend; the decorated function imports and returns its Model class."""
+
+    def decorate(loader: Callable[[], type[Model]]) -> Callable[[], type[Model]]:
+        _BACKENDS[name] = BackendSpec(
+            name=name,
+            loader=loader,
+            extra=extra,
+            modules=tuple(modules),
+            smolagents_class=smolagents_class,
+            kind=kind,
+            wire_format=wire_format,
+            settings=settings,
+            capabilities=frozenset(capabilities),
+            description=description,
+            unavailable=unavailable,
+        )
+        return loader
+
+    return decorate
+
+
+def _load_entry_points() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        # the value is a module whose import runs its @backend registrations
+        importlib.import_module(ep.value.split(":")[0])
+
+
+def backend_names() -> list[str]:
+    """Every registered backend, in registration order."""
+    _load_entry_points()
+    return list(_BACKENDS)
+
+
+def get_backend(name: str) -> BackendSpec:
+    _load_entry_points()
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise UnknownBackendError(
+            f"{name!r} is not a backend. Known: {', '.join(backend_names())}, all"
+        ) from None
+
+
+def resolve_backends(value: str | None, require_installed: bool = True) -> list[str]:
+    """Backend names from a comma list or ``all``; unknown names and missing SDKs fail here, once."""
+    names = [v.strip() for v in (value or "all").split(",") if v.strip()]
+    if not names:
+        raise UnknownBackendError(f"--backend is empty. Known: {', '.join(backend_names())}, all")
+    if "all" in names:
+        return backend_names()
+    unknown = [n for n in names if n not in backend_names()]
+    if unknown:
+        raise UnknownBackendError(
+            f"{', '.join(repr(n) for n in unknown)} {'is not a backend' if len(unknown) == 1 else 'are not backends'}. "
+            f"Known: {', '.join(backend_names())}, all"
+        )
+    if require_installed:
+        for n in names:
+            get_backend(n).require()
+    return list(dict.fromkeys(names))
+
+
+def load_smolagents_class(spec: BackendSpec) -> type[Any]:
+    """The smolagents class that implements the same backend, for ``--subject smolagents``."""
+    if importlib.util.find_spec("smolagents") is None:
+        raise MissingDependencyError(
+            f"--subject smolagents requires smolagents. Install with: pip install '{DISTRIBUTION}[test]'"
+        )
+    module = importlib.import_module("smolagents")
+    return getattr(module, spec.smolagents_class)

@@ -1,0 +1,110 @@
+"""The comparison report: backend x suite, checks passed, failed and skipped, per subject."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+
+def hardware_kind() -> str:
+    """A short name for this machine's kind, e.g. ``linux-x86_64-cpu`` or ``darwin-arm64-metal``."""
+    system = platform.system().lower()
+    machine = platform.machine().lower()
+    accel = "cpu"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            accel = "cuda"
+    except ImportError:
+        pass
+    if system == "darwin" and machine == "arm64":
+        accel = "metal"
+    return f"{system}-{machine}-{accel}"
+
+
+def load_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not a JSON results line ({exc.msg})") from None
+    return rows
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("model-conformance", "smolagents", "openai", "huggingface_hub", "litellm", "boto3",
+                 "transformers", "torch", "mlx", "mlx-lm", "vllm"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def render_markdown(rows: Sequence[dict[str, Any]], title: str = "Conformance report") -> str:
+    """The report as markdown: a table per subject, then findings and skips."""
+    lines = [f"# {title}", "", f"Hardware: `{hardware_kind()}` ({platform.platform()}, Python {platform.python_version()})",
+             ""]
+    modes = sorted({r.get("mode", "?") for r in rows})
+    lines.append(f"Modes: {', '.join(modes)}. Cloud backends replay recorded cassettes; local engines run live.")
+    lines.append("")
+    lines.append("Libraries: " + ", ".join(f"{k} {v}" for k, v in _versions().items()))
+    lines.append("")
+    by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_subject[row["subject"]].append(row)
+    for subject in sorted(by_subject, key=lambda s: (s != "adapters", s)):
+        subject_rows = by_subject[subject]
+        suites = sorted({r["suite"] for r in subject_rows})
+        backends = list(dict.fromkeys(r["backend"] for r in subject_rows))
+        label = "this project's adapters" if subject == "adapters" else "smolagents' own classes"
+        lines += [f"## Subject: {subject} ({label})", ""]
+        lines.append("Each cell: passed / failed / skipped checks.")
+        lines.append("")
+        lines.append("| backend | " + " | ".join(suites) + " | total |")
+        lines.append("|---" * (len(suites) + 2) + "|")
+        for b in backends:
+            cells = []
+            total: Counter[str] = Counter()
+            for s in suites:
+                c = Counter(r["outcome"] for r in subject_rows if r["backend"] == b and r["suite"] == s)
+                total.update(c)
+                cells.append(f"{c['passed']} / {c['failed']} / {c['skipped']}" if c else "-")
+            lines.append(f"| {b} | " + " | ".join(cells) + f" | {total['passed']} / {total['failed']} / "
+                         f"{total['skipped']} |")
+        lines.append("")
+        failed = [r for r in subject_rows if r["outcome"] == "failed"]
+        if failed:
+            heading = "Findings about smolagents" if subject == "smolagents" else "Failures"
+            lines += [f"### {heading}", ""]
+            for r in failed:
+                lines.append(f"- **{r['backend']}** `{r['suite']}::{r['test']}`: {r.get('message') or 'failed'}")
+            lines.append("")
+        skipped = Counter((r["backend"], r.get("message") or "skipped") for r in subject_rows
+                          if r["outcome"] == "skipped")
+        if skipped:
+            lines += ["### Skipped", ""]
+            for (b, why), n in sorted(skipped.items()):
+                lines.append(f"- **{b}** ({n} checks): {why}")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(rows: Sequence[dict[str, Any]], out: Path, title: str = "Conformance report") -> Path:
+    """Write the markdown report atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(render_markdown(rows, title), encoding="utf-8")
+    tmp.replace(out)
+    return out

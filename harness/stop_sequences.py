@@ -1,0 +1,106 @@
+"""One definition of where output stops, shared by streaming, non-streaming and in-engine paths.
+
+Scan the text from the start; at the first position where any stop sequence is complete, cut
+before it. When several complete at that same position, cut before the longest. For stops that
+do not contain one another this is the earliest occurrence, whatever their order in the list,
+and it is what a streaming engine does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def validate_stop_sequences(stop_sequences: Iterable[str] | str | None) -> list[str]:
+    """Return the stop sequences as a list; reject an empty or non-string one by name."""
+    if stop_sequences is None:
+        return []
+    if isinstance(stop_sequences, str):
+        stop_sequences = [stop_sequences]
+    out: list[str] = []
+    for i, stop in enumerate(stop_sequences):
+        if not isinstance(stop, str):
+            raise ValueError(
+                f"stop_sequences[{i}] must be a str, got {stop!r} of type {type(stop).__name__}"
+            )
+        if stop == "":
+            raise ValueError(f"stop_sequences[{i}] is an empty string; every stop sequence needs at least one character")
+        if stop not in out:
+            out.append(stop)
+    return out
+
+
+def find_stop(text: str, stop_sequences: Sequence[str], start: int = 0) -> tuple[int, int] | None:
+    """(cut, end) of the first stop sequence completed in ``text``, looking at matches from ``start``."""
+    best: tuple[int, int] | None = None
+    for stop in stop_sequences:
+        at = text.find(stop, start)
+        if at < 0:
+            continue
+        end = at + len(stop)
+        # earliest completion wins; at a tie the longest stop, which starts first
+        if best is None or end < best[1] or (end == best[1] and at < best[0]):
+            best = (at, end)
+    return best
+
+
+def trim_at_stop(text: str, stop_sequences: Sequence[str] | None) -> str:
+    """``text`` cut before the stop sequence that completes first (unchanged if none does)."""
+    if not stop_sequences or not text:
+        return text
+    hit = find_stop(text, stop_sequences)
+    return text if hit is None else text[: hit[0]]
+
+
+def _held_back(text: str, stop_sequences: Sequence[str]) -> int:
+    """Length of the longest suffix of ``text`` that could still grow into a stop sequence."""
+    longest = 0
+    for stop in stop_sequences:
+        for n in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:n]):
+                longest = n
+                break
+    return longest
+
+
+class StopScanner:
+    """Incremental :func:`trim_at_stop`: feed chunks, get the text that is safe to emit.
+
+    Text that might be the start of a stop sequence is held back until the next chunk shows
+    whether it is; :meth:`flush` releases it at the end of the stream.
+    """
+
+    def __init__(self, stop_sequences: Sequence[str] | None) -> None:
+        self.stop_sequences = list(stop_sequences or [])
+        self._max = max((len(s) for s in self.stop_sequences), default=0)
+        self.text = ""
+        self.emitted = 0
+        self.stopped = False
+
+    def feed(self, chunk: str) -> str:
+        """Add ``chunk``; return the newly safe text ('' once stopped)."""
+        if self.stopped or not chunk:
+            return ""
+        if not self.stop_sequences:
+            self.text += chunk
+            self.emitted = len(self.text)
+            return chunk
+        scan_from = max(0, len(self.text) - self._max + 1)
+        self.text += chunk
+        hit = find_stop(self.text, self.stop_sequences, scan_from)
+        if hit is not None:
+            self.stopped = True
+            self.text = self.text[: hit[0]]
+            return self._release(len(self.text))
+        return self._release(len(self.text) - _held_back(self.text, self.stop_sequences))
+
+    def flush(self) -> str:
+        """Release whatever was held back (the stream ended without completing a stop)."""
+        return self._release(len(self.text))
+
+    def _release(self, upto: int) -> str:
+        if upto <= self.emitted:
+            return ""
+        out = self.text[self.emitted : upto]
+        self.emitted = upto
+        return out

@@ -1,0 +1,69 @@
+"""Shared fixtures and prompts of the conformance suites."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any
+
+import pytest
+
+# Prompts that make even the 135M embedded model write several plain words.
+WEEK_PROMPT = "Name the days of the week, from Monday to Sunday, separated by commas."
+STORY_PROMPT = "Write three short sentences about a cat who likes the sun."
+
+
+class WeatherTool:
+    """A tool in the smolagents shape (name, description, inputs, output_type), usable by either subject."""
+
+    name = "get_weather"
+    description = "Get the current weather for a city."
+    inputs = {"city": {"type": "string", "description": "The city name, e.g. Paris"}}
+    output_type = "string"
+
+    def __call__(self, city: str) -> str:
+        return f"Sunny in {city}"
+
+
+@pytest.fixture
+def contract(subject: str) -> Any:
+    """The subject's contract types: this project's ``harness`` or ``smolagents.models``."""
+    return importlib.import_module("smolagents.models" if subject == "smolagents" else "harness")
+
+
+@pytest.fixture
+def weather_tool() -> WeatherTool:
+    """A get_weather(city) tool."""
+    return WeatherTool()
+
+
+def text_of(message: Any) -> str:
+    """A returned message's content as one string."""
+    content = message.content
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def distinct_words(text: str, min_len: int = 5, skip_chars: int = 1) -> list[str]:
+    """Words of ``text`` in order of first occurrence, none inside another, none at its very start."""
+    words: list[str] = []
+    for match in re.finditer(rf"[A-Za-z]{{{min_len},}}", text):
+        word = match.group(0)
+        if match.start() < skip_chars or text.find(word) != match.start():
+            continue
+        if any(word in w or w in word for w in words):
+            continue
+        words.append(word)
+    return words
+
+
+def assert_usage(message: Any) -> None:
+    """Token usage is filled and adds up."""
+    usage = message.token_usage
+    assert usage is not None, "token_usage is None"
+    assert usage.input_tokens > 0, f"input_tokens={usage.input_tokens}"
+    assert usage.output_tokens > 0, f"output_tokens={usage.output_tokens}"
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens

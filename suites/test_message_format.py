@@ -1,0 +1,108 @@
+"""Messages format: string and list-of-parts content, mixed, merged, flattened, never mutated."""
+
+from __future__ import annotations
+
+import copy
+
+from conftest import assert_usage, text_of
+
+WIRE_ROLES = {"system", "user", "assistant"}
+
+
+def _no_consecutive_roles(roles: list[str]) -> None:
+    for a, b in zip(roles, roles[1:]):
+        assert a != b, f"consecutive messages share role {a!r}: {roles}"
+
+
+def test_string_content(model, wire, contract):
+    message = model([{"role": "user", "content": "Say hello."}])
+    sent = wire.last()
+    assert sent.roles == ["user"]
+    assert sent.texts == ["Say hello."]
+    assert message.role in (contract.MessageRole.ASSISTANT, "assistant")
+    assert isinstance(message.content, str) and message.content.strip()
+
+
+def test_token_usage_filled(model):
+    message = model([{"role": "user", "content": "Say hello."}])
+    assert_usage(message)
+
+
+def test_list_of_parts_content(model, wire):
+    message = model([{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}])
+    assert wire.last().texts == ["Say hello."]
+    assert text_of(message).strip()
+
+
+def test_mixed_string_and_parts_in_one_conversation(model, wire):
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": [{"type": "text", "text": "What is 2 + 2?"}]},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": [{"type": "text", "text": "And 3 + 3?"}]},
+    ]
+    message = model(messages)
+    sent = wire.last()
+    assert sent.roles == ["system", "user", "assistant", "user"]
+    assert sent.texts == ["You are a helpful assistant.", "What is 2 + 2?", "4", "And 3 + 3?"]
+    assert text_of(message).strip()
+
+
+def test_every_text_part_kept_in_order(model, wire):
+    parts = ["First: Paris.", "Second: Rome.", "Third: Madrid."]
+    model([{"role": "user", "content": [{"type": "text", "text": p} for p in parts]}])
+    text = wire.last().texts[0]
+    positions = [text.find(p) for p in parts]
+    assert -1 not in positions, f"a text part was lost: {text!r}"
+    assert positions == sorted(positions), f"parts out of order: {text!r}"
+
+
+def test_consecutive_same_role_merged_without_losing_text(model, wire):
+    messages = [
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "user", "content": [{"type": "text", "text": "What is my name?"}]},
+    ]
+    message = model(messages)
+    sent = wire.last()
+    _no_consecutive_roles(sent.roles)
+    joined = "\n".join(sent.texts)
+    assert "My name is Ada." in joined and "What is my name?" in joined
+    assert joined.find("My name is Ada.") < joined.find("What is my name?")
+    assert text_of(message).strip()
+
+
+def test_chat_message_objects_accepted(model, wire, contract):
+    messages = [
+        contract.ChatMessage(role=contract.MessageRole.SYSTEM, content="You are terse."),
+        {"role": "user", "content": "Say hello."},
+    ]
+    model(messages)
+    assert wire.last().roles == ["system", "user"]
+    assert wire.last().texts == ["You are terse.", "Say hello."]
+
+
+def test_flatten_messages_as_text(model, wire):
+    parts = [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello."}]
+    model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": parts}],
+          flatten_messages_as_text=True)
+    sent = wire.last()
+    for m in sent.messages:
+        assert isinstance(m["content"], str), f"content not flattened: {m['content']!r}"
+    user = sent.messages[-1]["content"]
+    assert "Say" in user and "hello." in user and user.find("Say") < user.find("hello.")
+
+
+def test_callers_messages_not_mutated(model):
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": [{"type": "text", "text": "Say hello."}]},
+        {"role": "user", "content": "Please."},
+    ]
+    before = copy.deepcopy(messages)
+    model(messages)
+    assert messages == before
+
+
+def test_only_wire_roles_sent(model, wire):
+    model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}])
+    assert set(wire.last().roles) <= WIRE_ROLES
