@@ -105,6 +105,9 @@ def scrub_text(text: str, hosts: Mapping[str, str] | None = None) -> str:
 def _scrub_request(hosts: Mapping[str, str]) -> Any:
     def before_record_request(request: Any) -> Any:
         request.uri = scrub_text(request.uri, hosts)
+        for name in list(request.headers):
+            if name.lower() == "host":
+                request.headers[name] = scrub_text(request.headers[name], hosts)
         return request
 
     return before_record_request
@@ -144,7 +147,6 @@ def make_vcr(mode: str, hosts: Mapping[str, str] | None = None) -> Any:
         before_record_request=_scrub_request(hosts),
         before_record_response=_scrub_response(hosts),
         decode_compressed_response=True,
-        allow_playback_repeats=False,
     )
 
 
