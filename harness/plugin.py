@@ -248,6 +248,8 @@ def _http_factory(
             )
         target = Target(mode=mode)
         stack.enter_context(block_network())
+    elif spec.live_target == "cloud":
+        target = Target(mode=mode, api_key="")  # settings read the user's credentials from the environment
     else:
         server = request.getfixturevalue("local_server")
         target = Target(mode=mode, base_url=server.base_url, served_model_id=server.model_id)
@@ -256,10 +258,11 @@ def _http_factory(
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             path.unlink()
+        server_text = "the real service" if spec.live_target == "cloud" else _server_description()
         stack.callback(
             finalize_recording,
             path,
-            provenance(spec.name, subject, node.nodeid, server=_server_description()),
+            provenance(spec.name, subject, node.nodeid, server=server_text),
             target.api_key,
         )
     if mode != "live":

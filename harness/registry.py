@@ -44,6 +44,9 @@ class BackendSpec:
     capabilities: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
     unavailable: Callable[[], str | None] | None = None  # why it cannot run on this machine, if it cannot
+    # "local_server": record/live against the embedded model's local server; "cloud": against the
+    # real service, with the user's credentials from the environment
+    live_target: str = "local_server"
 
     def unavailable_reason(self) -> str | None:
         return self.unavailable() if self.unavailable else None
@@ -81,6 +84,7 @@ def backend(
     capabilities: Iterable[str] = (),
     description: str = "",
     unavailable: Callable[[], str | None] | None = None,
+    live_target: str = "local_server",
 ) -> Callable[[Callable[[], type[Model]]], Callable[[], type[Model]]]:
     """Register a backend; the decorated function imports and returns its Model class."""
 
@@ -97,6 +101,7 @@ def backend(
             capabilities=frozenset(capabilities),
             description=description,
             unavailable=unavailable,
+            live_target=live_target,
         )
         return loader
 
