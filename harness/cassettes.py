@@ -150,7 +150,9 @@ def make_vcr(mode: str, hosts: Mapping[str, str] | None = None) -> Any:
     )
 
 
-def provenance(backend: str, subject: str, nodeid: str, server: str | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def provenance(
+    backend: str, subject: str, nodeid: str, server: str | None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """What recorded a cassette: server, model, library versions, date and the command."""
     libs = {}
     for dist in ("model-conformance", "openai", "huggingface_hub", "litellm", "boto3", "transformers", "vcrpy"):

@@ -27,7 +27,6 @@ from harness.tool_calls import (
 from harness.types import (
     ChatMessage,
     ChatMessageStreamDelta,
-    ChatMessageToolCall,
     ChatMessageToolCallStreamDelta,
     MessageRole,
     TokenUsage,

@@ -107,15 +107,16 @@ def _test_name(node: pytest.Item, backend: str) -> str:
     base = getattr(node, "originalname", name)
     if "[" not in name:
         return name
-    inner = name[len(base) + 1 : -1]
-    if inner == backend:
+    ids = name[len(base) + 1 : -1]
+    if ids == backend:
         return base
-    for old, new in ((backend + "-", ""), ("-" + backend, "")):
-        if inner.startswith(old) and old.endswith("-"):
-            return f"{base}-{inner[len(old):]}"
-        if inner.endswith(old) and old.startswith("-"):
-            return f"{base}-{inner[: -len(old)]}"
-    return f"{base}-{inner.replace('-' + backend + '-', '-')}"
+    if ids.startswith(backend + "-"):
+        rest = ids[len(backend) + 1 :]
+    elif ids.endswith("-" + backend):
+        rest = ids[: -len(backend) - 1]
+    else:
+        rest = ids.replace(f"-{backend}-", "-")
+    return f"{base}-{rest}"
 
 
 @pytest.fixture

@@ -54,8 +54,8 @@ def _versions() -> dict[str, str]:
 
 def render_markdown(rows: Sequence[dict[str, Any]], title: str = "Conformance report") -> str:
     """The report as markdown: a table per subject, then findings and skips."""
-    lines = [f"# {title}", "", f"Hardware: `{hardware_kind()}` ({platform.platform()}, Python {platform.python_version()})",
-             ""]
+    machine = f"{platform.platform()}, Python {platform.python_version()}"
+    lines = [f"# {title}", "", f"Hardware: `{hardware_kind()}` ({machine})", ""]
     modes = sorted({r.get("mode", "?") for r in rows})
     lines.append(f"Modes: {', '.join(modes)}. Cloud backends replay recorded cassettes; local engines run live.")
     lines.append("")

@@ -24,7 +24,9 @@ def validate_stop_sequences(stop_sequences: Iterable[str] | str | None) -> list[
                 f"stop_sequences[{i}] must be a str, got {stop!r} of type {type(stop).__name__}"
             )
         if stop == "":
-            raise ValueError(f"stop_sequences[{i}] is an empty string; every stop sequence needs at least one character")
+            raise ValueError(
+                f"stop_sequences[{i}] is an empty string; every stop sequence needs at least one character"
+            )
         if stop not in out:
             out.append(stop)
     return out
