@@ -292,6 +292,16 @@ def wire(backend: BackendSpec, capture: Capture) -> Any:
     return Wire()
 
 
+@pytest.fixture
+def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Note something the backend did that the contract had to correct (shown in the report)."""
+
+    def note(text: str) -> None:
+        request.node.user_properties.append(("observation", text))
+
+    return note
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
@@ -315,6 +325,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 "outcome": report.outcome,
                 "message": message,
                 "duration_s": round(report.duration, 4),
+                "observations": [v for k, v in item.user_properties if k == "observation"],
             }
         )
 

@@ -91,6 +91,14 @@ def render_markdown(rows: Sequence[dict[str, Any]], title: str = "Conformance re
             for r in failed:
                 lines.append(f"- **{r['backend']}** `{r['suite']}::{r['test']}`: {r.get('message') or 'failed'}")
             lines.append("")
+        observations = sorted({(r["backend"], f"{r['suite']}::{r['test']}", o) for r in subject_rows
+                               for o in r.get("observations") or []})
+        if observations:
+            lines += ["### Observations about the backends", "",
+                      "What a backend returned that the contract had to correct (not failures).", ""]
+            for b, test, text in observations:
+                lines.append(f"- **{b}** `{test}`: {text}")
+            lines.append("")
         skipped = Counter((r["backend"], r.get("message") or "skipped") for r in subject_rows
                           if r["outcome"] == "skipped")
         if skipped:

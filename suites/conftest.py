@@ -47,6 +47,28 @@ def text_of(message: Any) -> str:
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
+def raw_text(message: Any) -> str | None:
+    """The text the backend itself returned, before any client-side processing, if it can be read."""
+    raw = message.raw
+
+    def get(obj: Any, key: Any) -> Any:
+        if obj is None:
+            return None
+        if isinstance(obj, dict):
+            return obj.get(key)
+        if isinstance(obj, list):
+            return obj[key] if isinstance(key, int) and len(obj) > key else None
+        return getattr(obj, key, None)
+
+    for path in (("choices", 0, "message", "content"), ("output", "message", "content", 0, "text")):
+        value = raw
+        for key in path:
+            value = get(value, key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
 def distinct_words(text: str, min_len: int = 5, skip_chars: int = 1) -> list[str]:
     """Words of ``text`` in order of first occurrence, none inside another, none at its very start."""
     words: list[str] = []
