@@ -84,8 +84,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    backends: list[str] = config.stash.get(BACKENDS, [])
     return (
-        f"model-conformance: backends={','.join(config.stash[BACKENDS])} "
+        f"model-conformance: backends={','.join(backends)} "
         f"subject={config.getoption('--subject')} mode={config.getoption('--mode')}"
     )
 
@@ -304,9 +305,10 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     report = outcome.get_result()
-    backend_name = getattr(item, "callspec", None) and item.callspec.params.get("backend_name")
+    callspec = getattr(item, "callspec", None)
+    backend_name = callspec.params.get("backend_name") if callspec is not None else None
     if not backend_name:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):

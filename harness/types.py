@@ -8,6 +8,9 @@ from enum import Enum
 from typing import Any
 
 
+_Dict = dict  # ChatMessage.dict() shadows the builtin inside the class body
+
+
 class MessageRole(str, Enum):
     """The five roles of the messages format."""
 
@@ -82,7 +85,7 @@ class ChatMessage:
 
     @classmethod
     def from_dict(
-        cls, data: dict[str, Any], raw: Any | None = None, token_usage: TokenUsage | None = None
+        cls, data: _Dict[str, Any], raw: Any | None = None, token_usage: TokenUsage | None = None
     ) -> ChatMessage:
         tool_calls = None
         if data.get("tool_calls"):
