@@ -37,6 +37,9 @@ def role_conversions(custom: Mapping[str, str] | None = None) -> dict[str, str]:
     return merged
 
 
+_merged_role_conversions = role_conversions  # the parameter below shadows the name
+
+
 def _role_value(role: Any) -> str:
     return role.value if isinstance(role, MessageRole) else str(role)
 
@@ -112,8 +115,7 @@ def get_clean_message_list(
     """
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise TypeError(f"messages must be a list of dicts or ChatMessages, got {type(messages).__name__}")
-    conversions = dict(DEFAULT_ROLE_CONVERSIONS)
-    conversions.update(role_conversions or {})
+    conversions = _merged_role_conversions(role_conversions)
     out: list[dict[str, Any]] = []
     for i, raw in enumerate(messages):
         message = _as_dict(raw, i)

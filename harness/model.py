@@ -313,6 +313,8 @@ class ApiModel(Model):
                 if error is None:
                     raise
                 if not error.retryable or attempt == attempts:
+                    if error is exc:
+                        raise
                     raise error from exc
                 wait = error.retry_after
                 if wait is None:

@@ -1,0 +1,165 @@
+"""The pytest plugin, run in a throwaway project with ``pytester`` (loaded by its pytest11 entry point)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.registry import backend_names
+
+# Two fake backends, registered by the throwaway project's conftest (so the registry of this
+# process is never touched): they need no SDK, so --backend accepts them.
+FAKE_BACKENDS_CONFTEST = """
+from harness.registry import backend
+
+for _name in ("fake-a", "fake-b"):
+    backend(_name, extra="fake", modules=(), smolagents_class="FakeModel", kind="http",
+            wire_format="openai", settings=lambda target: {})(lambda: None)
+"""
+
+SUITE = """
+import pytest
+
+def test_plain(backend_name):
+    assert backend_name in ("fake-a", "fake-b")
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_param(backend_name, n):
+    assert n
+
+def test_fails(backend_name):
+    assert backend_name == "nobody", "wrong backend"
+
+def test_skips(backend_name):
+    pytest.skip("not here")
+
+def test_no_backend():
+    pass
+"""
+
+
+# Plugins the throwaway runs do not use; skipping their imports makes each run about 2 s faster.
+UNUSED_PLUGINS = ("-p", "no:hypothesispytest", "-p", "no:anyio")
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """``pytest *args`` in a fresh interpreter, so the registry of this process stays untouched."""
+    return pytester.runpytest_subprocess(*UNUSED_PLUGINS, *args)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A throwaway project with the fake backends and a suite file, ``test_demo.py``."""
+    pytester.makeconftest(FAKE_BACKENDS_CONFTEST)
+    pytester.makepyfile(test_demo=SUITE)
+    return pytester
+
+
+def test_unknown_backend_is_a_usage_error_listing_known_backends(pytester):
+    result = run(pytester, "--backend=azur")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in result.errlines if "Known:" in line]
+    assert len(lines) == 1, result.errlines
+    prefix = "ERROR: 'azur' is not a backend. Known: "
+    assert lines[0].startswith(prefix), lines[0]
+    listed = lines[0][len(prefix) :].split(", ")
+    assert listed[-1] == "all"
+    # every backend this process knows (the run may know more if adapters were added meanwhile)
+    assert set(backend_names()) <= set(listed[:-1])
+
+
+def test_bad_mode_is_a_usage_error_listing_modes(pytester):
+    result = run(pytester, "--mode", "bogus")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: 'bogus' is not a valid mode. Valid modes are: replay, record, live"])
+
+
+def test_backend_name_is_parametrised_per_backend_in_the_comma_list(project):
+    result = run(project, "--backend=fake-b,fake-a", "-v", "-k", "plain or param or no_backend")
+    result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_demo.py::test_plain?fake-b? PASSED*",
+            "*test_demo.py::test_plain?fake-a? PASSED*",
+            "*test_demo.py::test_param?fake-a-1? PASSED*",
+            "*test_demo.py::test_param?fake-b-2? PASSED*",
+            "*test_demo.py::test_no_backend PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["model-conformance: backends=fake-b,fake-a subject=adapters mode=replay"])
+
+
+def test_one_backend_gives_one_parametrisation(project):
+    result = run(project, "--backend=fake-a", "-k", "plain")
+    result.assert_outcomes(passed=1)
+
+
+def test_missing_cassette_fails_naming_its_path_and_the_record_command(pytester, tmp_path):
+    cassettes = tmp_path / "empty-cassettes"
+    cassettes.mkdir()
+    pytester.makepyfile(
+        test_replay="""
+        def test_hello(model):
+            model([{"role": "user", "content": "Say hello."}])
+        """
+    )
+    result = run(pytester, "--backend=openai", f"--cassette-dir={cassettes}")
+    result.assert_outcomes(errors=1)
+    expected = cassettes / "openai" / "replay" / "test_hello.yaml"
+    result.stdout.fnmatch_lines(
+        [
+            f"*missing cassette {expected}*",
+            "*record it with: pytest 'test_replay.py::test_hello[[]openai[]]' --backend=openai --mode record*",
+        ]
+    )
+    assert not expected.exists()
+
+
+def test_requires_marker_skips_backends_without_the_capability(pytester):
+    pytester.makepyfile(
+        test_caps="""
+        import pytest
+
+        @pytest.mark.requires("telepathy")
+        def test_mind_reading(model):
+            raise AssertionError("must not run")
+        """
+    )
+    result = run(pytester, "--backend=openai", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*openai does not support 'telepathy'*"])
+
+
+def test_results_file_has_one_json_line_per_check(project, tmp_path):
+    results = tmp_path / "out" / "results.jsonl"
+    result = run(project, "--backend=fake-a,fake-b", f"--results={results}")
+    result.assert_outcomes(passed=7, failed=2, skipped=2)
+    rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    seen = sorted((r["backend"], r["suite"], r["test"], r["outcome"]) for r in rows)
+    expected = sorted(
+        (backend, "demo", test, outcome)
+        for backend in ("fake-a", "fake-b")
+        for test, outcome in [
+            ("test_plain", "passed"),
+            ("test_param-1", "passed"),
+            ("test_param-2", "passed"),
+            ("test_fails", "failed"),
+            ("test_skips", "skipped"),
+        ]
+    )
+    assert seen == expected  # test_no_backend is no check: it has no backend
+    for row in rows:
+        assert row["subject"] == "adapters" and row["mode"] == "replay"
+        assert isinstance(row["duration_s"], float) and isinstance(row["time"], int)
+        if row["outcome"] == "failed":
+            assert "wrong backend" in row["message"]
+        if row["outcome"] == "skipped":
+            assert "not here" in row["message"]
+
+
+def test_results_file_is_appended_to(project, tmp_path):
+    results = tmp_path / "results.jsonl"
+    for _ in range(2):
+        run(project, "--backend=fake-a", "-k", "plain", f"--results={results}")
+    assert len(results.read_text(encoding="utf-8").splitlines()) == 2
