@@ -274,7 +274,7 @@ class ApiModel(Model):
     max_retries: int = 3
     retry_wait: float = 1.0
     max_retry_wait: float = 60.0
-    _exported = ("requests_per_minute",)
+    _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute",)
 
     def __init__(
         self,

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-
 _Dict = dict  # ChatMessage.dict() shadows the builtin inside the class body
 
 
