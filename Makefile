@@ -7,7 +7,7 @@ MODEL_STAMP := $(VENV)/.model
 
 # Backends replayed from cassettes, and local engines run live on the embedded model.
 HTTP_BACKENDS ?= openai
-LOCAL_BACKENDS ?=
+LOCAL_BACKENDS ?= transformers,mlx
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1

@@ -100,3 +100,30 @@ def test_text_without_a_tool_call_is_a_clear_error(model, contract):
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content="It is sunny.")
     with pytest.raises(ValueError):
         model.parse_tool_calls(message)
+
+
+@pytest.mark.requires("text_tools")
+def test_chat_template_renders_the_tools(model, wire, weather_tool):
+    model(WEATHER, tools_to_call_from=[weather_tool])
+    sent = wire.last()
+    assert sent.tools == ["get_weather"], f"tools passed to the chat template: {sent.raw.get('tools')!r}"
+    prompt = model.tokenizer.apply_chat_template(
+        sent.raw["messages"], tools=sent.raw["tools"], tokenize=False, add_generation_prompt=True
+    )
+    assert "get_weather" in prompt, f"the chat template did not render the tool: {prompt!r}"
+    assert "city" in prompt and "Get the current weather" in prompt, f"tool schema not rendered: {prompt!r}"
+
+
+@pytest.mark.requires("text_tools")
+def test_tool_call_written_as_text(model, wire, contract, weather_tool):
+    message = model(WEATHER, tools_to_call_from=[weather_tool])
+    assert "get_weather" in wire.last().tools
+    assert not message.tool_calls, f"a text-only engine returned native tool calls: {message.tool_calls!r}"
+    parsed = model.parse_tool_calls(message)
+    assert len(parsed.tool_calls) == 1, f"tool calls: {parsed.tool_calls!r}"
+    call = parsed.tool_calls[0]
+    assert isinstance(call, contract.ChatMessageToolCall)
+    assert call.type == "function"
+    assert call.function.name == "get_weather", f"model wrote {message.content!r}"
+    assert call.function.arguments == {"city": "Paris"}, f"model wrote {message.content!r}"
+    assert call.id
