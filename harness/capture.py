@@ -99,12 +99,23 @@ def _from_openai(body: dict[str, Any]) -> WireCall:
     return WireCall(messages=messages, stop=stop, tools=_tool_names(body.get("tools")), raw=body)
 
 
+def _converse_content(message: dict[str, Any]) -> Any:
+    """Converse content as sent, except that one lone text block reads as its string.
+
+    Converse has no string content: a message flattened to one string travels as one text block.
+    """
+    content = message.get("content")
+    if isinstance(content, list) and len(content) == 1 and isinstance(content[0], dict) and set(content[0]) == {"text"}:
+        return content[0]["text"]
+    return content
+
+
 def _from_bedrock(body: dict[str, Any]) -> WireCall:
     messages = [
-        {"role": "system", "text": _text_of(body["system"]), "content": body["system"]}
+        {"role": "system", "text": _text_of(body["system"]), "content": _converse_content({"content": body["system"]})}
     ] if body.get("system") else []
     for m in body.get("messages", []):
-        messages.append({"role": m.get("role"), "text": _text_of(m.get("content")), "content": m.get("content")})
+        messages.append({"role": m.get("role"), "text": _text_of(m.get("content")), "content": _converse_content(m)})
     stop = (body.get("inferenceConfig") or {}).get("stopSequences")
     tools = (body.get("toolConfig") or {}).get("tools")
     return WireCall(messages=messages, stop=stop, tools=_tool_names(tools), raw=body)

@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     from harness.bench import add_bench_parser
 
     add_bench_parser(sub)
+    from harness.derive import add_derive_parser
+
+    add_derive_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))

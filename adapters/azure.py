@@ -1,0 +1,147 @@
+"""Azure OpenAI deployments on the real ``openai.AzureOpenAI`` client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+
+from adapters._openai_wire import message_from_completion
+from adapters.openai import OpenAIServerModel
+from harness.errors import BackendError, ContentFilterError
+from harness.model import Request
+from harness.types import ChatMessage
+
+ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
+API_KEY_ENV = "AZURE_OPENAI_API_KEY"
+# the openai SDK's own name for it, without an AZURE_ prefix
+API_VERSION_ENV = "OPENAI_API_VERSION"
+AD_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
+# client_kwargs that authenticate instead of an api key (Entra ID)
+_KEYLESS_AUTH = ("azure_ad_token", "azure_ad_token_provider", "workload_identity")
+
+
+def _from_env(value: str | None, parameter: str, variable: str) -> str:
+    value = value or os.environ.get(variable) or None
+    if not value:
+        raise ValueError(
+            f"AzureOpenAIServerModel needs `{parameter}`: pass {parameter}=... or set the {variable} "
+            "environment variable"
+        )
+    return value
+
+
+def filtered_categories(results: Any) -> list[str]:
+    """The categories an Azure content-filter result marks as filtered, e.g. ``['violence (high)']``."""
+    out = []
+    for entry in results if isinstance(results, list) else [results]:
+        if isinstance(entry, Mapping) and "content_filter_results" in entry:
+            entry = entry["content_filter_results"]
+        if not isinstance(entry, Mapping):
+            continue
+        for category, verdict in entry.items():
+            if isinstance(verdict, Mapping) and verdict.get("filtered"):
+                detail = verdict.get("severity") or ("detected" if verdict.get("detected") else None)
+                out.append(f"{category} ({detail})" if detail else str(category))
+    return out
+
+
+def _filter_message(where: str, categories: list[str]) -> str:
+    named = f": {', '.join(categories)}" if categories else ""
+    return f"Azure's content filter {where}{named}"
+
+
+class AzureOpenAIServerModel(OpenAIServerModel):
+    """A deployment on Azure OpenAI; ``model_id`` is the deployment name.
+
+    A deployment name says nothing about the model behind it, so whether ``stop`` may be sent
+    is a setting (``send_stop``); the stop contract is kept client-side either way.
+    """
+
+    backend_name = "azure"
+    _exported = ("requests_per_minute", "azure_endpoint", "api_version", "client_kwargs", "send_stop")
+
+    def __init__(
+        self,
+        model_id: str,
+        azure_endpoint: str | None = None,
+        api_key: str | None = None,
+        api_version: str | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        requests_per_minute: float | None = None,
+        *,
+        send_stop: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        client_kwargs = dict(client_kwargs or {})
+        self.azure_endpoint = _from_env(azure_endpoint or client_kwargs.pop("azure_endpoint", None),
+                                        "azure_endpoint", ENDPOINT_ENV)
+        self.api_version = _from_env(api_version or client_kwargs.pop("api_version", None),
+                                     "api_version", API_VERSION_ENV)
+        api_key = api_key or client_kwargs.pop("api_key", None) or os.environ.get(API_KEY_ENV) or None
+        keyless = any(client_kwargs.get(k) for k in _KEYLESS_AUTH) or os.environ.get(AD_TOKEN_ENV)
+        if api_key is None and not keyless:
+            raise ValueError(
+                f"AzureOpenAIServerModel needs credentials: pass api_key=... or set the {API_KEY_ENV} environment "
+                f"variable (or use Entra ID: client_kwargs={{'azure_ad_token_provider': ...}} or {AD_TOKEN_ENV})"
+            )
+        self.send_stop = send_stop
+        super().__init__(
+            model_id=model_id,
+            api_key=api_key,
+            client_kwargs=client_kwargs,
+            custom_role_conversions=custom_role_conversions,
+            requests_per_minute=requests_per_minute,
+            **kwargs,
+        )
+
+    def create_client(self) -> Any:
+        # our bounded retry honours Retry-After; the SDK's own retries would multiply it
+        options = {"max_retries": 0, **self.client_kwargs}
+        return openai.AzureOpenAI(
+            azure_endpoint=self.azure_endpoint, api_version=self.api_version, api_key=self.api_key, **options
+        )
+
+    def _translate_error(self, exc: Exception) -> BackendError | None:
+        error = super()._translate_error(exc)
+        if isinstance(error, ContentFilterError) and isinstance(exc, openai.APIStatusError):
+            body: Mapping[str, Any] = exc.body if isinstance(exc.body, Mapping) else {}
+            inner = body.get("innererror")
+            inner = inner if isinstance(inner, Mapping) else {}
+            categories = filtered_categories(inner.get("content_filter_result") or inner.get("content_filter_results"))
+            return ContentFilterError(
+                _filter_message("refused the prompt", categories), backend=self.backend_name,
+                status=error.status, request_id=error.request_id, kind="content_filter",
+            )
+        if isinstance(error, BackendError) and error.status == 400 and _rejects_stop(exc):
+            return BackendError(
+                f"deployment {self.model_id!r} does not accept `stop`; construct the model with send_stop=False "
+                "(stop sequences are then applied client-side)",
+                backend=self.backend_name, status=400, request_id=error.request_id, kind="unsupported_parameter",
+            )
+        return error
+
+    def _generate(self, request: Request) -> ChatMessage:
+        response = self._call(lambda: self.client.chat.completions.create(**self._body(request)))
+        choices = getattr(response, "choices", None) or []
+        if choices and choices[0].finish_reason == "content_filter":
+            extra = choices[0].model_extra or {}
+            raise ContentFilterError(
+                _filter_message("stopped the answer", filtered_categories(extra.get("content_filter_results"))),
+                backend=self.backend_name, status=200, request_id=response._request_id or response.id,
+                kind="content_filter",
+            )
+        return message_from_completion(response, self.backend_name)
+
+
+def _rejects_stop(exc: Exception) -> bool:
+    body = getattr(exc, "body", None)
+    return isinstance(body, Mapping) and body.get("param") == "stop"
+
+
+AzureOpenAIModel = AzureOpenAIServerModel
+
+__all__ = ["AzureOpenAIModel", "AzureOpenAIServerModel", "filtered_categories"]

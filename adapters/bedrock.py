@@ -1,0 +1,432 @@
+"""Amazon Bedrock on boto3's ``bedrock-runtime`` Converse and ConverseStream APIs."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from harness.errors import BackendError, ContentFilterError
+from harness.model import ApiModel, Request
+from harness.tool_calls import ensure_unique_ids, make_tool_call
+from harness.types import (
+    ChatMessage,
+    ChatMessageStreamDelta,
+    ChatMessageToolCallFunction,
+    ChatMessageToolCallStreamDelta,
+    MessageRole,
+    TokenUsage,
+)
+
+# What each Converse ``stopReason`` makes of the reply: "complete" and "truncated" give the
+# ChatMessage (a truncated one as OpenAI's finish_reason "length" does), "content_filter" a
+# ContentFilterError, "malformed" a BackendError; never a half-filled message.
+STOP_REASONS: dict[str, str] = {
+    "end_turn": "complete",
+    "tool_use": "complete",
+    # Bedrock leaves the stop sequence out of the text; the stop contract is applied again anyway
+    "stop_sequence": "complete",
+    "max_tokens": "truncated",
+    "model_context_window_exceeded": "truncated",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+    "malformed_model_output": "malformed",
+    "malformed_tool_use": "malformed",
+}
+
+# Error codes worth another try, and how each is labelled; the rest are the caller's to fix.
+_ERROR_KINDS = {
+    "ThrottlingException": "throttled",
+    "ModelNotReadyException": "throttled",
+    "ServiceQuotaExceededException": "throttled",
+    "ModelTimeoutException": "timeout",
+    "ValidationException": "validation",
+    "AccessDeniedException": "auth",
+    "UnrecognizedClientException": "auth",
+    "ResourceNotFoundException": "not_found",
+    "ModelErrorException": "model_error",
+    "ModelStreamErrorException": "stream",
+}
+
+_CREDENTIAL_KWARGS = frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_account_id"})
+
+_IMAGE_MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8", "jpeg"), (b"GIF8", "gif"))
+
+
+# -- request ---------------------------------------------------------------------------------
+
+def _image_bytes(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if hasattr(value, "save"):  # a PIL image
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        return buffer.getvalue()
+    if isinstance(value, str):
+        if value.startswith(("http://", "https://")):
+            raise ValueError("Bedrock Converse takes image bytes, not URLs; pass the image itself")
+        return base64.b64decode(value.split(",", 1)[1] if value.startswith("data:") else value)
+    raise TypeError(f"image part must hold bytes, a PIL image or a base64 string, got {type(value).__name__}")
+
+
+def _image_block(data: bytes) -> dict[str, Any]:
+    fmt = next((f for magic, f in _IMAGE_MAGIC if data.startswith(magic)), None)
+    if fmt is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        fmt = "webp"
+    if fmt is None:
+        raise ValueError("image is not PNG, JPEG, GIF or WebP, the formats Bedrock Converse accepts")
+    return {"image": {"format": fmt, "source": {"bytes": data}}}
+
+
+def _blocks(content: Any, index: int) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        # Converse rejects a blank text block
+        return [{"text": content}] if content else []
+    blocks = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            if part.get("text"):
+                blocks.append({"text": part["text"]})
+        elif kind == "image":
+            blocks.append(_image_block(_image_bytes(part.get("image"))))
+        elif kind == "image_url":
+            url = part.get("image_url")
+            blocks.append(_image_block(_image_bytes(url.get("url") if isinstance(url, Mapping) else url)))
+        else:
+            raise ValueError(f"messages[{index}] has a {kind!r} part, which Bedrock Converse cannot take")
+    return blocks
+
+
+def converse_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, messages) for Converse from normalised wire messages.
+
+    Leading system messages become ``system``; a later one becomes a user turn, since Converse
+    has no system turn inside a conversation. Consecutive turns of one role are merged.
+    """
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        blocks = _blocks(message.get("content"), i)
+        role = message["role"]
+        if role == MessageRole.SYSTEM.value and not turns:
+            system.extend(blocks)
+            continue
+        role = MessageRole.USER.value if role == MessageRole.SYSTEM.value else role
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return system, turns
+
+
+def _tool_choice(choice: Any) -> dict[str, Any] | None:
+    if choice in (None, "auto"):
+        return {"auto": {}}
+    if choice == "required":
+        return {"any": {}}
+    if isinstance(choice, Mapping):
+        name = (choice.get("function") or {}).get("name") or choice.get("name")
+        if name:
+            return {"tool": {"name": name}}
+    raise ValueError(f"tool_choice {choice!r} has no Converse equivalent; use 'auto', 'required' or a tool name")
+
+
+def tool_config(tools: Sequence[Mapping[str, Any]], choice: Any) -> dict[str, Any]:
+    """Converse ``toolConfig`` from OpenAI function schemas and a tool_choice."""
+    specs = []
+    for tool in tools:
+        function = tool.get("function", tool)
+        spec: dict[str, Any] = {"name": function["name"]}
+        if function.get("description"):
+            spec["description"] = function["description"]
+        spec["inputSchema"] = {"json": function.get("parameters") or {"type": "object", "properties": {}}}
+        specs.append({"toolSpec": spec})
+    config: dict[str, Any] = {"tools": specs}
+    config["toolChoice"] = _tool_choice(choice)
+    return config
+
+
+def output_config(response_format: Mapping[str, Any]) -> dict[str, Any]:
+    """Converse ``outputConfig`` for an OpenAI ``json_schema`` response_format."""
+    if response_format.get("type") != "json_schema" or "json_schema" not in response_format:
+        raise ValueError(
+            f"Bedrock Converse takes only a json_schema response_format, got type {response_format.get('type')!r}"
+        )
+    spec = response_format["json_schema"]
+    schema: dict[str, Any] = {"schema": json.dumps(spec.get("schema") or {})}
+    if spec.get("name"):
+        schema["name"] = spec["name"]
+    if spec.get("description"):
+        schema["description"] = spec["description"]
+    return {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": schema}}}
+
+
+def converse_request(request: Request, model_id: str | None, send_stop: bool = True) -> dict[str, Any]:
+    """The parameters of a Converse call for ``request`` (boto3 names; ``modelId`` included)."""
+    system, messages = converse_messages(request.messages)
+    params: dict[str, Any] = {"modelId": model_id, "messages": messages}
+    if system:
+        params["system"] = system
+    extra = copy.deepcopy(request.kwargs)
+    inference = dict(extra.pop("inferenceConfig", None) or {})
+    if request.stop_sequences and send_stop:
+        sent = list(inference.get("stopSequences") or [])
+        inference["stopSequences"] = sent + [s for s in request.stop_sequences if s not in sent]
+    if inference:
+        params["inferenceConfig"] = inference
+    if request.tools and request.tool_choice != "none":
+        params["toolConfig"] = tool_config(request.tools, request.tool_choice)
+        extra.pop("toolConfig", None)
+    if request.response_format is not None:
+        params["outputConfig"] = output_config(request.response_format)
+    params.update(extra)
+    return params
+
+
+# -- response --------------------------------------------------------------------------------
+
+def _request_id(response: Mapping[str, Any]) -> str | None:
+    meta = response.get("ResponseMetadata") or {}
+    return meta.get("RequestId") or (meta.get("HTTPHeaders") or {}).get("x-amzn-requestid")
+
+
+def _usage(usage: Any) -> TokenUsage | None:
+    if not isinstance(usage, Mapping):
+        return None
+    return TokenUsage(
+        input_tokens=int(usage.get("inputTokens") or 0), output_tokens=int(usage.get("outputTokens") or 0)
+    )
+
+
+def check_stop_reason(stop_reason: Any, backend: str, request_id: str | None) -> None:
+    """Raise the typed error a refusing or malformed ``stopReason`` stands for."""
+    outcome = STOP_REASONS.get(str(stop_reason))
+    if outcome == "content_filter":
+        raise ContentFilterError(f"Bedrock stopped the answer (stopReason={stop_reason})", backend=backend,
+                                 status=200, request_id=request_id, kind="content_filter")
+    if outcome == "malformed":
+        raise BackendError(f"the model's output was malformed (stopReason={stop_reason})", backend=backend,
+                           status=200, request_id=request_id, kind=str(stop_reason))
+
+
+def message_from_converse(response: Mapping[str, Any], backend: str = "bedrock") -> ChatMessage:
+    """A ChatMessage from a Converse response: text blocks joined, toolUse blocks as tool calls."""
+    request_id = _request_id(response)
+    check_stop_reason(response.get("stopReason"), backend, request_id)
+    message = (response.get("output") or {}).get("message")
+    if not isinstance(message, Mapping) or not isinstance(message.get("content"), list):
+        raise BackendError("the response has no output message", backend=backend, status=200,
+                           request_id=request_id, kind="malformed")
+    texts, calls = [], []
+    for block in message["content"]:
+        if "text" in block:
+            texts.append(block["text"])
+        elif "toolUse" in block:
+            use = block["toolUse"]
+            calls.append(make_tool_call(use.get("name"), use.get("input"), use.get("toolUseId")))
+    return ChatMessage(
+        role=MessageRole.ASSISTANT,
+        content="".join(texts) if texts or not calls else None,
+        tool_calls=ensure_unique_ids(calls) if calls else None,
+        raw=response,
+        token_usage=_usage(response.get("usage")),
+    )
+
+
+def deltas_from_converse_stream(
+    events: Iterable[Mapping[str, Any]], backend: str = "bedrock", request_id: str | None = None
+) -> Iterator[ChatMessageStreamDelta]:
+    """Stream deltas from ConverseStream events; a stream that never reaches messageStop is an error."""
+    stopped = False
+    for event in events:
+        if "contentBlockStart" in event:
+            start = event["contentBlockStart"]
+            use = (start.get("start") or {}).get("toolUse")
+            if use:
+                yield ChatMessageStreamDelta(tool_calls=[ChatMessageToolCallStreamDelta(
+                    index=start.get("contentBlockIndex"), id=use.get("toolUseId"), type="function",
+                    function=ChatMessageToolCallFunction(name=use.get("name") or "", arguments=""),
+                )])
+        elif "contentBlockDelta" in event:
+            block = event["contentBlockDelta"]
+            delta = block.get("delta") or {}
+            if delta.get("text"):
+                yield ChatMessageStreamDelta(content=delta["text"])
+            elif "toolUse" in delta:
+                yield ChatMessageStreamDelta(tool_calls=[ChatMessageToolCallStreamDelta(
+                    index=block.get("contentBlockIndex"),
+                    function=ChatMessageToolCallFunction(name="", arguments=delta["toolUse"].get("input") or ""),
+                )])
+        elif "messageStop" in event:
+            stopped = True
+            check_stop_reason(event["messageStop"].get("stopReason"), backend, request_id)
+        elif "metadata" in event:
+            usage = _usage(event["metadata"].get("usage"))
+            if usage is not None:
+                yield ChatMessageStreamDelta(token_usage=usage)
+    if not stopped:
+        raise BackendError("the stream ended before messageStop", backend=backend, status=200,
+                           request_id=request_id, kind="truncated_stream")
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+def _status_of(code: str, service_model: Any) -> int | None:
+    """The HTTP status the service model gives an error code (stream errors carry none)."""
+    if service_model is None:
+        return None
+    try:
+        shape = service_model.shape_for(code[:1].upper() + code[1:])
+    except botocore.exceptions.NoShapeFoundError:
+        return None
+    return (shape.metadata.get("error") or {}).get("httpStatusCode")
+
+
+def translate_bedrock_error(
+    exc: Exception, backend: str = "bedrock", service_model: Any = None, request_id: str | None = None
+) -> BackendError | None:
+    """A botocore exception as a BackendError naming code, status and request id.
+
+    ``request_id`` stands in when the error carries none (an exception event inside a stream).
+    """
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error") or {}
+        code = str(error.get("Code") or "Unknown")
+        name = code[:1].upper() + code[1:]
+        meta = exc.response.get("ResponseMetadata") or {}
+        status = meta.get("HTTPStatusCode")
+        if status in (None, 200):  # an exception event inside a stream
+            status = _status_of(code, service_model)
+        headers = meta.get("HTTPHeaders") or {}
+        retry_after = None
+        if headers.get("retry-after"):
+            try:
+                retry_after = max(0.0, float(headers["retry-after"]))
+            except ValueError:
+                retry_after = None
+        return BackendError(
+            f"{name}: {error.get('Message') or error.get('message') or 'no message'}",
+            backend=backend,
+            status=status,
+            request_id=meta.get("RequestId") or headers.get("x-amzn-requestid") or request_id,
+            retry_after=retry_after,
+            kind=_ERROR_KINDS.get(name, "http"),
+        )
+    if isinstance(exc, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)):
+        return BackendError("the request timed out", backend=backend, request_id=request_id, kind="timeout")
+    if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError)):
+        return BackendError(f"connection failed: {type(exc).__name__}", backend=backend, request_id=request_id,
+                            kind="connection")
+    if isinstance(exc, botocore.exceptions.ResponseStreamingError):
+        return BackendError("the stream was cut", backend=backend, request_id=request_id, kind="truncated_stream")
+    return None
+
+
+# -- the model -------------------------------------------------------------------------------
+
+class AmazonBedrockServerModel(ApiModel):
+    """A model on Amazon Bedrock through the Converse API (``model_id``: a model or inference-profile id)."""
+
+    backend_name = "bedrock"
+    can_stream = True
+    _exported = ("requests_per_minute", "client_kwargs")
+
+    def __init__(
+        self,
+        model_id: str,
+        client: Any | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        flatten_messages_as_text: bool = False,
+        requests_per_minute: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.client_kwargs = dict(client_kwargs or {})
+        super().__init__(
+            model_id=model_id,
+            custom_role_conversions=custom_role_conversions,
+            client=client,
+            requests_per_minute=requests_per_minute,
+            flatten_messages_as_text=flatten_messages_as_text,
+            **kwargs,
+        )
+
+    def create_client(self) -> Any:
+        options = dict(self.client_kwargs)
+        # our bounded retry; botocore's own would multiply it (a config the caller passes wins)
+        single = Config(retries={"total_max_attempts": 1})
+        options["config"] = single.merge(options["config"]) if options.get("config") else single
+        return boto3.client("bedrock-runtime", **options)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["client_kwargs"] = {k: v for k, v in self.client_kwargs.items() if k not in _CREDENTIAL_KWARGS}
+        return data
+
+    def prepare_request(
+        self,
+        messages: Sequence[Any],
+        stop_sequences: Sequence[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: Sequence[Any] | None = None,
+        tool_choice: Any = "required",
+        **kwargs: Any,
+    ) -> Request:
+        """As for every model, with images kept as bytes and a call's inferenceConfig merged into the default."""
+        kwargs.setdefault("convert_images_to_image_urls", False)
+        request = super().prepare_request(messages, stop_sequences, response_format, tools_to_call_from,
+                                          tool_choice, **kwargs)
+        for key, default in self.kwargs.items():
+            if isinstance(default, Mapping) and isinstance(kwargs.get(key), Mapping):
+                request.kwargs[key] = {**default, **kwargs[key]}
+        return request
+
+    def _translate_error(self, exc: Exception, request_id: str | None = None) -> BackendError | None:
+        service_model = getattr(getattr(self.client, "meta", None), "service_model", None)
+        return super()._translate_error(exc) or translate_bedrock_error(exc, self.backend_name, service_model,
+                                                                        request_id)
+
+    def _params(self, request: Request) -> dict[str, Any]:
+        return converse_request(request, self.model_id, send_stop=self.send_stop)
+
+    def _generate(self, request: Request) -> ChatMessage:
+        params = self._params(request)
+        response = self._call(lambda: self.client.converse(**params))
+        return message_from_converse(response, self.backend_name)
+
+    def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
+        params = self._params(request)
+        response = self._call(lambda: self.client.converse_stream(**params))
+        request_id = _request_id(response)
+        try:
+            yield from deltas_from_converse_stream(response["stream"], self.backend_name, request_id)
+        except Exception as exc:
+            error = self._translate_error(exc, request_id)
+            if error is None or error is exc:
+                raise
+            raise error from exc
+
+
+AmazonBedrockModel = AmazonBedrockServerModel
+
+__all__ = [
+    "STOP_REASONS",
+    "AmazonBedrockModel",
+    "AmazonBedrockServerModel",
+    "converse_request",
+    "deltas_from_converse_stream",
+    "message_from_converse",
+    "translate_bedrock_error",
+]
