@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Iterable, Iterator
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from harness.errors import BackendError, ContentFilterError
@@ -33,6 +35,20 @@ def completion_kwargs(request: Request, model_id: str | None, send_stop: bool = 
             body["tool_choice"] = request.tool_choice
     body.update(request.kwargs)
     return body
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (when - _dt.datetime.now(when.tzinfo)).total_seconds())
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -75,37 +91,55 @@ def message_from_completion(response: Any, backend: str, request_id: str | None 
     )
 
 
+def _tool_call_deltas(raw_calls: Iterable[Any]) -> list[ChatMessageToolCallStreamDelta]:
+    deltas = []
+    for tc in raw_calls:
+        function = _get(tc, "function")
+        deltas.append(
+            ChatMessageToolCallStreamDelta(
+                index=_get(tc, "index"),
+                id=_get(tc, "id"),
+                type=_get(tc, "type"),
+                function=None
+                if function is None
+                else ChatMessageToolCallFunction(
+                    name=_get(function, "name") or "", arguments=_get(function, "arguments") or ""
+                ),
+            )
+        )
+    return deltas
+
+
 def deltas_from_chunks(chunks: Iterable[Any], backend: str) -> Iterator[ChatMessageStreamDelta]:
-    """Stream deltas from chat-completion chunks; usage counted once, from the chunk that carries it."""
-    usage_seen = False
+    """Stream deltas from chat-completion chunks of the first choice; usage yielded once, at the end.
+
+    Servers that repeat usage send running totals, so the last one counts. A stream that ends
+    without any finish_reason was cut off: that is an error, not a shorter answer.
+    """
+    usage = None
+    finished = False
+    request_id = None
     for chunk in chunks:
-        usage = usage_of(_get(chunk, "usage"))
-        if usage is not None and not usage_seen:
-            usage_seen = True
-            yield ChatMessageStreamDelta(token_usage=usage)
+        request_id = request_id or _get(chunk, "id")
+        usage = usage_of(_get(chunk, "usage")) or usage
         for choice in _get(chunk, "choices") or []:
-            if _get(choice, "finish_reason") == "content_filter":
+            if _get(choice, "index") not in (0, None):
+                continue
+            finish = _get(choice, "finish_reason")
+            if finish == "content_filter":
                 raise ContentFilterError("the provider's content filter stopped the stream", backend=backend,
-                                         status=200, request_id=_get(chunk, "id"), kind="content_filter")
+                                         status=200, request_id=request_id, kind="content_filter")
+            finished = finished or bool(finish)
             delta = _get(choice, "delta")
             if delta is None:
                 continue
-            tool_calls = None
-            if _get(delta, "tool_calls"):
-                tool_calls = [
-                    ChatMessageToolCallStreamDelta(
-                        index=_get(tc, "index"),
-                        id=_get(tc, "id"),
-                        type=_get(tc, "type"),
-                        function=ChatMessageToolCallFunction(
-                            name=_get(_get(tc, "function"), "name") or "",
-                            arguments=_get(_get(tc, "function"), "arguments") or "",
-                        )
-                        if _get(tc, "function") is not None
-                        else None,
-                    )
-                    for tc in _get(delta, "tool_calls")
-                ]
+            raw_calls = _get(delta, "tool_calls")
+            tool_calls = _tool_call_deltas(raw_calls) if raw_calls else None
             content = _get(delta, "content")
             if content or tool_calls:
                 yield ChatMessageStreamDelta(content=content or None, tool_calls=tool_calls)
+    if not finished:
+        raise BackendError("the stream ended without a finish_reason (truncated)", backend=backend, status=200,
+                           request_id=request_id, kind="truncated")
+    if usage is not None:
+        yield ChatMessageStreamDelta(token_usage=usage)

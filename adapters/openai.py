@@ -7,7 +7,12 @@ from typing import Any
 
 import openai
 
-from adapters._openai_wire import completion_kwargs, deltas_from_chunks, message_from_completion
+from adapters._openai_wire import (
+    completion_kwargs,
+    deltas_from_chunks,
+    message_from_completion,
+    retry_after_seconds,
+)
 from harness.errors import BackendError
 from harness.model import ApiModel, Request
 from harness.types import ChatMessage, ChatMessageStreamDelta
@@ -22,7 +27,7 @@ def translate_openai_error(exc: Exception, backend: str) -> BackendError | None:
                             kind="connection")
     if isinstance(exc, openai.APIStatusError):
         headers = exc.response.headers
-        retry_after = _retry_after(headers.get("retry-after"))
+        retry_after = retry_after_seconds(headers.get("retry-after"))
         body = exc.body if isinstance(exc.body, dict) else {}
         code = (body.get("error") or body).get("code") if isinstance(body.get("error") or body, dict) else None
         kind = "content_filter" if code == "content_filter" else "http"
@@ -40,22 +45,6 @@ def translate_openai_error(exc: Exception, backend: str) -> BackendError | None:
     if isinstance(exc, openai.APIError):
         return BackendError(f"malformed response: {exc.message}", backend=backend, kind="malformed")
     return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-        import datetime as _dt
-
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (when - _dt.datetime.now(when.tzinfo)).total_seconds())
 
 
 class OpenAIServerModel(ApiModel):

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import struct
+import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -212,8 +213,11 @@ def _scrub_response(hosts: Mapping[str, str]) -> Any:
                 headers.pop(name)
         body = response.get("body", {}).get("string")
         content_type = " ".join(str(v) for k, v in headers.items() if k.lower() == "content-type")
+        chunks = _take_sse_chunks(body) if SSE_CONTENT_TYPE in content_type else None
         if isinstance(body, str):
             response["body"]["string"] = scrub_text(body, hosts)
+        elif isinstance(body, bytes) and chunks:
+            response["body"]["string"], response["body"]["chunks"] = _scrub_chunks(body, chunks, hosts)
         elif isinstance(body, bytes) and EVENT_STREAM_CONTENT_TYPE in content_type:
             response["body"]["string"] = _scrub_event_stream(body, hosts)
         elif isinstance(body, bytes):
@@ -260,7 +264,185 @@ def make_vcr(mode: str, hosts: Mapping[str, str] | None = None) -> Any:
         decode_compressed_response=True,
     )
     instance.register_matcher("endpoint", _match_endpoint)
+    use_cassette = instance.use_cassette
+
+    def use_cassette_keeping_sse_chunks(path: Any = None, **kwargs: Any) -> Any:
+        return _sse_chunks(use_cassette(path, **kwargs), record=mode == "record")
+
+    instance.use_cassette = use_cassette_keeping_sse_chunks
     return instance
+
+
+# -- server-sent events: a stream is recorded with the chunks it arrived in and replayed in them --
+
+SSE_CONTENT_TYPE = "text/event-stream"
+_sse_local = threading.local()
+
+
+def _noted_sse_bodies() -> list[list[bytes]]:
+    """The chunks of each event-stream response read on this thread while recording."""
+    if not hasattr(_sse_local, "bodies"):
+        _sse_local.bodies = []
+    bodies: list[list[bytes]] = _sse_local.bodies
+    return bodies
+
+
+def _take_sse_chunks(body: Any) -> list[bytes] | None:
+    """The noted chunks that make up ``body`` (forgotten once taken), or None."""
+    if not isinstance(body, bytes):
+        return None
+    bodies = _noted_sse_bodies()
+    for i in range(len(bodies) - 1, -1, -1):
+        if b"".join(bodies[i]) == body:
+            return [chunk for chunk in bodies.pop(i) if chunk]
+    return None
+
+
+def _scrub_chunks(body: bytes, chunks: list[bytes], hosts: Mapping[str, str] | None) -> tuple[bytes, list[int]]:
+    """The scrubbed body and its chunk lengths; a boundary inside a scrubbed value is dropped."""
+    whole = _scrub_bytes(body, hosts)
+    if whole == body:
+        return body, [len(c) for c in chunks]
+    parts: list[bytes] = []
+    done, start, at = b"", 0, 0
+    for chunk in chunks[:-1]:
+        at += len(chunk)
+        head = _scrub_bytes(body[start:at], hosts)
+        if done + head + _scrub_bytes(body[at:], hosts) == whole:  # cutting here changes nothing
+            parts.append(head)
+            done += head
+            start = at
+    parts.append(_scrub_bytes(body[start:], hosts))
+    if b"".join(parts) != whole:
+        return whole, [len(whole)]
+    return whole, [len(p) for p in parts]
+
+
+def _is_sse(headers: Any) -> bool:
+    for name, value in headers:
+        if bytes(name).lower() == b"content-type":
+            return SSE_CONTENT_TYPE.encode() in bytes(value).lower()
+    return False
+
+
+@contextlib.contextmanager
+def _note_sse_chunks() -> Iterator[None]:
+    """While recording, note the chunks of every event-stream response as the network delivers them."""
+    import httpcore
+
+    class NotedStream:
+        def __init__(self, stream: Any) -> None:
+            self._stream = stream
+            self._chunks: list[bytes] = []
+            _noted_sse_bodies().append(self._chunks)
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self._stream:
+                self._chunks.append(bytes(chunk))
+                yield chunk
+
+        async def __aiter__(self) -> Any:
+            async for chunk in self._stream:
+                self._chunks.append(bytes(chunk))
+                yield chunk
+
+        def close(self) -> None:
+            self._stream.close()
+
+        async def aclose(self) -> None:
+            await self._stream.aclose()
+
+    sync_original = httpcore.ConnectionPool.handle_request
+    async_original = httpcore.AsyncConnectionPool.handle_async_request
+
+    def handle_request(self: Any, request: Any) -> Any:
+        response = sync_original(self, request)
+        if _is_sse(response.headers):
+            response.stream = NotedStream(response.stream)
+        return response
+
+    async def handle_async_request(self: Any, request: Any) -> Any:
+        response = await async_original(self, request)
+        if _is_sse(response.headers):
+            response.stream = NotedStream(response.stream)
+        return response
+
+    httpcore.ConnectionPool.handle_request = handle_request  # type: ignore[method-assign]
+    httpcore.AsyncConnectionPool.handle_async_request = handle_async_request  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        httpcore.ConnectionPool.handle_request = sync_original  # type: ignore[method-assign]
+        httpcore.AsyncConnectionPool.handle_async_request = async_original  # type: ignore[method-assign]
+        _noted_sse_bodies().clear()
+
+
+def recorded_chunks(response: Mapping[str, Any]) -> list[bytes] | None:
+    """A recorded response's body in the chunks it arrived in, or None if they were not recorded."""
+    body = response.get("body") or {}
+    sizes, string = body.get("chunks"), body.get("string") or b""
+    if not sizes:
+        return None
+    data: bytes = string.encode("utf-8") if isinstance(string, str) else bytes(string)
+    if sum(sizes) != len(data):
+        raise HarnessError(f"the recorded chunk lengths add up to {sum(sizes)} bytes, the body has {len(data)}")
+    chunks, at = [], 0
+    for size in sizes:
+        chunks.append(data[at : at + size])
+        at += size
+    return chunks
+
+
+@contextlib.contextmanager
+def _replay_sse_chunks(cassette: Any) -> Iterator[None]:
+    """While replaying, hand out each played response that has recorded chunks in those chunks."""
+    import httpx
+
+    class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+        def __init__(self, chunks: list[bytes]) -> None:
+            self._chunks = chunks
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield from self._chunks
+
+        async def __aiter__(self) -> Any:
+            for chunk in self._chunks:
+                yield chunk
+
+    def rechunk(played: dict[int, int], response: Any) -> Any:
+        for index, count in cassette.play_counts.items():
+            if count != played.get(index, 0):
+                chunks = recorded_chunks(cassette.responses[index])
+                if chunks is not None:
+                    response.stream = Chunks(chunks)
+                break
+        return response
+
+    sync_handle = httpx.HTTPTransport.handle_request
+    async_handle = httpx.AsyncHTTPTransport.handle_async_request
+
+    def handle_request(self: Any, request: Any) -> Any:
+        played = dict(cassette.play_counts)
+        return rechunk(played, sync_handle(self, request))
+
+    async def handle_async_request(self: Any, request: Any) -> Any:
+        played = dict(cassette.play_counts)
+        return rechunk(played, await async_handle(self, request))
+
+    httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
+    httpx.AsyncHTTPTransport.handle_async_request = handle_async_request  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        httpx.HTTPTransport.handle_request = sync_handle  # type: ignore[method-assign]
+        httpx.AsyncHTTPTransport.handle_async_request = async_handle  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _sse_chunks(cassette_manager: Any, record: bool) -> Iterator[Any]:
+    with cassette_manager as cassette:
+        with _note_sse_chunks() if record else _replay_sse_chunks(cassette):
+            yield cassette
 
 
 def provenance(
@@ -328,10 +510,39 @@ def block_network() -> Iterator[None]:
     def refuse(self: socket.socket, address: Any) -> Any:
         raise NetworkBlockedError(f"replay mode blocks the network; a connection to {address!r} was attempted")
 
+    original_getaddrinfo = socket.getaddrinfo
+
+    def refuse_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # a name lookup already reaches a DNS server, before any connect
+        raise NetworkBlockedError(f"replay mode blocks the network; a lookup of {host!r} was attempted")
+
     socket.socket.connect = refuse  # type: ignore[method-assign,assignment]
     socket.socket.connect_ex = refuse  # type: ignore[method-assign,assignment]
+    socket.getaddrinfo = refuse_lookup  # type: ignore[assignment]
     try:
         yield
     finally:
         socket.socket.connect = original_connect  # type: ignore[method-assign]
         socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = original_getaddrinfo
+
+
+@contextlib.contextmanager
+def hub_clients_online() -> Iterator[None]:
+    """Let huggingface_hub's HTTP clients send while HF_HUB_OFFLINE keeps model loading local.
+
+    Offline mode fails every request made through huggingface_hub's session, an InferenceClient's
+    call to the local server or to a cassette included; the mode's own policy (no network in
+    replay, the loopback server in record) governs those instead.
+    """
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        yield
+        return
+    offline = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = False
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = offline

@@ -18,6 +18,7 @@ from harness.cassettes import (
     block_network,
     cassette_path,
     finalize_recording,
+    hub_clients_online,
     make_vcr,
     provenance,
     record_command,
@@ -235,6 +236,7 @@ def _http_factory(
 ) -> Callable[..., Any]:
     config = request.config
     node = request.node
+    stack.enter_context(hub_clients_online())
     if node.get_closest_marker("no_cassette"):
         stack.enter_context(block_network())
         stack.enter_context(capture_http(capture))

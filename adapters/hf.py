@@ -1,0 +1,145 @@
+"""Hugging Face Inference Providers, Inference Endpoints and OpenAI-compatible URLs on the real
+``huggingface_hub.InferenceClient``."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from huggingface_hub import InferenceClient
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
+
+from adapters._openai_wire import (
+    completion_kwargs,
+    deltas_from_chunks,
+    message_from_completion,
+    retry_after_seconds,
+)
+from harness.errors import BackendError
+from harness.model import ApiModel, Request
+from harness.types import ChatMessage, ChatMessageStreamDelta
+
+TOKEN_ENV = "HF_TOKEN"
+# smolagents' documented default, "which may change in the future"
+DEFAULT_MODEL_ID = "Qwen/Qwen3-Next-80B-A3B-Thinking"
+
+# chat_completion() takes these by name; any other API parameter travels in extra_body
+_CHAT_COMPLETION_PARAMETERS = frozenset(inspect.signature(InferenceClient.chat_completion).parameters) - {"self"}
+
+
+def _is_url(value: str | None) -> bool:
+    return bool(value) and str(value).startswith(("http://", "https://"))
+
+
+def translate_hf_error(exc: Exception, backend: str) -> BackendError | None:
+    """A huggingface_hub or httpx exception as a BackendError naming status and request id."""
+    if isinstance(exc, (InferenceTimeoutError, httpx.TimeoutException)):
+        return BackendError("the request timed out", backend=backend, kind="timeout")
+    if isinstance(exc, HfHubHTTPError):
+        headers = exc.response.headers
+        return BackendError(
+            f"HTTP {exc.response.status_code}: {type(exc).__name__}",
+            backend=backend,
+            status=exc.response.status_code,
+            request_id=exc.request_id,
+            retry_after=retry_after_seconds(headers.get("retry-after")),
+            kind="http",
+        )
+    if isinstance(exc, TextGenerationError):
+        # an error event inside a stream: the server said why, there is no status to retry on
+        return BackendError(f"the stream reported {type(exc).__name__}", backend=backend, status=200, kind="stream")
+    if isinstance(exc, httpx.TransportError):
+        return BackendError(f"connection failed: {type(exc).__name__}", backend=backend, kind="connection")
+    return None
+
+
+class InferenceClientModel(ApiModel):
+    """A model behind ``huggingface_hub.InferenceClient``: a Hub id with a provider, or an endpoint URL.
+
+    ``model_id`` is a Hub id or the URL of a deployed endpoint. With ``base_url``, requests go to
+    that URL and ``model_id`` (if given) is sent as the payload's ``model``.
+    """
+
+    backend_name = "inference-client"
+    can_stream = True
+    _exported = ("requests_per_minute", "provider", "timeout", "client_kwargs", "bill_to", "base_url")
+
+    def __init__(
+        self,
+        model_id: str | None = None,
+        provider: str | None = None,
+        token: str | None = None,
+        timeout: float | None = 120,
+        client_kwargs: dict[str, Any] | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        api_key: str | None = None,
+        bill_to: str | None = None,
+        base_url: str | None = None,
+        requests_per_minute: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if token is not None and api_key is not None:
+            raise ValueError("InferenceClientModel got both `token` and `api_key`; pass one (api_key is an alias)")
+        if base_url is not None and _is_url(model_id):
+            raise ValueError(
+                f"InferenceClientModel got a URL as model_id ({model_id!r}) and base_url ({base_url!r}); pass one"
+            )
+        self.token = token if token is not None else api_key
+        if self.token is None:
+            self.token = os.environ.get(TOKEN_ENV) or None
+        self.provider = provider
+        self.timeout = timeout
+        self.bill_to = bill_to
+        self.base_url = base_url
+        self.client_kwargs = dict(client_kwargs or {})
+        if model_id is None and base_url is None:
+            model_id = DEFAULT_MODEL_ID
+        # the payload's `model`: the URL or the client's own model otherwise decides it
+        self._payload_model = model_id if base_url is not None else None
+        super().__init__(
+            model_id=model_id,  # type: ignore[arg-type]
+            custom_role_conversions=custom_role_conversions,
+            requests_per_minute=requests_per_minute,
+            **kwargs,
+        )
+
+    def create_client(self) -> Any:
+        options: dict[str, Any] = {"provider": self.provider, "token": self.token, "timeout": self.timeout,
+                                   "bill_to": self.bill_to, **self.client_kwargs}
+        if self.base_url is not None:
+            options["base_url"] = self.base_url
+        else:
+            options["model"] = self.model_id
+        return InferenceClient(**options)
+
+    def _translate_error(self, exc: Exception) -> BackendError | None:
+        return super()._translate_error(exc) or translate_hf_error(exc, self.backend_name)
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        body = completion_kwargs(request, self._payload_model, send_stop=self.send_stop)
+        extra = {key: body.pop(key) for key in [k for k in body if k not in _CHAT_COMPLETION_PARAMETERS]}
+        if extra:
+            body["extra_body"] = {**extra, **(body.get("extra_body") or {})}
+        return body
+
+    def _generate(self, request: Request) -> ChatMessage:
+        body = self._body(request)
+        response = self._call(lambda: self.client.chat_completion(**body))
+        return message_from_completion(response, self.backend_name)
+
+    def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
+        body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
+        stream = self._call(lambda: self.client.chat_completion(**body))
+        try:
+            yield from deltas_from_chunks(stream, self.backend_name)
+        except Exception as exc:
+            error = self._translate_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+
+HfApiModel = InferenceClientModel

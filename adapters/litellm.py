@@ -1,0 +1,171 @@
+"""Any LiteLLM provider on the real ``litellm.completion``, and groups of them on ``litellm.Router``."""
+
+from __future__ import annotations
+
+import os
+
+# litellm fetches its cost map from the internet at import unless told otherwise
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import re  # noqa: E402
+from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
+from typing import Any, ClassVar  # noqa: E402
+
+import litellm  # noqa: E402
+
+from adapters._openai_wire import completion_kwargs, deltas_from_chunks, message_from_completion  # noqa: E402
+from adapters.openai import translate_openai_error  # noqa: E402
+from harness.errors import BackendError  # noqa: E402
+from harness.model import ApiModel, Request  # noqa: E402
+from harness.types import ChatMessage, ChatMessageStreamDelta  # noqa: E402
+
+# providers whose chat endpoints take text only, so parts are flattened by default
+FLATTEN_BY_DEFAULT = ("ollama", "groq", "cerebras")
+# settings never exported: their name has one of these words (api_key, aws_secret_access_key, ...)
+_SECRET_WORDS = frozenset({"key", "secret", "token", "password", "credentials", "credential"})
+_RETRY_OPTIONS = ("max_retries", "num_retries")
+
+
+def _is_secret(name: str) -> bool:
+    return bool(_SECRET_WORDS.intersection(re.split(r"[_\-]", name.lower())))
+
+
+def without_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` without credentials, nested mappings and lists included."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: clean(v) for k, v in value.items() if not _is_secret(str(k))}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return clean(dict(settings))
+
+
+def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None:
+    """A litellm exception as a BackendError naming status and request id (never the key)."""
+    cooldown = getattr(exc, "cooldown_time", None)
+    if isinstance(exc, ValueError) and cooldown is not None:  # litellm.types.router.RouterRateLimitError
+        return BackendError("every deployment of the group is cooling down", backend=backend, status=429,
+                            retry_after=float(cooldown), kind="throttled")
+    if isinstance(exc, litellm.APIError) and not isinstance(exc, litellm.APIConnectionError):
+        status = getattr(exc, "status_code", None)
+        return BackendError(f"HTTP {status}: {type(exc).__name__}", backend=backend, status=status,
+                            kind="http" if status else "malformed")
+    return translate_openai_error(exc, backend)
+
+
+class LiteLLMModel(ApiModel):
+    """Any model LiteLLM reaches: ``model_id`` is ``<provider>/<model>`` (``openai/...`` with ``api_base``
+    for an OpenAI-compatible server)."""
+
+    backend_name = "litellm"
+    can_stream = True
+    _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute", "api_base")
+
+    def __init__(
+        self,
+        model_id: str,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        flatten_messages_as_text: bool | None = None,
+        requests_per_minute: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not model_id:
+            raise ValueError(f"LiteLLMModel needs a model_id such as 'openai/gpt-4o-mini', got {model_id!r}")
+        self.api_base = api_base
+        self.api_key = api_key
+        if flatten_messages_as_text is None:
+            flatten_messages_as_text = self._flatten_by_default(model_id)
+        super().__init__(
+            model_id=model_id,
+            custom_role_conversions=custom_role_conversions,
+            flatten_messages_as_text=flatten_messages_as_text,
+            requests_per_minute=requests_per_minute,
+            **kwargs,
+        )
+        # our bounded retry honours Retry-After; litellm's own retries would multiply it
+        self._call_options: dict[str, Any] = {} if any(k in kwargs for k in _RETRY_OPTIONS) else {"max_retries": 0}
+        if api_base is not None:
+            self._call_options["api_base"] = api_base
+        if api_key is not None:
+            self._call_options["api_key"] = api_key
+
+    def _flatten_by_default(self, model_id: str) -> bool:
+        return model_id.startswith(FLATTEN_BY_DEFAULT)
+
+    def create_client(self) -> Any:
+        return litellm
+
+    def _translate_error(self, exc: Exception) -> BackendError | None:
+        return super()._translate_error(exc) or translate_litellm_error(exc, self.backend_name)
+
+    def _complete(self, body: dict[str, Any]) -> Any:
+        return self.client.completion(**self._call_options, **body)
+
+    def _generate(self, request: Request) -> ChatMessage:
+        body = completion_kwargs(request, self.model_id, send_stop=self.send_stop)
+        response = self._call(lambda: self._complete(body))
+        return message_from_completion(response, self.backend_name)
+
+    def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
+        body = {**completion_kwargs(request, self.model_id, send_stop=self.send_stop), "stream": True,
+                "stream_options": {"include_usage": True}}
+        stream = self._call(lambda: self._complete(body))
+        try:
+            yield from deltas_from_chunks(stream, self.backend_name)
+        except Exception as exc:
+            error = self._translate_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+
+class LiteLLMRouterModel(LiteLLMModel):
+    """A model group of a ``litellm.Router``: ``model_id`` names the group, ``model_list`` its deployments,
+    ``client_kwargs`` the rest of the Router's configuration (``routing_strategy``, ...)."""
+
+    backend_name = "litellm-router"
+    _exported = ("requests_per_minute", "model_list", "client_kwargs")
+
+    def __init__(
+        self,
+        model_id: str,
+        model_list: list[dict[str, Any]],
+        client_kwargs: dict[str, Any] | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        flatten_messages_as_text: bool | None = None,
+        requests_per_minute: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(model_list, Sequence) or not model_list:
+            raise ValueError(f"LiteLLMRouterModel needs a non-empty model_list, got {model_list!r}")
+        self.model_list = [dict(entry) for entry in model_list]
+        self.client_kwargs = dict(client_kwargs or {})
+        super().__init__(
+            model_id=model_id,
+            custom_role_conversions=custom_role_conversions,
+            flatten_messages_as_text=flatten_messages_as_text,
+            requests_per_minute=requests_per_minute,
+            **kwargs,
+        )
+        # credentials and retries live in the Router's deployments and settings, not in each call
+        self._call_options = {}
+
+    def _flatten_by_default(self, model_id: str) -> bool:
+        # a group name says nothing about the provider; its deployments' models do
+        models = [str((entry.get("litellm_params") or {}).get("model", "")) for entry in self.model_list
+                  if entry.get("model_name") == model_id]
+        return bool(models) and all(m.startswith(FLATTEN_BY_DEFAULT) for m in models)
+
+    def create_client(self) -> Any:
+        from litellm.router import Router
+
+        # our bounded retry honours Retry-After; the Router's own retries would multiply it
+        return Router(model_list=self.model_list, **{"num_retries": 0, **self.client_kwargs})
+
+    def to_dict(self) -> dict[str, Any]:
+        return without_secrets(super().to_dict())

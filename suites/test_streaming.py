@@ -1,0 +1,138 @@
+"""Streaming: the deltas agglomerate to what generate returns, stops hold across chunks, usage counts once.
+
+Every check goes through the contract (generate, generate_stream, agglomerate_stream_deltas,
+parse_tool_calls), so the suite runs for any backend that declares "stream", local engines included.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import STORY_PROMPT, WEEK_PROMPT, distinct_words, text_of
+from harness.stop_sequences import trim_at_stop
+
+pytestmark = pytest.mark.requires("stream")
+
+HELLO = [{"role": "user", "content": "Say hello."}]
+WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def _user(prompt):
+    return [{"role": "user", "content": prompt}]
+
+
+def _stream(model, contract, messages, **kwargs):
+    deltas = list(model.generate_stream(messages, **kwargs))
+    return deltas, contract.agglomerate_stream_deltas(deltas)
+
+
+def _assert_same_usage(streamed, generated):
+    want, got = generated.token_usage, streamed.token_usage
+    assert want is not None and want.input_tokens > 0, f"generate returned no usage: {want!r}"
+    assert got is not None, "the stream carried no token usage"
+    for times in (2, 3):
+        assert (got.input_tokens, got.output_tokens) != (times * want.input_tokens, times * want.output_tokens), (
+            f"usage counted {times} times: stream {got!r}, generate {want!r}"
+        )
+    assert (got.input_tokens, got.output_tokens) == (want.input_tokens, want.output_tokens), (
+        f"stream usage {got!r} != generate usage {want!r}"
+    )
+    assert got.total_tokens == got.input_tokens + got.output_tokens
+
+
+def _calls(model, message):
+    parsed = model.parse_tool_calls(message)
+    return [(c.function.name, c.function.arguments) for c in parsed.tool_calls]
+
+
+def test_stream_agglomerates_to_generate(model, contract):
+    generated = model(_user(STORY_PROMPT))
+    deltas, streamed = _stream(model, contract, _user(STORY_PROMPT))
+    assert sum(1 for d in deltas if d.content) > 1, f"the answer came in one piece: {deltas!r}"
+    assert text_of(streamed) == text_of(generated)
+    assert not streamed.tool_calls and not generated.tool_calls
+    _assert_same_usage(streamed, generated)
+
+
+def test_usage_counted_once(model, contract):
+    generated = model(HELLO)
+    deltas, streamed = _stream(model, contract, HELLO)
+    assert any(d.token_usage for d in deltas), "no delta carried token usage"
+    _assert_same_usage(streamed, generated)
+
+
+@pytest.mark.requires("native_tools")
+def test_stream_tool_call_matches_generate(model, contract, weather_tool):
+    generated = model(WEATHER, tools_to_call_from=[weather_tool])
+    deltas, streamed = _stream(model, contract, WEATHER, tools_to_call_from=[weather_tool])
+    fragments = [tc for d in deltas for tc in (d.tool_calls or [])]
+    assert fragments, f"no tool-call deltas in the stream; content={text_of(streamed)!r}"
+    assert all(tc.index is not None for tc in fragments), f"tool-call deltas without an index: {fragments!r}"
+    assert streamed.tool_calls and all(c.id for c in streamed.tool_calls), f"tool calls: {streamed.tool_calls!r}"
+    assert _calls(model, streamed) == _calls(model, generated)
+    _assert_same_usage(streamed, generated)
+
+
+@pytest.mark.no_cassette
+def test_tool_call_deltas_merged_by_index(model, contract):
+    def fragment(index, arguments, call_id=None, name=None):
+        function = contract.ChatMessageToolCallFunction(name=name or "", arguments=arguments)
+        call = contract.ChatMessageToolCallStreamDelta(index=index, id=call_id, type="function" if call_id else None,
+                                                       function=function)
+        return contract.ChatMessageStreamDelta(content=None, tool_calls=[call])
+
+    deltas = [  # two calls whose argument text arrives interleaved
+        fragment(0, '{"ci', "call_a", "get_weather"),
+        fragment(1, '{"city": ', "call_b", "get_weather"),
+        fragment(0, 'ty": "Paris"}'),
+        fragment(1, '"Rome"}'),
+    ]
+    message = contract.agglomerate_stream_deltas(deltas)
+    assert [c.id for c in message.tool_calls] == ["call_a", "call_b"]
+    assert _calls(model, message) == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
+
+
+def test_stop_in_stream_matches_generate(model, contract):
+    reference = text_of(model(_user(WEEK_PROMPT)))
+    word = next(iter(distinct_words(reference, min_len=6)), None)
+    assert word, f"no long word in {reference!r}"
+    stops = [word[:4]]  # ends inside a token, like "Tues" of "Tuesday"
+    expected = trim_at_stop(reference, stops)
+    generated = model(_user(WEEK_PROMPT), stop_sequences=stops)
+    _, streamed = _stream(model, contract, _user(WEEK_PROMPT), stop_sequences=stops)
+    assert text_of(streamed) == expected, f"stream with {stops!r}: {text_of(streamed)!r}, expected {expected!r}"
+    assert text_of(generated) == text_of(streamed)
+
+
+def _stop_across_a_boundary(pieces):
+    """A stop made of the end of one chunk and the start of the next, first occurring right there."""
+    text = "".join(pieces)
+    at = 0
+    for k in range(1, len(pieces)):
+        at += len(pieces[k - 1])
+        if k < 3:
+            continue  # leave some text before the stop
+        tail, head = pieces[k - 1][-2:], pieces[k][:2]
+        stop = tail + head
+        if stop.strip() and text.find(stop) == at - len(tail):
+            return stop
+    return None
+
+
+def test_stop_split_across_chunks(model, contract):
+    deltas, reference = _stream(model, contract, _user(WEEK_PROMPT))
+    pieces = [d.content for d in deltas if d.content]
+    stop = _stop_across_a_boundary(pieces)
+    assert stop, f"no chunk boundary to put a stop across in {pieces!r}"
+    expected = trim_at_stop(text_of(reference), [stop])
+    deltas, streamed = _stream(model, contract, _user(WEEK_PROMPT), stop_sequences=[stop])
+    content = text_of(streamed)
+    assert stop not in content, f"stop {stop!r} left in the stream: {content!r}"
+    assert content == expected, f"stop {stop!r} across chunks: got {content!r}, expected {expected!r}"
+
+
+@pytest.mark.no_cassette
+def test_empty_stop_in_stream_is_a_value_error(model, wire):
+    with pytest.raises(ValueError, match="stop_sequences"):
+        list(model.generate_stream(HELLO, stop_sequences=["ok", ""]))
+    assert wire.calls() == [], "a request was sent for invalid input"
