@@ -15,6 +15,8 @@ DEFAULT_ROLE_CONVERSIONS: dict[str, str] = {
     MessageRole.TOOL_RESPONSE.value: MessageRole.USER.value,
 }
 
+_ROLES = frozenset(MessageRole.roles())
+
 # Separator used when parts or consecutive messages of one role become one string.
 TEXT_JOINER = "\n"
 
@@ -24,7 +26,7 @@ def role_conversions(custom: Mapping[str, str] | None = None) -> dict[str, str]:
     merged = dict(DEFAULT_ROLE_CONVERSIONS)
     for source, target in (custom or {}).items():
         source, target = _role_value(source), _role_value(target)
-        if source not in MessageRole.roles():
+        if source not in _ROLES:
             raise ValueError(
                 f"custom_role_conversions has unknown source role {source!r}; roles are {MessageRole.roles()}"
             )
@@ -120,10 +122,13 @@ def get_clean_message_list(
     for i, raw in enumerate(messages):
         message = _as_dict(raw, i)
         role = message["role"]
-        if role not in MessageRole.roles():
+        if role not in _ROLES:
             raise ValueError(f"messages[{i}] has role {role!r}; valid roles are {MessageRole.roles()}")
         role = conversions.get(role, role)
-        parts = copy.deepcopy(_parts(message["content"], i, convert_images_to_image_urls))
+        parts = [
+            {"type": "text", "text": p["text"]} if p.get("type") == "text" and len(p) == 2 else copy.deepcopy(p)
+            for p in _parts(message["content"], i, convert_images_to_image_urls)
+        ]
         if out and out[-1]["role"] == role:
             out[-1]["_parts"].extend(parts)
         else:
