@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MODEL_STAMP := $(VENV)/.model
 
 # Backends replayed from cassettes, and local engines run live on the embedded model.
-HTTP_BACKENDS ?= openai
+HTTP_BACKENDS ?= openai,inference-client,litellm,litellm-router,azure,bedrock
 LOCAL_BACKENDS ?= transformers,mlx
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
