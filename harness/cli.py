@@ -48,7 +48,7 @@ def _backends(args: argparse.Namespace) -> int:
         state = f"missing {', '.join(missing)} (pip install 'model-conformance[{spec.extra}]')" if missing else "ready"
         reason = None if missing else spec.unavailable_reason()
         if reason:
-            state = f"cannot run here: {reason}"
+            state = reason
         print(f"{name:18} {spec.kind:6} {state:60} {spec.description}")
     return 0
 
