@@ -262,27 +262,6 @@ def load_bedrock() -> type[Model]:
     return AmazonBedrockServerModel
 
 
-# `from adapters import AzureOpenAIServerModel` imports the SDK only then. One registry for every
-# block: each adds its names to _LAZY_EXPORTS (public name -> (backend, module)).
-_LAZY_EXPORTS: dict[str, tuple[str, str]] = globals().get("_LAZY_EXPORTS", {})
-_LAZY_EXPORTS.update({
-    "AzureOpenAIServerModel": ("azure", "adapters.azure"),
-    "AzureOpenAIModel": ("azure", "adapters.azure"),
-    "AmazonBedrockServerModel": ("bedrock", "adapters.bedrock"),
-    "AmazonBedrockModel": ("bedrock", "adapters.bedrock"),
-})
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY_EXPORTS:
-        raise AttributeError(f"module 'adapters' has no attribute {name!r}")
-    backend_name, module = _LAZY_EXPORTS[name]
-    from harness.registry import get_backend
-
-    get_backend(backend_name).require()  # names the extra to install when the SDK is missing
-    return getattr(importlib.import_module(module), name)
-
-
 # -- huggingface_hub InferenceClient and LiteLLM ------------------------------------------------
 
 def _inference_client_settings(target: Target) -> dict[str, Any]:
@@ -354,3 +333,38 @@ def load_litellm_router() -> type[Model]:
     from adapters.litellm import LiteLLMRouterModel
 
     return LiteLLMRouterModel
+
+
+# -- public classes ------------------------------------------------------------------------------
+
+# `from adapters import OpenAIServerModel` imports the SDK only then: public name -> (backend, module)
+_LAZY_EXPORTS: dict[str, tuple[str, str]] = {
+    "OpenAIServerModel": ("openai", "adapters.openai"),
+    "OpenAIModel": ("openai", "adapters.openai"),
+    "AzureOpenAIServerModel": ("azure", "adapters.azure"),
+    "AzureOpenAIModel": ("azure", "adapters.azure"),
+    "AmazonBedrockServerModel": ("bedrock", "adapters.bedrock"),
+    "AmazonBedrockModel": ("bedrock", "adapters.bedrock"),
+    "InferenceClientModel": ("inference-client", "adapters.hf"),
+    "HfApiModel": ("inference-client", "adapters.hf"),
+    "LiteLLMModel": ("litellm", "adapters.litellm"),
+    "LiteLLMRouterModel": ("litellm-router", "adapters.litellm"),
+    "TransformersModel": ("transformers", "adapters.transformers"),
+    "MLXModel": ("mlx", "adapters.mlx"),
+    "VLLMModel": ("vllm", "adapters.vllm"),
+}
+__all__ = sorted(_LAZY_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY_EXPORTS:
+        raise AttributeError(f"module 'adapters' has no attribute {name!r}")
+    backend_name, module = _LAZY_EXPORTS[name]
+    from harness.registry import get_backend
+
+    get_backend(backend_name).require()  # names the extra to install when the SDK is missing
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_EXPORTS))
