@@ -115,13 +115,7 @@ class LiteLLMModel(ApiModel):
         body = {**completion_kwargs(request, self.model_id, send_stop=self.send_stop), "stream": True,
                 "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self._complete(body))
-        try:
-            yield from deltas_from_chunks(stream, self.backend_name)
-        except Exception as exc:
-            error = self._translate_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+        yield from deltas_from_chunks(self._translated(stream), self.backend_name)
 
 
 class LiteLLMRouterModel(LiteLLMModel):

@@ -101,13 +101,7 @@ class OpenAIServerModel(ApiModel):
     def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self.client.chat.completions.create(**body))
-        try:
-            yield from deltas_from_chunks(stream, self.backend_name)
-        except Exception as exc:
-            error = self._translate_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+        yield from deltas_from_chunks(self._translated(stream), self.backend_name)
 
 
 OpenAIModel = OpenAIServerModel

@@ -11,7 +11,7 @@ import copy
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -321,6 +321,16 @@ class ApiModel(Model):
                     wait = self.retry_wait * (2 ** (attempt - 1)) * (1 + random.random() / 4)
                 self._sleep(min(wait, self.max_retry_wait))
         raise AssertionError("unreachable")
+
+    def _translated(self, stream: Iterable[T]) -> Iterator[T]:
+        """Iterate a streamed response, its SDK's errors translated as :meth:`_call` translates them."""
+        try:
+            yield from stream
+        except Exception as exc:
+            error = self._translate_error(exc)
+            if error is None or error is exc:
+                raise
+            raise error from exc
 
     def _translate_error(self, exc: Exception) -> BackendError | None:
         """The SDK's exception as a BackendError, or None to let it through unchanged."""
