@@ -87,17 +87,17 @@ def render_markdown(rows: Sequence[dict[str, Any]], title: str = "Conformance re
         failed = [r for r in subject_rows if r["outcome"] == "failed"]
         if failed:
             heading = "Findings about smolagents" if subject == "smolagents" else "Failures"
-            lines += [f"### {heading}", ""]
-            for r in failed:
-                lines.append(f"- **{r['backend']}** `{r['suite']}::{r['test']}`: {r.get('message') or 'failed'}")
+            lines += [f"### {heading}", "", "Each check with what it raised, and the backends where it did.", ""]
+            lines += _grouped((f"{r['suite']}::{r['test']}", r.get("message") or "failed", r["backend"])
+                              for r in failed)
             lines.append("")
-        observations = sorted({(r["backend"], f"{r['suite']}::{r['test']}", o) for r in subject_rows
-                               for o in r.get("observations") or []})
-        if observations:
+        observed = [(f"{r['suite']}::{r['test']}", o, r["backend"]) for r in subject_rows
+                    for o in r.get("observations") or []]
+        if observed:
             lines += ["### Observations about the backends", "",
-                      "What a backend returned that the contract had to correct (not failures).", ""]
-            for b, test, text in observations:
-                lines.append(f"- **{b}** `{test}`: {text}")
+                      "What a backend returned that the contract had to correct (not failures). Derived "
+                      "cassettes (azure, bedrock) carry the local server's answers, so they show its behaviour.", ""]
+            lines += _grouped(observed)
             lines.append("")
         skipped = Counter((r["backend"], r.get("message") or "skipped") for r in subject_rows
                           if r["outcome"] == "skipped")
@@ -107,6 +107,15 @@ def render_markdown(rows: Sequence[dict[str, Any]], title: str = "Conformance re
                 lines.append(f"- **{b}** ({n} checks): {why}")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _grouped(items: Iterable[tuple[str, str, str]]) -> list[str]:
+    """One line per (check, message), naming every backend it was seen on."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for check, message, backend in items:
+        if backend not in groups[(check, message)]:
+            groups[(check, message)].append(backend)
+    return [f"- `{check}` on {', '.join(backends)}: {message}" for (check, message), backends in groups.items()]
 
 
 def write_report(rows: Sequence[dict[str, Any]], out: Path, title: str = "Conformance report") -> Path:
