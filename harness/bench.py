@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 # name -> module exposing add_arguments(parser) and run(args) -> int
@@ -40,4 +44,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-__all__ = ["BENCHMARKS", "add_bench_parser", "percentile", "argparse"]
+def machine_description() -> str:
+    """This machine in one line, for tables and results files."""
+    return (f"{platform.platform()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+            f"Python {platform.python_version()}")
+
+
+def write_results(benchmark: str, output: str | None, fields: dict[str, Any]) -> Path:
+    """Write a benchmark's JSON results file (default reports/bench-<name>-<hardware>.json), naming the hardware."""
+    from harness.report import _versions, hardware_kind
+
+    hardware = hardware_kind()
+    path = Path(output or Path("reports") / f"bench-{benchmark}-{hardware}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "benchmark": benchmark,
+        "hardware": hardware,
+        "machine": machine_description(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        **fields,
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+__all__ = ["BENCHMARKS", "add_bench_parser", "machine_description", "percentile", "write_results"]

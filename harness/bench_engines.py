@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import statistics
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class
@@ -432,32 +428,24 @@ def run(args: argparse.Namespace) -> int:
     """Benchmark each engine, print the tables, write the JSON results file."""
     import importlib.util
 
-    from harness.report import _versions, hardware_kind
+    from harness.bench import machine_description, write_results
+    from harness.report import hardware_kind
 
     with_smolagents = not args.no_smolagents and importlib.util.find_spec("smolagents") is not None
     hardware = hardware_kind()
-    machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-               f"Python {platform.python_version()}")
+    machine = machine_description()
     results = []
     for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
         results.append(bench_engine(name, args.tokens, args.rounds, with_smolagents,
                                     lambda msg: print(msg, flush=True)))
     print()
     print(render(results, hardware, machine))
-    path = Path(args.output or Path("reports") / f"bench-engines-{hardware}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "benchmark": "engines",
-        "hardware": hardware,
-        "machine": machine,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
+    path = write_results("engines", args.output, {
         "prompt": PROMPT,
         "tokens": args.tokens,
         "rounds": args.rounds,
         "notes": NOTES,
         "results": results,
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    })
     print(f"wrote {path}")
     return 0

@@ -16,13 +16,10 @@ import argparse
 import contextlib
 import gc
 import importlib.util
-import json
 import os
-import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -222,13 +219,14 @@ def render(rows: list[dict[str, Any]], target: str, hardware: str, machine: str)
 def run(args: argparse.Namespace) -> int:
     """Benchmark each backend against one target, print the table, write the JSON results file."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from harness.report import _versions, hardware_kind
+    from harness.bench import machine_description, write_results
+    from harness.report import hardware_kind
 
     subjects = ["adapters"]
     if not args.no_smolagents and importlib.util.find_spec("smolagents") is not None:
         subjects.append("smolagents")
     hardware = hardware_kind()
-    machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    machine = machine_description()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for name in backends:
         get_backend(name).require()
@@ -249,14 +247,7 @@ def run(args: argparse.Namespace) -> int:
                 rows += [s.summary() for s in bench_backend(name, subjects, target, args.calls, args.warmup, log)]
     print()
     print(render(rows, args.target, hardware, machine))
-    path = Path(args.output or Path("reports") / f"bench-overhead-{hardware}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "benchmark": "overhead",
-        "hardware": hardware,
-        "machine": machine,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
+    path = write_results("overhead", args.output, {
         "target": args.target,
         "method": "overhead = full model.generate() time - time inside the SDK entry point, per call",
         "messages": MESSAGES,
@@ -265,8 +256,7 @@ def run(args: argparse.Namespace) -> int:
         "warmup": args.warmup,
         "limit_ms": LIMIT_MS,
         "results": rows,
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    })
     print(f"wrote {path}")
     return 0
 
