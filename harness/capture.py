@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.messages import flatten_parts
+from harness.patching import patched
 
 
 @dataclass
@@ -151,9 +152,7 @@ def capture_http(capture: Capture) -> Iterator[Capture]:
     patches: list[tuple[Any, str, Any]] = []
 
     def patch(owner: Any, name: str, wrapper_factory: Any) -> None:
-        original = getattr(owner, name)
-        setattr(owner, name, wrapper_factory(original))
-        patches.append((owner, name, original))
+        patches.append((owner, name, wrapper_factory(getattr(owner, name))))
 
     try:
         import httpx
@@ -191,11 +190,8 @@ def capture_http(capture: Capture) -> Iterator[Capture]:
             return _send
 
         patch(Endpoint, "_send", boto_send)
-    try:
+    with patched(*patches):
         yield capture
-    finally:
-        for owner, name, original in reversed(patches):
-            setattr(owner, name, original)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.patching import patched
 
 MODES = ("replay", "record", "live")
 
@@ -367,13 +368,13 @@ def _note_sse_chunks() -> Iterator[None]:
             response.stream = NotedStream(response.stream)
         return response
 
-    httpcore.ConnectionPool.handle_request = handle_request  # type: ignore[method-assign]
-    httpcore.AsyncConnectionPool.handle_async_request = handle_async_request  # type: ignore[method-assign]
     try:
-        yield
+        with patched(
+            (httpcore.ConnectionPool, "handle_request", handle_request),
+            (httpcore.AsyncConnectionPool, "handle_async_request", handle_async_request),
+        ):
+            yield
     finally:
-        httpcore.ConnectionPool.handle_request = sync_original  # type: ignore[method-assign]
-        httpcore.AsyncConnectionPool.handle_async_request = async_original  # type: ignore[method-assign]
         _noted_sse_bodies().clear()
 
 
@@ -429,13 +430,11 @@ def _replay_sse_chunks(cassette: Any) -> Iterator[None]:
         played = dict(cassette.play_counts)
         return rechunk(played, await async_handle(self, request))
 
-    httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
-    httpx.AsyncHTTPTransport.handle_async_request = handle_async_request  # type: ignore[method-assign]
-    try:
+    with patched(
+        (httpx.HTTPTransport, "handle_request", handle_request),
+        (httpx.AsyncHTTPTransport, "handle_async_request", handle_async_request),
+    ):
         yield
-    finally:
-        httpx.HTTPTransport.handle_request = sync_handle  # type: ignore[method-assign]
-        httpx.AsyncHTTPTransport.handle_async_request = async_handle  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -504,27 +503,19 @@ def read_provenance(path: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def block_network() -> Iterator[None]:
     """Any real connection attempt fails while active (replay must never reach a socket)."""
-    original_connect = socket.socket.connect
-    original_connect_ex = socket.socket.connect_ex
-
     def refuse(self: socket.socket, address: Any) -> Any:
         raise NetworkBlockedError(f"replay mode blocks the network; a connection to {address!r} was attempted")
-
-    original_getaddrinfo = socket.getaddrinfo
 
     def refuse_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
         # a name lookup already reaches a DNS server, before any connect
         raise NetworkBlockedError(f"replay mode blocks the network; a lookup of {host!r} was attempted")
 
-    socket.socket.connect = refuse  # type: ignore[method-assign,assignment]
-    socket.socket.connect_ex = refuse  # type: ignore[method-assign,assignment]
-    socket.getaddrinfo = refuse_lookup  # type: ignore[assignment]
-    try:
+    with patched(
+        (socket.socket, "connect", refuse),
+        (socket.socket, "connect_ex", refuse),
+        (socket, "getaddrinfo", refuse_lookup),
+    ):
         yield
-    finally:
-        socket.socket.connect = original_connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
-        socket.getaddrinfo = original_getaddrinfo
 
 
 @contextlib.contextmanager
@@ -540,9 +531,5 @@ def hub_clients_online() -> Iterator[None]:
     except ImportError:
         yield
         return
-    offline = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = False
-    try:
+    with patched((constants, "HF_HUB_OFFLINE", False)):
         yield
-    finally:
-        constants.HF_HUB_OFFLINE = offline
