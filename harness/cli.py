@@ -54,7 +54,7 @@ def _backends(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.report import hardware_kind, load_results, write_report
+    from harness.reporting.report import hardware_kind, load_results, write_report
 
     out = Path(args.output or f"reports/{hardware_kind()}.md")
     if args.results:

@@ -12,8 +12,8 @@ from typing import Any
 
 # name -> module exposing add_arguments(parser) and run(args) -> int
 BENCHMARKS = {
-    "engines": "harness.bench_engines",
-    "overhead": "harness.bench_overhead",
+    "engines": "harness.bench.engines",
+    "overhead": "harness.bench.overhead",
 }
 
 
@@ -52,7 +52,7 @@ def machine_description() -> str:
 
 def write_results(benchmark: str, output: str | None, fields: dict[str, Any]) -> Path:
     """Write a benchmark's JSON results file (default reports/bench-<name>-<hardware>.json), naming the hardware."""
-    from harness.report import _versions, hardware_kind
+    from harness.reporting.report import _versions, hardware_kind
 
     hardware = hardware_kind()
     path = Path(output or Path("reports") / f"bench-{benchmark}-{hardware}.json")

@@ -429,7 +429,7 @@ def run(args: argparse.Namespace) -> int:
     import importlib.util
 
     from harness.bench import machine_description, write_results
-    from harness.report import hardware_kind
+    from harness.reporting.report import hardware_kind
 
     with_smolagents = not args.no_smolagents and importlib.util.find_spec("smolagents") is not None
     hardware = hardware_kind()

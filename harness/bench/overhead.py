@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     """Benchmark each backend against one target, print the table, write the JSON results file."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from harness.bench import machine_description, write_results
-    from harness.report import hardware_kind
+    from harness.reporting.report import hardware_kind
 
     subjects = ["adapters"]
     if not args.no_smolagents and importlib.util.find_spec("smolagents") is not None:
