@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from harness.model import REMOVE_PARAMETER as REMOVE_PARAMETER
 from harness.model import Model
 from harness.registry import Target, backend
 
@@ -353,7 +354,8 @@ _LAZY_EXPORTS: dict[str, tuple[str, str]] = {
     "MLXModel": ("mlx", "adapters.mlx"),
     "VLLMModel": ("vllm", "adapters.vllm"),
 }
-__all__ = sorted(_LAZY_EXPORTS)
+# a model kwarg set to it removes that parameter from the request (smolagents' own works too)
+__all__ = sorted([*_LAZY_EXPORTS, "REMOVE_PARAMETER"])
 
 
 def __getattr__(name: str) -> Any:

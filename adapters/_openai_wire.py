@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from harness.errors import BackendError, ContentFilterError
+from harness.errors import BackendError
 from harness.model import Request
 from harness.tool_calls import native_tool_calls
 from harness.types import (
@@ -20,12 +20,12 @@ from harness.types import (
 )
 
 
-def completion_kwargs(request: Request, model_id: str | None, send_stop: bool = True) -> dict[str, Any]:
-    """The body of a chat-completions call for ``request``."""
+def completion_kwargs(request: Request, model_id: str | None) -> dict[str, Any]:
+    """The body of a chat-completions call for ``request`` (without what REMOVE_PARAMETER removed)."""
     body: dict[str, Any] = {"messages": request.messages}
     if model_id is not None:
         body["model"] = model_id
-    if request.stop_sequences and send_stop:
+    if request.stop_sequences and request.send_stop:
         body["stop"] = list(request.stop_sequences)
     if request.response_format is not None:
         body["response_format"] = request.response_format
@@ -34,6 +34,8 @@ def completion_kwargs(request: Request, model_id: str | None, send_stop: bool = 
         if request.tool_choice is not None:
             body["tool_choice"] = request.tool_choice
     body.update(request.kwargs)
+    for name in request.removed:
+        body.pop(name, None)
     return body
 
 
@@ -75,10 +77,17 @@ def message_from_completion(response: Any, backend: str, request_id: str | None 
                            kind="empty_choices")
     choice = choices[0]
     finish = _get(choice, "finish_reason")
-    if finish == "content_filter":
-        raise ContentFilterError("the provider's content filter stopped the answer", backend=backend, status=200,
-                                 request_id=request_id, kind="content_filter")
     message = _get(choice, "message")
+    if finish == "content_filter":
+        # HTTP 200: an answer the filter cut or emptied is still an answer, marked as such
+        return ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content=(_get(message, "content") if message is not None else None) or "",
+            tool_calls=native_tool_calls(_get(message, "tool_calls")) if message is not None else None,
+            raw=response,
+            token_usage=usage_of(_get(response, "usage")),
+            finish_reason="content_filter",
+        )
     if message is None:
         raise BackendError("the first choice has no message", backend=backend, status=200, request_id=request_id,
                            kind="malformed")
@@ -126,9 +135,6 @@ def deltas_from_chunks(chunks: Iterable[Any], backend: str) -> Iterator[ChatMess
             if _get(choice, "index") not in (0, None):
                 continue
             finish = _get(choice, "finish_reason")
-            if finish == "content_filter":
-                raise ContentFilterError("the provider's content filter stopped the stream", backend=backend,
-                                         status=200, request_id=request_id, kind="content_filter")
             finished = finished or bool(finish)
             delta = _get(choice, "delta")
             if delta is None:

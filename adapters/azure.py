@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import openai
 
@@ -56,12 +56,12 @@ def _filter_message(where: str, categories: list[str]) -> str:
 class AzureOpenAIServerModel(OpenAIServerModel):
     """A deployment on Azure OpenAI; ``model_id`` is the deployment name.
 
-    A deployment name says nothing about the model behind it, so whether ``stop`` may be sent
-    is a setting (``send_stop``); the stop contract is kept client-side either way.
+    Whether ``stop`` is sent follows smolagents' rule on the deployment name (``supports_stop_parameter``
+    overrides it; ``send_stop`` is its older name); the stop contract is kept client-side either way.
     """
 
     backend_name = "azure"
-    _exported = ("requests_per_minute", "azure_endpoint", "api_version", "client_kwargs", "send_stop")
+    _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute", "azure_endpoint", "api_version", "client_kwargs")
 
     def __init__(
         self,
@@ -73,7 +73,7 @@ class AzureOpenAIServerModel(OpenAIServerModel):
         custom_role_conversions: dict[str, str] | None = None,
         requests_per_minute: float | None = None,
         *,
-        send_stop: bool = True,
+        send_stop: bool | None = None,
         **kwargs: Any,
     ) -> None:
         client_kwargs = dict(client_kwargs or {})
@@ -88,7 +88,11 @@ class AzureOpenAIServerModel(OpenAIServerModel):
                 f"AzureOpenAIServerModel needs credentials: pass api_key=... or set the {API_KEY_ENV} environment "
                 f"variable (or use Entra ID: client_kwargs={{'azure_ad_token_provider': ...}} or {AD_TOKEN_ENV})"
             )
-        self.send_stop = send_stop
+        if send_stop is not None:
+            if kwargs.get("supports_stop_parameter") not in (None, send_stop):
+                raise ValueError("AzureOpenAIServerModel got send_stop and supports_stop_parameter with different "
+                                 "values; pass supports_stop_parameter alone (send_stop is its older name)")
+            kwargs["supports_stop_parameter"] = send_stop
         super().__init__(
             model_id=model_id,
             api_key=api_key,
@@ -118,7 +122,8 @@ class AzureOpenAIServerModel(OpenAIServerModel):
             )
         if isinstance(error, BackendError) and error.status == 400 and _rejects_stop(exc):
             return BackendError(
-                f"deployment {self.model_id!r} does not accept `stop`; construct the model with send_stop=False "
+                f"deployment {self.model_id!r} does not accept `stop`; construct the model with "
+                "supports_stop_parameter=False "
                 "(stop sequences are then applied client-side)",
                 backend=self.backend_name, status=400, request_id=error.request_id, kind="unsupported_parameter",
             )
@@ -126,15 +131,14 @@ class AzureOpenAIServerModel(OpenAIServerModel):
 
     def _generate(self, request: Request) -> ChatMessage:
         response = self._call(lambda: self.client.chat.completions.create(**self._body(request)))
+        message = message_from_completion(response, self.backend_name)
         choices = getattr(response, "choices", None) or []
-        if choices and choices[0].finish_reason == "content_filter":
+        if message.finish_reason == "content_filter" and choices:
+            # an HTTP 200 answer the filter cut: returned, with the filtered categories as the reason
             extra = choices[0].model_extra or {}
-            raise ContentFilterError(
-                _filter_message("stopped the answer", filtered_categories(extra.get("content_filter_results"))),
-                backend=self.backend_name, status=200, request_id=response._request_id or response.id,
-                kind="content_filter",
-            )
-        return message_from_completion(response, self.backend_name)
+            categories = filtered_categories(extra.get("content_filter_results"))
+            message.finish_reason = "content_filter" + (f": {', '.join(categories)}" if categories else "")
+        return message
 
 
 def _rejects_stop(exc: Exception) -> bool:

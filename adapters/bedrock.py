@@ -13,7 +13,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from harness.errors import BackendError, ContentFilterError
+from harness.errors import BackendError
 from harness.model import ApiModel, Request
 from harness.tool_calls import ensure_unique_ids, make_tool_call
 from harness.types import (
@@ -26,8 +26,10 @@ from harness.types import (
 )
 
 # What each Converse ``stopReason`` makes of the reply: "complete" and "truncated" give the
-# ChatMessage (a truncated one as OpenAI's finish_reason "length" does), "content_filter" a
-# ContentFilterError, "malformed" a BackendError; never a half-filled message.
+# ChatMessage (a truncated one as OpenAI's finish_reason "length" does), "content_filter" the
+# ChatMessage too (a guardrail's replacement text, possibly empty) with ``finish_reason`` set to the
+# stopReason, "malformed" a BackendError; never a half-filled message. Only an HTTP error is a
+# ContentFilterError.
 STOP_REASONS: dict[str, str] = {
     "end_turn": "complete",
     "tool_use": "complete",
@@ -173,7 +175,7 @@ def output_config(response_format: Mapping[str, Any]) -> dict[str, Any]:
     return {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": schema}}}
 
 
-def converse_request(request: Request, model_id: str | None, send_stop: bool = True) -> dict[str, Any]:
+def converse_request(request: Request, model_id: str | None) -> dict[str, Any]:
     """The parameters of a Converse call for ``request`` (boto3 names; ``modelId`` included)."""
     system, messages = converse_messages(request.messages)
     params: dict[str, Any] = {"modelId": model_id, "messages": messages}
@@ -181,7 +183,7 @@ def converse_request(request: Request, model_id: str | None, send_stop: bool = T
         params["system"] = system
     extra = copy.deepcopy(request.kwargs)
     inference = dict(extra.pop("inferenceConfig", None) or {})
-    if request.stop_sequences and send_stop:
+    if request.stop_sequences and request.send_stop:
         sent = list(inference.get("stopSequences") or [])
         inference["stopSequences"] = sent + [s for s in request.stop_sequences if s not in sent]
     if inference:
@@ -192,6 +194,8 @@ def converse_request(request: Request, model_id: str | None, send_stop: bool = T
     if request.response_format is not None:
         params["outputConfig"] = output_config(request.response_format)
     params.update(extra)
+    for name in request.removed:
+        params.pop(name, None)
     return params
 
 
@@ -210,21 +214,22 @@ def _usage(usage: Any) -> TokenUsage | None:
     )
 
 
-def check_stop_reason(stop_reason: Any, backend: str, request_id: str | None) -> None:
-    """Raise the typed error a refusing or malformed ``stopReason`` stands for."""
+def check_stop_reason(stop_reason: Any, backend: str, request_id: str | None) -> str | None:
+    """Raise the typed error a malformed ``stopReason`` stands for; return it if a filter or guardrail
+    intervened (the answer still comes back, marked)."""
     outcome = STOP_REASONS.get(str(stop_reason))
     if outcome == "content_filter":
-        raise ContentFilterError(f"Bedrock stopped the answer (stopReason={stop_reason})", backend=backend,
-                                 status=200, request_id=request_id, kind="content_filter")
+        return str(stop_reason)
     if outcome == "malformed":
         raise BackendError(f"the model's output was malformed (stopReason={stop_reason})", backend=backend,
                            status=200, request_id=request_id, kind=str(stop_reason))
+    return None
 
 
 def message_from_converse(response: Mapping[str, Any], backend: str = "bedrock") -> ChatMessage:
     """A ChatMessage from a Converse response: text blocks joined, toolUse blocks as tool calls."""
     request_id = _request_id(response)
-    check_stop_reason(response.get("stopReason"), backend, request_id)
+    filtered = check_stop_reason(response.get("stopReason"), backend, request_id)
     message = (response.get("output") or {}).get("message")
     if not isinstance(message, Mapping) or not isinstance(message.get("content"), list):
         raise BackendError("the response has no output message", backend=backend, status=200,
@@ -235,13 +240,14 @@ def message_from_converse(response: Mapping[str, Any], backend: str = "bedrock")
             texts.append(block["text"])
         elif "toolUse" in block:
             use = block["toolUse"]
-            calls.append(make_tool_call(use.get("name"), use.get("input"), use.get("toolUseId")))
+            calls.append(make_tool_call(use.get("name"), use.get("input"), use.get("toolUseId"), strict=False))
     return ChatMessage(
         role=MessageRole.ASSISTANT,
         content="".join(texts) if texts or not calls else None,
         tool_calls=ensure_unique_ids(calls) if calls else None,
         raw=response,
         token_usage=_usage(response.get("usage")),
+        finish_reason=filtered,
     )
 
 
@@ -384,13 +390,14 @@ class AmazonBedrockServerModel(ApiModel):
         tool_choice: Any = "required",
         **kwargs: Any,
     ) -> Request:
-        """As for every model, with images kept as bytes and a call's inferenceConfig merged into the default."""
+        """As for every model, with images kept as bytes and a call's inferenceConfig merged with the model's
+        (the model's own keys win, as every model kwarg does)."""
         kwargs.setdefault("convert_images_to_image_urls", False)
         request = super().prepare_request(messages, stop_sequences, response_format, tools_to_call_from,
                                           tool_choice, **kwargs)
         for key, default in self.kwargs.items():
             if isinstance(default, Mapping) and isinstance(kwargs.get(key), Mapping):
-                request.kwargs[key] = {**default, **kwargs[key]}
+                request.kwargs[key] = {**kwargs[key], **default}
         return request
 
     def _translate_error(self, exc: Exception, request_id: str | None = None) -> BackendError | None:
@@ -399,7 +406,7 @@ class AmazonBedrockServerModel(ApiModel):
                                                                         request_id)
 
     def _params(self, request: Request) -> dict[str, Any]:
-        return converse_request(request, self.model_id, send_stop=self.send_stop)
+        return converse_request(request, self.model_id)
 
     def _generate(self, request: Request) -> ChatMessage:
         params = self._params(request)

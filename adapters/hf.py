@@ -119,7 +119,7 @@ class InferenceClientModel(ApiModel):
         return super()._translate_error(exc) or translate_hf_error(exc, self.backend_name)
 
     def _body(self, request: Request) -> dict[str, Any]:
-        body = completion_kwargs(request, self._payload_model, send_stop=self.send_stop)
+        body = completion_kwargs(request, self._payload_model)
         extra = {key: body.pop(key) for key in [k for k in body if k not in _CHAT_COMPLETION_PARAMETERS]}
         if extra:
             body["extra_body"] = {**extra, **(body.get("extra_body") or {})}

@@ -16,7 +16,7 @@ import litellm  # noqa: E402
 from adapters._openai_wire import completion_kwargs, deltas_from_chunks, message_from_completion  # noqa: E402
 from adapters.openai import translate_openai_error  # noqa: E402
 from harness.errors import BackendError  # noqa: E402
-from harness.model import ApiModel, Request  # noqa: E402
+from harness.model import ApiModel, Request, supports_stop_parameter  # noqa: E402
 from harness.types import ChatMessage, ChatMessageStreamDelta  # noqa: E402
 
 # providers whose chat endpoints take text only, so parts are flattened by default
@@ -107,12 +107,12 @@ class LiteLLMModel(ApiModel):
         return self.client.completion(**self._call_options, **body)
 
     def _generate(self, request: Request) -> ChatMessage:
-        body = completion_kwargs(request, self.model_id, send_stop=self.send_stop)
+        body = completion_kwargs(request, self.model_id)
         response = self._call(lambda: self._complete(body))
         return message_from_completion(response, self.backend_name)
 
     def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
-        body = {**completion_kwargs(request, self.model_id, send_stop=self.send_stop), "stream": True,
+        body = {**completion_kwargs(request, self.model_id), "stream": True,
                 "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self._complete(body))
         yield from deltas_from_chunks(self._translated(stream), self.backend_name)
@@ -154,6 +154,12 @@ class LiteLLMRouterModel(LiteLLMModel):
         models = [str((entry.get("litellm_params") or {}).get("model", "")) for entry in self.model_list
                   if entry.get("model_name") == model_id]
         return bool(models) and all(m.startswith(FLATTEN_BY_DEFAULT) for m in models)
+
+    def _stop_rule(self) -> bool:
+        # the group name, and every model of the group's deployments, must accept `stop`
+        models = [str((entry.get("litellm_params") or {}).get("model", "")) for entry in self.model_list
+                  if entry.get("model_name") == self.model_id]
+        return super()._stop_rule() and all(supports_stop_parameter(m) for m in models)
 
     def create_client(self) -> Any:
         from litellm.router import Router

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import openai
 
@@ -52,7 +52,8 @@ class OpenAIServerModel(ApiModel):
 
     backend_name = "openai"
     can_stream = True
-    _exported = ("requests_per_minute", "api_base", "organization", "project", "client_kwargs")
+    _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute", "api_base", "organization", "project",
+                                            "client_kwargs")
 
     def __init__(
         self,
@@ -92,7 +93,7 @@ class OpenAIServerModel(ApiModel):
         return super()._translate_error(exc) or translate_openai_error(exc, self.backend_name)
 
     def _body(self, request: Request) -> dict[str, Any]:
-        return completion_kwargs(request, self.model_id, send_stop=self.send_stop)
+        return completion_kwargs(request, self.model_id)
 
     def _generate(self, request: Request) -> ChatMessage:
         response = self._call(lambda: self.client.chat.completions.create(**self._body(request)))

@@ -9,7 +9,15 @@ from harness.errors import (
     UnknownBackendError,
 )
 from harness.messages import get_clean_message_list
-from harness.model import ApiModel, Model, Request, agglomerate_stream_deltas, tool_json_schema
+from harness.model import (
+    REMOVE_PARAMETER,
+    ApiModel,
+    Model,
+    Request,
+    agglomerate_stream_deltas,
+    supports_stop_parameter,
+    tool_json_schema,
+)
 from harness.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
 from harness.tool_calls import parse_arguments, parse_json_blob, tool_call_from_text
 from harness.types import (
@@ -23,6 +31,7 @@ from harness.types import (
 )
 
 __all__ = [
+    "REMOVE_PARAMETER",
     "ApiModel",
     "BackendError",
     "ChatMessage",
@@ -44,6 +53,7 @@ __all__ = [
     "get_clean_message_list",
     "parse_arguments",
     "parse_json_blob",
+    "supports_stop_parameter",
     "tool_call_from_text",
     "tool_json_schema",
     "trim_at_stop",

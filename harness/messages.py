@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, is_dataclass
+from enum import Enum
 from typing import Any
 
 from harness.types import WIRE_ROLES, ChatMessage, MessageRole
@@ -42,35 +43,57 @@ def role_conversions(custom: Mapping[str, str] | None = None) -> dict[str, str]:
 _merged_role_conversions = role_conversions  # the parameter below shadows the name
 
 
-def _role_value(role: Any) -> str:
-    return role.value if isinstance(role, MessageRole) else str(role)
+def role_value(role: Any, where: str = "role") -> str:
+    """A role as its plain string, read by value from a ``str`` or any ``str``-valued Enum.
+
+    ``str()`` is never used: ``str(smolagents.MessageRole.USER)`` is ``'MessageRole.USER'``.
+    """
+    if isinstance(role, Enum):
+        role = role.value
+    if not isinstance(role, str):
+        raise TypeError(f"{where} must be a string or a str-valued Enum, got {role!r} of type {type(role).__name__}")
+    return str.__str__(role)
 
 
 def _as_dict(message: Any, index: int) -> dict[str, Any]:
-    if isinstance(message, ChatMessage):
-        return {"role": _role_value(message.role), "content": message.content}
-    if is_dataclass(message) and not isinstance(message, type):
-        data = asdict(message)
-        return {"role": _role_value(data.get("role")), "content": data.get("content")}
+    """Role and content of a dict, this project's ChatMessage or any object with the same attributes
+    (smolagents' ChatMessage included); tool_calls and raw are not part of a wire message."""
     if isinstance(message, Mapping):
         if "role" not in message:
             raise ValueError(f"messages[{index}] has no 'role': {dict(message)!r}")
-        return {"role": _role_value(message["role"]), "content": message.get("content")}
-    raise TypeError(
-        f"messages[{index}] must be a dict or ChatMessage, got {message!r} of type {type(message).__name__}"
-    )
+        role, content = message["role"], message.get("content")
+    elif isinstance(message, ChatMessage) or (hasattr(message, "role") and hasattr(message, "content")):
+        role, content = message.role, message.content
+    else:
+        raise TypeError(
+            f"messages[{index}] must be a dict or ChatMessage, got {message!r} of type {type(message).__name__}"
+        )
+    return {"role": role_value(role, f"messages[{index}].role"), "content": content}
+
+
+def _role_value(role: Any) -> str:
+    return role_value(role, "custom_role_conversions role")
+
+
+def _encode_image(image: Any) -> str:
+    """Base64 of an image given as bytes, a base64 string, or an object with PIL's ``save``."""
+    if isinstance(image, bytes):
+        return base64.b64encode(image).decode()
+    if isinstance(image, str):
+        return image
+    if hasattr(image, "save"):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode()
+    raise TypeError(f"image part must hold bytes, a base64/URL string or a PIL image, got {type(image).__name__}")
 
 
 def _image_part(part: Mapping[str, Any], convert_images_to_image_urls: bool) -> dict[str, Any]:
     if not convert_images_to_image_urls or part.get("type") != "image":
         return dict(part)
-    image = part.get("image")
-    if isinstance(image, bytes):
-        image = base64.b64encode(image).decode()
-    if isinstance(image, str) and not image.startswith(("data:", "http://", "https://")):
+    image = _encode_image(part.get("image"))
+    if not image.startswith(("data:", "http://", "https://")):
         image = f"data:image/png;base64,{image}"
-    if not isinstance(image, str):
-        raise TypeError(f"image part must hold bytes or a base64/URL string, got {type(image).__name__}")
     return {"type": "image_url", "image_url": {"url": image}}
 
 

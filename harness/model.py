@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,6 +39,38 @@ T = TypeVar("T")
 SECRET_SETTINGS = frozenset({"api_key", "token", "aws_secret_access_key", "aws_session_token", "password"})
 
 
+class _ParameterRemove:
+    """Sentinel: a model kwarg set to it removes that parameter from the request."""
+
+    def __repr__(self) -> str:
+        return "REMOVE_PARAMETER"
+
+
+REMOVE_PARAMETER = _ParameterRemove()
+
+
+def is_remove_parameter(value: Any) -> bool:
+    """Whether ``value`` is this project's REMOVE_PARAMETER or smolagents' own (``smolagents.models``)."""
+    if value is REMOVE_PARAMETER:
+        return True
+    kind = type(value)
+    return kind.__name__ == "_ParameterRemove" and kind.__module__.split(".")[0] == "smolagents"
+
+
+_NO_STOP_OPENAI = r"(o3(?:$|[-.].*)|o4(?:$|[-.].*)|gpt-5.*)"
+_NO_STOP_GROK = r"([A-Za-z][A-Za-z0-9_-]*\.)?grok-[A-Za-z0-9][A-Za-z0-9_.-]*"
+_NO_STOP = re.compile(rf"^({_NO_STOP_OPENAI}|{_NO_STOP_GROK})$")
+
+
+def supports_stop_parameter(model_id: str | None) -> bool:
+    """smolagents' rule: ``stop`` is rejected by o3 and o3-* (not o3-mini), o4*, gpt-5* and grok-*,
+    also behind a provider prefix (``openai/o3``, ``xai/grok-4``)."""
+    name = (model_id or "").split("/")[-1]
+    if name == "o3-mini":
+        return True
+    return not _NO_STOP.match(name)
+
+
 def tool_json_schema(tool: Any) -> dict[str, Any]:
     """An OpenAI function schema from a smolagents-style tool object or a schema dict."""
     if isinstance(tool, Mapping):
@@ -56,6 +89,17 @@ def tool_json_schema(tool: Any) -> dict[str, Any]:
             spec["type"] = "string"
         if not spec.get("nullable"):
             required.append(key)
+        if "anyOf" in spec:  # smolagents' Tool inputs from Optional/Union type hints
+            types, enum = [], None
+            for option in spec.pop("anyOf"):
+                if option.get("type") == "null":
+                    spec["nullable"] = True
+                    continue
+                types.append("string" if option.get("type") == "any" else option.get("type"))
+                enum = option.get("enum", enum)
+            spec["type"] = types if len(types) > 1 else types[0]
+            if enum is not None:
+                spec["enum"] = enum
     return {
         "type": "function",
         "function": {
@@ -76,6 +120,10 @@ class Request:
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # parameters a model kwarg set to REMOVE_PARAMETER takes out of the wire request
+    removed: frozenset[str] = frozenset()
+    # whether ``stop`` may be sent (the model's rule or its per-instance switch)
+    send_stop: bool = True
 
 
 def agglomerate_stream_deltas(
@@ -104,8 +152,6 @@ class Model:
     backend_name: ClassVar[str] = "model"
     can_stream: ClassVar[bool] = False
     supports_tools: ClassVar[bool] = True
-    # whether the backend is sent ``stop``; if not, the stop contract is kept client-side alone
-    send_stop: bool = True
 
     def __init__(
         self,
@@ -114,8 +160,13 @@ class Model:
         tool_arguments_key: str = "arguments",
         model_id: str | None = None,
         custom_role_conversions: dict[str, str] | None = None,
+        supports_stop_parameter: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        if supports_stop_parameter is not None and not isinstance(supports_stop_parameter, bool):
+            raise TypeError(f"supports_stop_parameter must be True, False or None, got {supports_stop_parameter!r}")
+        # None: smolagents' rule on model_id decides; True/False: this instance's own setting
+        self.stop_parameter = supports_stop_parameter
         self.flatten_messages_as_text = flatten_messages_as_text
         self.tool_name_key = tool_name_key
         self.tool_arguments_key = tool_arguments_key
@@ -128,7 +179,13 @@ class Model:
 
     @property
     def supports_stop_parameter(self) -> bool:
-        return self.send_stop
+        """Whether ``stop`` is sent to the backend; the output is trimmed client-side either way."""
+        if self.stop_parameter is not None:
+            return self.stop_parameter
+        return self._stop_rule()
+
+    def _stop_rule(self) -> bool:
+        return supports_stop_parameter(self.model_id)
 
     def prepare_request(
         self,
@@ -150,14 +207,23 @@ class Model:
             flatten_messages_as_text=flatten,
         )
         tools = [tool_json_schema(t) for t in tools_to_call_from] if tools_to_call_from else None
-        merged = {**self.kwargs, **kwargs}  # a call's own kwargs win over the defaults
+        # as smolagents' _prepare_completion_kwargs: the model's own kwargs win over a call's,
+        # and a kwarg set to REMOVE_PARAMETER takes that parameter out of the request
+        merged = {**kwargs, **self.kwargs}
+        removed = frozenset(k for k, v in merged.items() if is_remove_parameter(v))
+        if "tool_choice" in merged:
+            tool_choice = merged.pop("tool_choice")
+        if "response_format" in merged:
+            response_format = merged.pop("response_format")
         return Request(
             messages=clean,
             stop_sequences=stops,
-            response_format=response_format,
+            response_format=None if is_remove_parameter(response_format) else response_format,
             tools=tools,
-            tool_choice=tool_choice if tools else None,
-            kwargs=merged,
+            tool_choice=tool_choice if tools and not is_remove_parameter(tool_choice) else None,
+            kwargs={k: v for k, v in merged.items() if k not in removed},
+            removed=removed,
+            send_stop=self.supports_stop_parameter and "stop" not in removed,
         )
 
     def generate(
@@ -204,6 +270,8 @@ class Model:
                 raise ToolCallParseError("the message has neither tool calls nor text to read one from")
             message.tool_calls = [tool_call_from_text(text, self.tool_name_key, self.tool_arguments_key)]
         for call in message.tool_calls:
+            if not isinstance(call.function.name, str) or not call.function.name:
+                raise ToolCallParseError(f"a tool call has no function name: {call!r}")
             call.function.arguments = parse_arguments(call.function.arguments, call.function.name)
         ensure_unique_ids(message.tool_calls)
         return message
@@ -234,6 +302,8 @@ class Model:
         for name in ("flatten_messages_as_text", "tool_name_key", "tool_arguments_key", *self._exported):
             if hasattr(self, name):
                 data[name] = getattr(self, name)
+        if self.stop_parameter is not None:
+            data["supports_stop_parameter"] = self.stop_parameter
         if self.custom_role_conversions:
             data["custom_role_conversions"] = dict(self.custom_role_conversions)
         data.update({k: v for k, v in self.kwargs.items() if k not in SECRET_SETTINGS})

@@ -100,13 +100,22 @@ def new_tool_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-def make_tool_call(name: Any, arguments: Any, call_id: str | None = None) -> ChatMessageToolCall:
-    if not isinstance(name, str) or not name:
+def make_tool_call(name: Any, arguments: Any, call_id: str | None = None, strict: bool = True) -> ChatMessageToolCall:
+    """A tool call with dict arguments; ``strict=False`` keeps arguments that do not decode as they came
+    (what ``generate`` returns: ``parse_tool_calls`` raises the clear error later, where an agent
+    turns it into an observation)."""
+    if strict and (not isinstance(name, str) or not name):
         raise ToolCallParseError(f"tool call name must be a non-empty string, got {_excerpt(name)}")
+    try:
+        decoded = parse_arguments(arguments, name)
+    except ToolCallParseError:
+        if strict:
+            raise
+        decoded = arguments
     return ChatMessageToolCall(
         id=call_id or new_tool_call_id(),
         type="function",
-        function=ChatMessageToolCallFunction(name=name, arguments=parse_arguments(arguments, name)),
+        function=ChatMessageToolCallFunction(name=name if isinstance(name, str) else "", arguments=decoded),
     )
 
 
@@ -130,7 +139,7 @@ def native_tool_calls(raw_calls: Iterable[Any] | None) -> list[ChatMessageToolCa
         function = data.get("function") or {}
         if not isinstance(function, Mapping):
             function = vars(function)
-        calls.append(make_tool_call(function.get("name"), function.get("arguments"), data.get("id")))
+        calls.append(make_tool_call(function.get("name"), function.get("arguments"), data.get("id"), strict=False))
     return ensure_unique_ids(calls)
 
 
@@ -160,7 +169,7 @@ def merge_tool_call_deltas(deltas: Iterable[ChatMessageToolCallStreamDelta]) -> 
                 slot["arguments"] = dict(args)
             elif args:
                 slot["arguments"] = (slot["arguments"] if isinstance(slot["arguments"], str) else "") + args
-    calls = [make_tool_call(s["name"], s["arguments"], s["id"]) for _, s in sorted(merged.items())]
+    calls = [make_tool_call(s["name"], s["arguments"], s["id"], strict=False) for _, s in sorted(merged.items())]
     return ensure_unique_ids(calls)
 
 

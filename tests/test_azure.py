@@ -122,7 +122,7 @@ def test_to_dict_round_trips_without_the_key():
     assert "secret-key-123" not in json.dumps(data, default=str) and "api_key" not in data
     assert "api_base" not in data  # not an Azure parameter; it would be sent to the API as a kwarg
     rebuilt = AzureOpenAIServerModel.from_dict({**data, "api_key": "k"})
-    assert (rebuilt.azure_endpoint, rebuilt.api_version, rebuilt.send_stop, rebuilt.kwargs) == (
+    assert (rebuilt.azure_endpoint, rebuilt.api_version, rebuilt.supports_stop_parameter, rebuilt.kwargs) == (
         ENDPOINT, VERSION, False, {"max_tokens": 10})
 
 
@@ -158,20 +158,28 @@ def test_a_deployment_rejecting_stop_says_how_to_configure_it():
                        "type": "invalid_request_error", "param": "stop", "code": "unsupported_parameter"}}
     with pytest.raises(BackendError) as info:
         _model(Server(_reply(error, 400)))([{"role": "user", "content": "x"}], stop_sequences=["a"])
-    assert "send_stop=False" in str(info.value) and info.value.status == 400 and info.value.request_id == "req-1"
+    assert "supports_stop_parameter=False" in str(info.value)
+    assert info.value.status == 400 and info.value.request_id == "req-1"
 
 
 # -- content filter ----------------------------------------------------------------------------
 
 
-def test_content_filter_200_is_a_content_filter_error():
+def test_content_filter_200_is_an_answer_marked_with_the_reason():
     filters = {"hate": SAFE, "violence": {"filtered": True, "severity": "high"}}
     server = Server(_reply(_completion("Partial", "content_filter", filters)))
-    with pytest.raises(ContentFilterError) as info:
-        _model(server)([{"role": "user", "content": "x"}])
-    error = info.value
-    assert (error.backend, error.status, error.request_id, error.kind) == ("azure", 200, "req-1", "content_filter")
-    assert "violence (high)" in str(error)
+    message = _model(server)([{"role": "user", "content": "x"}])
+    assert message.content == "Partial"
+    assert message.finish_reason == "content_filter: violence (high)"
+    assert message.raw.choices[0].finish_reason == "content_filter"
+
+
+def test_content_filter_200_with_nothing_left_is_an_empty_answer():
+    filters = {"violence": {"filtered": True, "severity": "high"}}
+    server = Server(_reply(_completion(None, "content_filter", filters)))
+    message = _model(server)([{"role": "user", "content": "x"}])
+    assert message.content == "" and message.tool_calls is None
+    assert message.finish_reason is not None and message.finish_reason.startswith("content_filter")
 
 
 def test_content_filter_400_is_a_content_filter_error():
@@ -190,7 +198,7 @@ def test_content_filter_400_is_a_content_filter_error():
     assert len(server.requests) == 1, "a content-filter refusal is not retried"
 
 
-def test_content_filter_in_a_stream_is_a_content_filter_error():
+def test_content_filter_in_a_stream_ends_the_answer_without_raising():
     chunks = [
         {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
          "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": SAFE}}]},
@@ -202,8 +210,8 @@ def test_content_filter_in_a_stream_is_a_content_filter_error():
     ]
     sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
     server = Server(httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"}))
-    with pytest.raises(ContentFilterError):
-        list(_model(server).generate_stream([{"role": "user", "content": "x"}]))
+    deltas = list(_model(server).generate_stream([{"role": "user", "content": "x"}]))
+    assert "".join(d.content or "" for d in deltas) == "Part"
 
 
 def test_a_stream_with_the_prompt_filter_chunk_agglomerates():

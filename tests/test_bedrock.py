@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 from adapters import AmazonBedrockModel as AliasFromPackage  # noqa: F401 - the package re-exports it
 from adapters.bedrock import STOP_REASONS, AmazonBedrockModel, AmazonBedrockServerModel
 from harness.cassettes import encode_event_message
-from harness.errors import BackendError, ContentFilterError
+from harness.errors import BackendError
 from harness.model import agglomerate_stream_deltas
 from harness.types import MessageRole
 
@@ -162,11 +162,13 @@ def test_stop_reason_maps_onto_the_message_or_a_typed_error(stop_reason):
     wire = Wire(_json_reply(_converse([{"text": "Some text"}], stop_reason), "req-stop"))
     model = _model(wire)
     outcome = STOP_REASONS[stop_reason]
-    if outcome in ("complete", "truncated"):
+    if outcome in ("complete", "truncated", "content_filter"):
         message = model([{"role": "user", "content": "x"}])
         assert message.content == "Some text" and message.raw["stopReason"] == stop_reason
+        # a guardrail or filter that answered HTTP 200 is an answer, marked with its reason
+        assert message.finish_reason == (stop_reason if outcome == "content_filter" else None)
         return
-    expected = ContentFilterError if outcome == "content_filter" else BackendError
+    expected = BackendError
     with pytest.raises(expected) as info:
         model([{"role": "user", "content": "x"}])
     assert info.value.backend == "bedrock" and info.value.request_id == "req-stop"
@@ -200,7 +202,8 @@ def test_request_translation():
     assert image["format"] == "png" and base64.b64decode(image["source"]["bytes"]) == PNG
     # a system message after the conversation started becomes a user turn, merged with its neighbour
     assert body["messages"][2]["content"] == [{"text": "Sunny"}, {"text": "Answer now."}]
-    assert body["inferenceConfig"] == {"maxTokens": 48, "temperature": 0.5, "stopSequences": ["END"]}
+    # the model's own inferenceConfig keys win over the call's (as every model kwarg does), the rest merge
+    assert body["inferenceConfig"] == {"maxTokens": 48, "temperature": 0.0, "stopSequences": ["END"]}
     assert body["guardrailConfig"] == {"guardrailIdentifier": "gr-1", "guardrailVersion": "1"}
     assert body["additionalModelRequestFields"] == {"top_k": 5}
 
@@ -222,10 +225,19 @@ def test_custom_role_conversions_add_to_the_default():
                                 {"role": "assistant", "content": [{"text": "C"}]}]
 
 
-def test_send_stop_false_keeps_the_contract_client_side():
+def test_guardrail_replacement_text_is_the_answer():
+    wire = Wire(_json_reply(_converse([{"text": "Sorry, the model cannot answer this question."}],
+                                      "guardrail_intervened"), "req-g"))
+    message = _model(wire)([{"role": "user", "content": "x"}])
+    assert message.content == "Sorry, the model cannot answer this question."
+    assert message.finish_reason == "guardrail_intervened"
+    empty = _model(Wire(_json_reply(_converse([], "content_filtered"))))([{"role": "user", "content": "x"}])
+    assert empty.content == "" and empty.finish_reason == "content_filtered"
+
+
+def test_supports_stop_parameter_false_keeps_the_contract_client_side():
     wire = Wire(_json_reply(_converse([{"text": "one two three"}], "end_turn")))
-    model = _model(wire)
-    model.send_stop = False
+    model = _model(wire, supports_stop_parameter=False)
     assert model([{"role": "user", "content": "x"}], stop_sequences=["two"]).content == "one "
     assert "inferenceConfig" not in wire.sent[0]["body"]
 

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.errors import ToolCallParseError
+from harness.model import Model
 from harness.tool_calls import (
     ensure_unique_ids,
     make_tool_call,
@@ -18,7 +19,12 @@ from harness.tool_calls import (
     parse_arguments,
     tool_call_from_text,
 )
-from harness.types import ChatMessageToolCall, ChatMessageToolCallFunction, ChatMessageToolCallStreamDelta
+from harness.types import (
+    ChatMessage,
+    ChatMessageToolCall,
+    ChatMessageToolCallFunction,
+    ChatMessageToolCallStreamDelta,
+)
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True)
 json_scalars = st.one_of(
@@ -179,5 +185,7 @@ def test_merged_fragments_with_malformed_arguments_name_the_tool():
         ),
         ChatMessageToolCallStreamDelta(index=0, function=ChatMessageToolCallFunction(name=None, arguments=": ")),  # type: ignore[arg-type]
     ]
+    merged = merge_tool_call_deltas(deltas)  # what the stream sent, kept: merging never raises
+    assert merged[0].function.name == "f" and merged[0].function.arguments == '{"a": '
     with pytest.raises(ToolCallParseError, match="'f'"):
-        merge_tool_call_deltas(deltas)
+        Model().parse_tool_calls(ChatMessage(role="assistant", content=None, tool_calls=merged))
