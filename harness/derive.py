@@ -1,8 +1,9 @@
 """Azure OpenAI and Amazon Bedrock cassettes derived from real recordings of the local server.
 
 Without an Azure or AWS account the cloud cassettes cannot be recorded, so each recorded
-cassette of ``cassettes/openai`` (the local OpenAI-compatible server on the embedded model) is
-rewritten into the wire format each service documents, by ``harness derive-cassettes``:
+cassette of ``cassettes/<server>/openai`` (a local OpenAI-compatible server on the embedded
+model: ``transformers-serve`` or ``vllm-serve``) is rewritten into the wire format each service
+documents, into ``cassettes/<server>/<service>``, by ``harness derive-cassettes``:
 
 - **azure**: ``POST https://<resource>.openai.azure.com/openai/deployments/<deployment>/chat/completions
   ?api-version=<v>``; the request body as sent, ``model`` naming the deployment; the response
@@ -41,7 +42,12 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 
-from harness.cassettes import AZURE_RESOURCE_PLACEHOLDER, EVENT_STREAM_CONTENT_TYPE, encode_event_message
+from harness.cassettes import (
+    AZURE_RESOURCE_PLACEHOLDER,
+    EVENT_STREAM_CONTENT_TYPE,
+    LOCAL_SERVERS,
+    encode_event_message,
+)
 from harness.errors import HarnessError
 
 DERIVE_COMMAND = "harness derive-cassettes"
@@ -646,18 +652,32 @@ class _RawStream:
 
 # -- the command -----------------------------------------------------------------------------
 
+def source_roots(root: Path) -> list[Path]:
+    """The server folders under ``root`` that hold recorded openai cassettes to derive from."""
+    return [root / server for server in LOCAL_SERVERS if (root / server / SOURCE_BACKEND).is_dir()]
+
+
 def derive_all(
     root: Path, targets: Sequence[str] = TARGETS, check: bool = False, force: bool = False, validate: bool = True
 ) -> list[tuple[Path, str]]:
-    """Derive every target cassette from ``root/openai``; return (path, what happened) per file.
+    """Derive every target cassette from ``root/<server>/openai`` into ``root/<server>/<target>``.
 
-    With ``check`` nothing is written and a differing file is reported ``stale``. A cassette
-    recorded from the real service is kept unless ``force``; a derived one whose source is
-    gone is removed.
+    Returns (path, what happened) per file. With ``check`` nothing is written and a differing
+    file is reported ``stale``. A cassette recorded from the real service is kept unless
+    ``force``; a derived one whose source is gone is removed.
     """
     outcomes: list[tuple[Path, str]] = []
+    for server_root in source_roots(root):
+        outcomes += _derive_server(root, server_root, targets, check, force, validate)
+    return outcomes
+
+
+def _derive_server(
+    root: Path, server_root: Path, targets: Sequence[str], check: bool, force: bool, validate: bool
+) -> list[tuple[Path, str]]:
+    outcomes: list[tuple[Path, str]] = []
     expected: set[Path] = set()
-    for source_file in sorted((root / SOURCE_BACKEND).glob("*/*.yaml")):
+    for source_file in sorted((server_root / SOURCE_BACKEND).glob("*/*.yaml")):
         raw = source_file.read_text(encoding="utf-8")
         source = yaml.safe_load(raw) or {}
         if (source.get("provenance") or {}).get("kind") != "recorded":
@@ -665,7 +685,7 @@ def derive_all(
         relative = f"{root.name}/{source_file.relative_to(root).as_posix()}"
         digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
         for target in targets:
-            out = root / target / source_file.parent.name / source_file.name
+            out = server_root / target / source_file.parent.name / source_file.name
             expected.add(out)
             if out.exists() and not force and _kind(out) == "recorded":
                 outcomes.append((out, "kept (recorded from the real service)"))
@@ -683,7 +703,7 @@ def derive_all(
                 out.write_text(text, encoding="utf-8")
                 outcomes.append((out, "written"))
     for target in targets:
-        for existing in sorted((root / target).glob("*/*.yaml")):
+        for existing in sorted((server_root / target).glob("*/*.yaml")):
             if existing not in expected and _kind(existing) == "derived":
                 if check:
                     outcomes.append((existing, "stale (its source is gone)"))
@@ -705,8 +725,9 @@ def _run(args: argparse.Namespace) -> int:
         raise DerivationError(f"{', '.join(map(repr, unknown))}: not a derivation target. "
                               f"Valid targets are: {', '.join(TARGETS)}")
     root = Path(args.cassette_dir)
-    if not (root / SOURCE_BACKEND).is_dir():
-        raise DerivationError(f"no recorded {SOURCE_BACKEND} cassettes under {root}")
+    if not source_roots(root):
+        raise DerivationError(f"no recorded {SOURCE_BACKEND} cassettes under {root}/<server> "
+                              f"(servers: {', '.join(LOCAL_SERVERS)})")
     outcomes = derive_all(root, targets, check=args.check, force=args.force)
     for path, what in outcomes:
         if what != "up to date" or args.verbose:
@@ -725,7 +746,7 @@ def add_derive_parser(sub: Any) -> None:
     """The ``harness derive-cassettes`` subcommand."""
     parser = sub.add_parser(
         "derive-cassettes",
-        help="derive the azure and bedrock cassettes from the recorded openai ones (validated with the SDKs)",
+        help="derive each server's azure and bedrock cassettes from its recorded openai ones (validated with the SDKs)",
     )
     parser.add_argument("--cassette-dir", default="cassettes", help="cassette root (default: cassettes)")
     parser.add_argument("--backend", default=",".join(TARGETS), help="targets, a comma list (default: azure,bedrock)")

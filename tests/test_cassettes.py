@@ -25,6 +25,7 @@ from harness.cassettes import (
     record_command,
     scrub_text,
     validate_mode,
+    validate_server,
 )
 from harness.errors import HarnessError
 
@@ -165,20 +166,33 @@ def test_finalize_without_a_recording_does_nothing(tmp_path):
 
 def test_cassette_path_layout():
     root = Path("cassettes")
-    assert cassette_path(root, "openai", "stop_sequences", "test_earliest_stop") == Path(
-        "cassettes/openai/stop_sequences/test_earliest_stop.yaml"
+    assert cassette_path(root, "transformers-serve", "openai", "stop_sequences", "test_earliest_stop") == Path(
+        "cassettes/transformers-serve/openai/stop_sequences/test_earliest_stop.yaml"
     )
-    assert cassette_path(root, "azure", "tool_calls", "test_call[a b/c]") == Path(
-        "cassettes/azure/tool_calls/test_call_a_b_c.yaml"
+    assert cassette_path(root, "vllm-serve", "azure", "tool_calls", "test_call[a b/c]") == Path(
+        "cassettes/vllm-serve/azure/tool_calls/test_call_a_b_c.yaml"
     )
 
 
 @given(st.text(min_size=1, max_size=30))
 def test_cassette_path_is_one_safe_file_in_its_suite_folder(test_name):
     root = Path("/cassettes")
-    path = cassette_path(root, "openai", "suite", test_name)
-    assert path.parent == root / "openai" / "suite"
+    path = cassette_path(root, "vllm-serve", "openai", "suite", test_name)
+    assert path.parent == root / "vllm-serve" / "openai" / "suite"
     assert re.fullmatch(r"[A-Za-z0-9_.-]*\.yaml", path.name)
+
+
+def test_an_unknown_server_is_refused_naming_the_valid_ones():
+    assert validate_server("vllm-serve") == "vllm-serve"
+    with pytest.raises(HarnessError, match="'vllm' is not a server.*transformers-serve, vllm-serve, cloud"):
+        validate_server("vllm")
+
+
+def test_record_command_names_a_server_other_than_the_default():
+    assert "--server" not in record_command("openai", "s.py::t[openai]")
+    assert record_command("openai", "s.py::t[openai]", "vllm-serve") == (
+        "pytest 's.py::t[openai]' --backend=openai --server=vllm-serve --mode record"
+    )
 
 
 def test_record_command_names_the_node_and_backend():

@@ -39,7 +39,7 @@ WEATHER_TOOL = {"name": "get_weather", "description": "Weather.",
 
 
 def _derived(backend: str) -> list[Path]:
-    return sorted(p for p in (ROOT / backend).glob("*/*.yaml") if read_provenance(p).get("kind") == "derived")
+    return sorted(p for p in ROOT.glob(f"*/{backend}/*/*.yaml") if read_provenance(p).get("kind") == "derived")
 
 
 AZURE = _derived("azure")
@@ -47,7 +47,7 @@ BEDROCK = _derived("bedrock")
 
 
 def _ids(paths: list[Path]) -> list[str]:
-    return [f"{p.parent.name}/{p.stem}" for p in paths]
+    return [f"{p.parents[2].name}/{p.parent.name}/{p.stem}" for p in paths]
 
 
 def _load(path: Path) -> dict:
@@ -91,11 +91,11 @@ def _parse_converse(interaction: dict) -> tuple[object, dict | list]:
 
 
 def test_every_openai_recording_has_derived_cassettes():
-    sources = [p for p in sorted((ROOT / "openai").glob("*/*.yaml")) if read_provenance(p).get("kind") == "recorded"]
+    sources = [p for p in sorted(ROOT.glob("*/openai/*/*.yaml")) if read_provenance(p).get("kind") == "recorded"]
     assert sources, "no recorded openai cassettes"
     for backend in ("azure", "bedrock"):
         for source in sources:
-            target = ROOT / backend / source.parent.name / source.name
+            target = source.parents[2] / backend / source.parent.name / source.name
             assert target.exists(), f"missing {target}; run: {DERIVE_COMMAND}"
 
 
@@ -389,7 +389,7 @@ def test_a_non_chat_call_cannot_be_derived():
 def _tree(tmp_path: Path) -> Path:
     root = tmp_path / "cassettes"
     for name in ("test_a", "test_b"):
-        path = root / "openai" / "suite" / f"{name}.yaml"
+        path = root / "vllm-serve" / "openai" / "suite" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(_source(_stream_body(["world"]), TEXT_STREAM)), encoding="utf-8")
     return root
@@ -401,7 +401,7 @@ def test_command_writes_then_reports_up_to_date(tmp_path, capsys):
     assert "4 written" in capsys.readouterr().out
     assert main(["derive-cassettes", "--cassette-dir", str(root), "--check"]) == 0
     assert "4 up" in capsys.readouterr().out
-    (root / "openai" / "suite" / "test_a.yaml").write_text(
+    (root / "vllm-serve" / "openai" / "suite" / "test_a.yaml").write_text(
         yaml.safe_dump(_source(_stream_body(["there"]), TEXT_STREAM)), encoding="utf-8")
     assert main(["derive-cassettes", "--cassette-dir", str(root), "--check"]) == 1
     assert DERIVE_COMMAND in capsys.readouterr().err
@@ -410,13 +410,13 @@ def test_command_writes_then_reports_up_to_date(tmp_path, capsys):
 def test_command_keeps_real_recordings_and_removes_orphans(tmp_path):
     root = _tree(tmp_path)
     derive_all(root)
-    real = root / "azure" / "suite" / "test_a.yaml"
+    real = root / "vllm-serve" / "azure" / "suite" / "test_a.yaml"
     real.write_text(yaml.safe_dump({"interactions": [], "provenance": {"kind": "recorded"}}), encoding="utf-8")
-    (root / "openai" / "suite" / "test_b.yaml").unlink()
+    (root / "vllm-serve" / "openai" / "suite" / "test_b.yaml").unlink()
     outcomes = dict(derive_all(root))
     assert outcomes[real].startswith("kept") and read_provenance(real)["kind"] == "recorded"
-    assert not (root / "bedrock" / "suite" / "test_b.yaml").exists()
-    assert outcomes[root / "azure" / "suite" / "test_b.yaml"].startswith("removed")
+    assert not (root / "vllm-serve" / "bedrock" / "suite" / "test_b.yaml").exists()
+    assert outcomes[root / "vllm-serve" / "azure" / "suite" / "test_b.yaml"].startswith("removed")
     derive_all(root, force=True)
     assert read_provenance(real)["kind"] == "derived"
 

@@ -87,7 +87,8 @@ def test_backend_name_is_parametrised_per_backend_in_the_comma_list(project):
             "*test_demo.py::test_no_backend PASSED*",
         ]
     )
-    result.stdout.fnmatch_lines(["model-conformance: backends=fake-b,fake-a subject=adapters mode=replay"])
+    result.stdout.fnmatch_lines(
+        ["model-conformance: backends=fake-b,fake-a subject=adapters mode=replay server=transformers-serve"])
 
 
 def test_one_backend_gives_one_parametrisation(project):
@@ -106,7 +107,7 @@ def test_missing_cassette_fails_naming_its_path_and_the_record_command(pytester,
     )
     result = run(pytester, "--backend=openai", f"--cassette-dir={cassettes}")
     result.assert_outcomes(errors=1)
-    expected = cassettes / "openai" / "replay" / "test_hello.yaml"
+    expected = cassettes / "transformers-serve" / "openai" / "replay" / "test_hello.yaml"
     result.stdout.fnmatch_lines(
         [
             f"*missing cassette {expected}*",
@@ -156,6 +157,50 @@ def test_results_file_has_one_json_line_per_check(project, tmp_path):
             assert "wrong backend" in row["message"]
         if row["outcome"] == "skipped":
             assert "not here" in row["message"]
+
+
+def test_results_rows_name_the_server_the_cassettes_come_from(project, tmp_path):
+    results = tmp_path / "results.jsonl"
+    run(project, "--backend=fake-a", "-k", "plain", f"--results={results}")
+    run(project, "--backend=fake-a", "-k", "plain", "--server=vllm-serve", f"--results={results}")
+    rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    assert [r["server"] for r in rows] == ["transformers-serve", "vllm-serve"]
+
+
+def test_bad_server_is_a_usage_error_listing_servers(pytester):
+    result = run(pytester, "--server=vllm")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: 'vllm' is not a server to record from. Valid servers are: "
+                                 "transformers-serve, vllm-serve, cloud"])
+
+
+def test_replay_reads_the_cassettes_of_the_named_server(pytester, tmp_path):
+    pytester.makepyfile(
+        test_replay="""
+        def test_hello(model):
+            model([{"role": "user", "content": "Say hello."}])
+        """
+    )
+    result = run(pytester, "--backend=openai", "--server=vllm-serve", f"--cassette-dir={tmp_path}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        f"*missing cassette {tmp_path / 'vllm-serve' / 'openai' / 'replay' / 'test_hello.yaml'}*",
+        "*record it with: pytest * --backend=openai --server=vllm-serve --mode record*",
+    ])
+
+
+def test_a_cloud_backend_records_the_real_service_not_a_local_server(pytester, tmp_path):
+    pytester.makepyfile(
+        test_record="""
+        def test_hello(model):
+            raise AssertionError("must not run")
+        """
+    )
+    result = run(pytester, "--backend=azure", "--server=vllm-serve", "--mode=record", "-rs",
+                 f"--cassette-dir={tmp_path}")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*azure records from the real service in record mode; its vllm-serve cassettes "
+                                 "are derived by 'harness derive-cassettes'*"])
 
 
 def test_results_file_is_appended_to(project, tmp_path):

@@ -131,7 +131,7 @@ def _one_call(backend: str, model: Any, series: Series) -> None:
 @contextlib.contextmanager
 def _target(kind: str, backend: str, cassette_dir: Path) -> Iterator[Target]:
     """The local server, or a cassette replayed as often as asked with the network blocked."""
-    from harness.cassettes import block_network, hub_clients_online
+    from harness.cassettes import DEFAULT_SERVER, block_network, hub_clients_online
 
     with hub_clients_online():
         if kind == "live":
@@ -142,7 +142,7 @@ def _target(kind: str, backend: str, cassette_dir: Path) -> Iterator[Target]:
             return
         import vcr
 
-        path = cassette_dir / backend / REPLAY_CASSETTE
+        path = cassette_dir / DEFAULT_SERVER / backend / REPLAY_CASSETTE
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path} is missing; record it with: pytest suites --backend={backend} --mode record"
