@@ -54,7 +54,8 @@ def _backends(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.reporting.report import hardware_kind, load_results, write_report
+    from harness.reporting.report import write_report
+    from harness.reporting.schema import hardware_kind, load_results
 
     out = Path(args.output or f"reports/{hardware_kind()}.md")
     if args.results:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +32,6 @@ from harness.errors import HarnessError
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, resolve_backends
 
 BACKENDS = pytest.StashKey[list[str]]()
-RESULTS = pytest.StashKey[list[dict[str, Any]]]()
 SUBJECTS = ("adapters", "smolagents")
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -94,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 )
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[RESULTS] = []
+    _controller_rows.clear()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -335,13 +333,16 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
     return note
 
 
+_RESULT = "model_conformance_result"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome: Any = yield
     report = outcome.get_result()
     callspec = getattr(item, "callspec", None)
     backend_name = callspec.params.get("backend_name") if callspec is not None else None
-    if not backend_name:
+    if not backend_name or not item.config.getoption("--results"):
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         message = ""
@@ -349,20 +350,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             message = str(report.longrepr[2])
         elif report.outcome == "failed":
             message = _first_line(report.longreprtext)
-        item.config.stash[RESULTS].append(
-            {
-                "backend": backend_name,
-                "subject": item.config.getoption("--subject"),
-                "mode": item.config.getoption("--mode"),
-                "server": _row_server(item, backend_name),
-                "suite": _suite_of(item),
-                "test": _test_name(item, backend_name),
-                "outcome": report.outcome,
-                "message": message,
-                "duration_s": round(report.duration, 4),
-                "observations": [v for k, v in item.user_properties if k == "observation"],
-            }
-        )
+        row = {
+            "backend": backend_name,
+            "server": _row_server(item, backend_name),
+            "subject": item.config.getoption("--subject"),
+            "mode": item.config.getoption("--mode"),
+            "suite": _suite_of(item),
+            "clause": _test_name(item, backend_name),
+            "outcome": report.outcome,
+            "message": message,
+            "duration_s": round(report.duration, 4),
+            "observations": [v for k, v in item.user_properties if k == "observation"],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        # a new list: the report shares item.user_properties, which the next phase's report would inherit;
+        # the row travels inside the report so that pytest-xdist brings it back to the controller
+        report.user_properties = [*report.user_properties, (_RESULT, row)]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == _RESULT:
+            _controller_rows.append(dict(value))  # type: ignore[call-overload]
+
+
+# rows received by this process (the controller under pytest-xdist, the only process otherwise)
+_controller_rows: list[dict[str, Any]] = []
 
 
 def _row_server(item: pytest.Item, backend_name: str) -> str | None:
@@ -383,13 +396,16 @@ def _first_line(text: str) -> str:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--results")
-    if not path or RESULTS not in session.config.stash:
+    if not path or hasattr(session.config, "workerinput"):  # xdist workers hand their rows to the controller
+        _controller_rows.clear()
         return
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", encoding="utf-8") as fh:
-        for row in session.config.stash[RESULTS]:
-            fh.write(json.dumps({**row, "time": int(time.time())}) + "\n")
+    from harness.reporting.schema import append_rows, make_row, new_run_id, run_context
+
+    context = run_context()
+    run = os.environ.get("MODEL_CONFORMANCE_RUN") or new_run_id()
+    rows = [make_row("check", run=run, context=context, **row) for row in _controller_rows]
+    _controller_rows.clear()
+    append_rows(path, rows)
 
 
 __all__ = ["MODES"]

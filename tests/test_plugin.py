@@ -137,7 +137,7 @@ def test_results_file_has_one_json_line_per_check(project, tmp_path):
     result = run(project, "--backend=fake-a,fake-b", f"--results={results}")
     result.assert_outcomes(passed=7, failed=2, skipped=2)
     rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
-    seen = sorted((r["backend"], r["suite"], r["test"], r["outcome"]) for r in rows)
+    seen = sorted((r["backend"], r["suite"], r["clause"], r["outcome"]) for r in rows)
     expected = sorted(
         (backend, "demo", test, outcome)
         for backend in ("fake-a", "fake-b")
@@ -150,9 +150,13 @@ def test_results_file_has_one_json_line_per_check(project, tmp_path):
         ]
     )
     assert seen == expected  # test_no_backend is no check: it has no backend
+    assert len({r["run"] for r in rows}) == 1  # one session, one run id
     for row in rows:
+        assert row["schema_version"] == 1 and row["kind"] == "check"
         assert row["subject"] == "adapters" and row["mode"] == "replay"
-        assert isinstance(row["duration_s"], float) and isinstance(row["time"], int)
+        assert isinstance(row["duration_s"], float) and row["time"].endswith("Z")
+        assert row["hardware"]["cpu_cores"] >= 1 and row["hardware"]["label"]
+        assert "pytest" not in row["versions"] and row["ttft_s"] is None  # every key present, unset ones null
         if row["outcome"] == "failed":
             assert "wrong backend" in row["message"]
         if row["outcome"] == "skipped":

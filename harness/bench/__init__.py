@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import platform
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +12,14 @@ from typing import Any
 BENCHMARKS = {
     "engines": "harness.bench.engines",
     "overhead": "harness.bench.overhead",
+    "latency": "harness.bench.latency",
 }
 
 
 def add_bench_parser(sub: Any) -> None:
     bench = sub.add_parser("bench", help="benchmarks (engines: local engine throughput and stop overshoot; "
-                                         "overhead: adapter overhead over the raw SDK)")
+                                         "overhead: adapter overhead over the raw SDK; latency: streaming "
+                                         "TTFT/TPOT/ITL of live targets against the decode roofline)")
     kinds = bench.add_subparsers(dest="benchmark", required=True)
     for name, module_name in BENCHMARKS.items():
         try:
@@ -50,25 +50,35 @@ def machine_description() -> str:
             f"Python {platform.python_version()}")
 
 
+def results_path(benchmark: str, output: str | None) -> Path:
+    """Where a benchmark writes its rows: ``output``, or reports/bench-<name>-<hardware kind>.jsonl."""
+    from harness.reporting.schema import hardware_kind
+
+    return Path(output or Path("reports") / f"bench-{benchmark}-{hardware_kind()}.jsonl")
+
+
 def write_results(benchmark: str, output: str | None, fields: dict[str, Any]) -> Path:
-    """Write a benchmark's JSON results file (default reports/bench-<name>-<hardware>.json), naming the hardware."""
-    from harness.reporting.report import _versions, hardware_kind
+    """Append a benchmark's figures as summary rows of the results schema, one per entry of ``fields["results"]``.
 
-    hardware = hardware_kind()
-    path = Path(output or Path("reports") / f"bench-{benchmark}-{hardware}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "benchmark": benchmark,
-        "hardware": hardware,
-        "machine": machine_description(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
-        **fields,
-    }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    Each row names its backend (the entry's ``engine`` or ``backend``) and subject; the entry itself and
+    the run's settings (``fields`` less ``results``) are kept under ``extra``.
+    """
+    from harness.reporting.schema import append_rows, make_row, new_run_id, run_context
+
+    path = results_path(benchmark, output)
+    context = run_context()
+    run = os.environ.get("MODEL_CONFORMANCE_RUN") or new_run_id()
+    settings = {k: v for k, v in fields.items() if k != "results"}
+    rows = []
+    for entry in fields.get("results", []):
+        failure = entry.get("skipped") or entry.get("error")
+        rows.append(make_row(
+            "summary", run=run, context=context, suite=f"bench-{benchmark}", clause=benchmark,
+            backend=entry.get("engine") or entry.get("backend"), subject=entry.get("subject", "adapters"),
+            outcome="skipped" if entry.get("skipped") else "error" if entry.get("error") else "ok",
+            message=str(failure or ""), extra={"settings": settings, "result": entry},
+        ))
+    return append_rows(path, rows)
 
 
-__all__ = ["BENCHMARKS", "add_bench_parser", "machine_description", "percentile", "write_results"]
+__all__ = ["BENCHMARKS", "add_bench_parser", "machine_description", "percentile", "results_path", "write_results"]

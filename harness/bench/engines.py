@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after one warm-up (default: %(default)s)")
     parser.add_argument("--no-smolagents", action="store_true", help="leave smolagents' classes out")
     parser.add_argument("--output", default=None,
-                        help="JSON results file (default: reports/bench-engines-<hardware>.json)")
+                        help="results file, appended to (default: reports/bench-engines-<hardware>.jsonl)")
 
 
 # -- raw engine calls ---------------------------------------------------------------------------
@@ -429,7 +429,7 @@ def run(args: argparse.Namespace) -> int:
     import importlib.util
 
     from harness.bench import machine_description, write_results
-    from harness.reporting.report import hardware_kind
+    from harness.reporting.schema import hardware_kind
 
     with_smolagents = not args.no_smolagents and importlib.util.find_spec("smolagents") is not None
     hardware = hardware_kind()

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cassette-dir", default="cassettes", help="for --target replay (default: %(default)s)")
     parser.add_argument("--no-smolagents", action="store_true", help="leave smolagents' classes out")
     parser.add_argument("--output", default=None,
-                        help="JSON results file (default: reports/bench-overhead-<hardware>.json)")
+                        help="results file, appended to (default: reports/bench-overhead-<hardware>.jsonl)")
 
 
 class _Timed:
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     """Benchmark each backend against one target, print the table, write the JSON results file."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from harness.bench import machine_description, write_results
-    from harness.reporting.report import hardware_kind
+    from harness.reporting.schema import hardware_kind
 
     subjects = ["adapters"]
     if not args.no_smolagents and importlib.util.find_spec("smolagents") is not None:

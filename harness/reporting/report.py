@@ -2,59 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-
-def hardware_kind() -> str:
-    """A short name for this machine's kind, e.g. ``linux-x86_64-cpu`` or ``darwin-arm64-metal``."""
-    system = platform.system().lower()
-    machine = platform.machine().lower()
-    accel = "cpu"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            accel = "cuda"
-    except ImportError:
-        pass
-    if system == "darwin" and machine == "arm64":
-        accel = "metal"
-    return f"{system}-{machine}-{accel}"
-
-
-def load_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for path in paths:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not a JSON results line ({exc.msg})") from None
-    return rows
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for dist in ("model-conformance", "smolagents", "openai", "huggingface_hub", "litellm", "boto3",
-                 "transformers", "torch", "mlx", "mlx-lm", "vllm"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
+from harness.reporting.schema import _versions, hardware_kind
 
 
 def render_markdown(rows: Sequence[dict[str, Any]], title: str = "Conformance report") -> str:
     """The report as markdown: a table per subject, then findings and skips."""
     machine = f"{platform.platform()}, Python {platform.python_version()}"
+    rows = [r for r in rows if r.get("kind", "check") == "check"]
     lines = [f"# {title}", "", f"Hardware: `{hardware_kind()}` ({machine})", ""]
     modes = sorted({r.get("mode", "?") for r in rows})
     lines.append(f"Modes: {', '.join(modes)}. Cloud backends replay recorded cassettes; local engines run live.")
@@ -88,10 +48,10 @@ def render_markdown(rows: Sequence[dict[str, Any]], title: str = "Conformance re
         if failed:
             heading = "Findings about smolagents" if subject == "smolagents" else "Failures"
             lines += [f"### {heading}", "", "Each check with what it raised, and the backends where it did.", ""]
-            lines += _grouped((f"{r['suite']}::{r['test']}", r.get("message") or "failed", r["backend"])
+            lines += _grouped((f"{r['suite']}::{r['clause']}", r.get("message") or "failed", r["backend"])
                               for r in failed)
             lines.append("")
-        observed = [(f"{r['suite']}::{r['test']}", o, r["backend"]) for r in subject_rows
+        observed = [(f"{r['suite']}::{r['clause']}", o, r["backend"]) for r in subject_rows
                     for o in r.get("observations") or []]
         if observed:
             lines += ["### Observations about the backends", "",

@@ -1,0 +1,271 @@
+"""Streaming latency of live targets: TTFT, TPOT, ITL, end-to-end and output tokens/s, with the decode roofline.
+
+Targets: the local engines in-process (``transformers``, ``mlx``, ``vllm``: this project's adapter,
+``generate_stream``), the local server (``transformers serve`` on the embedded model) through each
+HTTP adapter (``server:openai``, ``server:inference-client``, ``server:litellm``), and any live
+OpenAI-compatible endpoint the user names (``--endpoint``). Each request is one row of the results
+schema (``kind=sample``); the first ``--warmup`` requests per target are written with ``warmup=true``
+and left out of every statistic. Definitions follow vLLM's ``bench serve``:
+
+- TTFT: time from sending the request to the first streamed content chunk.
+- TPOT: (end-to-end - TTFT) / (output tokens - 1), per request.
+- ITL: the gaps between successive content chunks (every gap of every request is one value).
+- E2E: time from sending the request to the end of the stream.
+- output tokens/s: output tokens / E2E, per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from harness.registry import Target, get_backend
+
+ENGINES = ("transformers", "mlx", "vllm")
+SERVER_ADAPTERS = ("openai", "inference-client", "litellm")
+DEFAULT_TARGETS = ",".join([*ENGINES, *(f"server:{b}" for b in SERVER_ADAPTERS)])
+PROMPT = "Write one sentence about the sea."
+LOCAL_SERVER = "transformers-serve"
+DEFINITIONS = __doc__.split("Definitions follow vLLM's ``bench serve``:", 1)[1].strip()  # type: ignore[union-attr]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--targets", default=DEFAULT_TARGETS,
+                        help="comma list: engines (transformers, mlx, vllm) and server:<http backend> "
+                             "(default: %(default)s)")
+    parser.add_argument("--requests", type=int, default=20, help="measured requests per target (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="warm-up requests per target, written but left out of statistics (default: %(default)s)")
+    parser.add_argument("--max-tokens", type=int, default=32, help="output token budget (default: %(default)s)")
+    parser.add_argument("--endpoint", default=None,
+                        help="also measure this live OpenAI-compatible endpoint (base URL ending in /v1)")
+    parser.add_argument("--endpoint-model", default=None, help="model id at --endpoint")
+    parser.add_argument("--endpoint-key-env", default="OPENAI_API_KEY",
+                        help="environment variable holding --endpoint's key (default: %(default)s)")
+    parser.add_argument("--endpoint-backends", default="openai",
+                        help="HTTP adapters to reach --endpoint through (default: %(default)s)")
+    parser.add_argument("--label", default=None, help="a note kept in every row (e.g. 'taskset -c 0')")
+    parser.add_argument("--output", default=None,
+                        help="results file, appended to (default: reports/bench-latency-<hardware>.jsonl)")
+
+
+def _device(backend: str, model: Any) -> str:
+    """Where an in-process engine runs: cuda, metal or cpu."""
+    if backend == "mlx":
+        import mlx.core as mx
+
+        return "metal" if mx.default_device() == mx.gpu and sys.platform == "darwin" else "cpu"
+    inner = getattr(model, "model", None)
+    device = str(getattr(inner, "device", "cpu"))
+    if device.startswith("cuda") or backend == "vllm":
+        return "cuda" if backend != "vllm" or _cuda() else "cpu"
+    return "metal" if device.startswith("mps") else "cpu"
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def _with_budget(settings: dict[str, Any], tokens: int) -> dict[str, Any]:
+    """The settings with the output token budget set, under whichever name the backend uses."""
+    from harness.bench.engines import BUDGET_KEYS
+
+    out = dict(settings)
+    keys = [k for k in BUDGET_KEYS if k in out] or ["max_tokens"]
+    for key in keys:
+        out[key] = tokens
+    return out
+
+
+def measure_stream(model: Any, messages: list[dict[str, Any]],
+                   clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """One streamed request: the schema's latency figures and token counts."""
+    start = clock()
+    arrivals: list[float] = []
+    output_tokens = input_tokens = None
+    for delta in model.generate_stream(messages):
+        if delta.content:
+            arrivals.append(clock())
+        if delta.token_usage is not None:
+            output_tokens = delta.token_usage.output_tokens
+            input_tokens = delta.token_usage.input_tokens
+    end = clock()
+    return figures(start, arrivals, end, output_tokens, input_tokens)
+
+
+def figures(start: float, arrivals: list[float], end: float, output_tokens: int | None,
+            input_tokens: int | None) -> dict[str, Any]:
+    """TTFT, TPOT, ITL, E2E and tokens/s from the send time, the content chunks' arrival times and the end."""
+    if not arrivals:
+        raise RuntimeError("the stream returned no content")
+    tokens = output_tokens if output_tokens else len(arrivals)  # usage when reported, else one token per chunk
+    e2e = end - start
+    ttft = arrivals[0] - start
+    return {
+        "ttft_s": ttft,
+        "tpot_s": (e2e - ttft) / (tokens - 1) if tokens > 1 else None,
+        "itl_s": [b - a for a, b in zip(arrivals, arrivals[1:])],
+        "e2e_s": e2e,
+        "duration_s": e2e,
+        "output_tokens_per_s": tokens / e2e if e2e > 0 else None,
+        "output_tokens": tokens,
+        "input_tokens": input_tokens,
+    }
+
+
+class _Progress:
+    """One line per target, rewritten in place on a terminal, one line per tenth otherwise."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name, self.total, self.tty = name, total, sys.stderr.isatty()
+        self.started = time.monotonic()
+
+    def update(self, done: int, note: str = "") -> None:
+        if not self.tty and done not in (1, self.total) and done % max(1, self.total // 10):
+            return
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (self.total - done) if done else 0
+        text = f"  {self.name}: {done}/{self.total} requests, {elapsed:.0f} s elapsed, ~{eta:.0f} s left {note}"
+        if self.tty:
+            print("\r" + text.ljust(100), end="" if done < self.total else "\n", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _local_server() -> Iterator[Target]:
+    from harness.cassettes import hub_clients_online
+    from harness.server import LocalOpenAIServer
+
+    with hub_clients_online(), LocalOpenAIServer() as server:
+        yield Target(mode="live", base_url=server.base_url, served_model_id=server.model_id)
+
+
+def _targets(spec: str) -> list[str]:
+    names = [t.strip() for t in spec.split(",") if t.strip()]
+    for name in names:
+        backend = name.split(":", 1)[1] if name.startswith("server:") else name
+        try:
+            get_backend(backend)
+        except Exception as exc:
+            raise SystemExit(f"harness bench latency: {name!r}: {exc}") from None
+        if name.startswith("server:") and get_backend(backend).kind != "http":
+            raise SystemExit(f"harness bench latency: {name!r}: {backend} is not an HTTP backend")
+        if not name.startswith("server:") and get_backend(backend).kind != "local":
+            raise SystemExit(f"harness bench latency: {name!r} is not a local engine; use server:{backend} "
+                             f"or --endpoint")
+    return names
+
+
+def _factory(spec: Any, settings: dict[str, Any]) -> Callable[[], Any]:
+    return lambda: spec.load()(**settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure every target, append sample rows to the results file, print the latency table."""
+    from harness.bench import results_path
+    from harness.bench.roofline import bandwidth_for, roofline, weight_bytes
+    from harness.embedded import embedded_model
+    from harness.reporting.latency import latency_table
+    from harness.reporting.schema import append_rows, make_row, new_run_id, run_context
+
+    if args.requests < 1 or args.warmup < 0 or args.max_tokens < 2:
+        raise SystemExit("harness bench latency: --requests >= 1, --warmup >= 0 and --max-tokens >= 2 are required")
+    targets = _targets(args.targets)
+    if args.endpoint and not args.endpoint_model:
+        raise SystemExit("harness bench latency: --endpoint needs --endpoint-model")
+    embedded = embedded_model()
+    context = run_context(embedded.name)
+    run_id = os.environ.get("MODEL_CONFORMANCE_RUN") or new_run_id()
+    path = results_path("latency", args.output)
+    messages = [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}]
+    weights = weight_bytes(embedded.model_dir)
+    bandwidths: dict[str, Any] = {}
+    written: list[dict[str, Any]] = []
+
+    def emit(kind: str, **fields: Any) -> None:
+        row = make_row(kind, run=run_id, context=context, suite="bench-latency", subject="adapters", mode="live",
+                       extra={**fields.pop("extra", {}), **({"label": args.label} if args.label else {})}, **fields)
+        append_rows(path, [row])
+        written.append(row)
+
+    def bench(name: str, backend: str, server: str | None, model_factory: Callable[[], Any], model_id: str) -> None:
+        base = {"backend": backend, "server": server, "clause": f"stream {args.max_tokens} tokens", "model": model_id}
+        try:
+            model = model_factory()
+        except Exception as exc:  # noqa: BLE001 - a target that cannot start is reported, the others go on
+            emit("summary", outcome="error", message=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                 **base)
+            print(f"  {name}: could not start: {exc}", file=sys.stderr)
+            return
+        device = _device(backend, model) if server is None else "server"
+        progress = _Progress(name, args.warmup + args.requests)
+        decode_rates = []
+        for i in range(args.warmup + args.requests):
+            warm = i < args.warmup
+            try:
+                fig = measure_stream(model, messages)
+                emit("sample", outcome="ok", warmup=warm, **base, **fig)
+                if not warm and fig["tpot_s"]:
+                    decode_rates.append(1 / fig["tpot_s"])
+            except Exception as exc:  # noqa: BLE001
+                emit("sample", outcome="error", warmup=warm, message=f"{type(exc).__name__}: {exc}"[:300], **base)
+            progress.update(i + 1, "(warm-up)" if warm else "")
+        extra: dict[str, Any] = {"device": device, "requests": args.requests, "warmup": args.warmup,
+                                 "max_tokens": args.max_tokens, "prompt": PROMPT}
+        if server is None and decode_rates:
+            if device not in bandwidths:
+                bandwidths[device] = bandwidth_for(context["hardware"], device)
+            line = roofline(weights, bandwidths[device])
+            extra["roofline"] = line.as_dict()
+        emit("summary", outcome="ok", **base, extra=extra)
+
+    with ExitStack() as stack:
+        for name in targets:
+            if name.startswith("server:"):
+                continue
+            spec = get_backend(name)
+            reason = spec.unavailable_reason()
+            missing = spec.missing_modules()
+            if missing or reason:
+                why = reason or f"requires {', '.join(missing)} (pip install 'model-conformance[{spec.extra}]')"
+                print(f"  {name}: skipped: {why}", file=sys.stderr)
+                emit("summary", outcome="skipped", message=why, backend=name, clause=f"stream {args.max_tokens} tokens")
+                continue
+            settings = _with_budget(spec.settings(Target(mode="live", model_dir=str(embedded.model_dir))),
+                                    args.max_tokens)
+            bench(name, name, None, _factory(spec, settings), embedded.name)
+        servers = [t.split(":", 1)[1] for t in targets if t.startswith("server:")]
+        if servers:
+            print(f"starting the local server ({LOCAL_SERVER}) for {', '.join(servers)}", file=sys.stderr)
+            target = stack.enter_context(_local_server())
+            for backend in servers:
+                spec = get_backend(backend)
+                settings = _with_budget(spec.settings(target), args.max_tokens)
+                bench(f"server:{backend}", backend, LOCAL_SERVER, _factory(spec, settings), target.served_model_id)
+        if args.endpoint:
+            key = os.environ.get(args.endpoint_key_env)
+            if not key:
+                raise SystemExit(f"harness bench latency: --endpoint needs its key in ${args.endpoint_key_env}")
+            target = Target(mode="live", base_url=args.endpoint, served_model_id=args.endpoint_model, api_key=key)
+            for backend in [b.strip() for b in args.endpoint_backends.split(",") if b.strip()]:
+                spec = get_backend(backend)
+                settings = _with_budget(spec.settings(target), args.max_tokens)
+                bench(f"endpoint:{backend}", backend, args.endpoint, _factory(spec, settings), args.endpoint_model)
+    print()
+    print(latency_table(written, markdown=False))
+    print(f"\n{len(written)} rows appended to {path}")
+    return 0
+
+
+__all__ = ["DEFINITIONS", "add_arguments", "figures", "measure_stream", "run"]

@@ -1,0 +1,109 @@
+"""Latency statistics per target and hardware, from the results schema's sample and summary rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from harness.reporting.stats import QUANTILES, Estimate, percentile_cis
+
+METRICS = ("ttft_s", "tpot_s", "itl_s", "e2e_s", "output_tokens_per_s")
+METRIC_NAMES = {"ttft_s": "TTFT", "tpot_s": "TPOT", "itl_s": "ITL", "e2e_s": "E2E", "output_tokens_per_s": "tok/s"}
+
+
+def target_name(row: Mapping[str, Any]) -> str:
+    """How a latency target is named: the backend, and the server it went through when there was one."""
+    server = row.get("server")
+    return f"{row['backend']} via {server}" if server else f"{row['backend']} (in-process)"
+
+
+def hardware_label(row: Mapping[str, Any]) -> str:
+    hardware = row.get("hardware") or {}
+    return str(hardware.get("label") or hardware.get("kind") or "unknown hardware")
+
+
+def latency_stats(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (hardware, target): sample counts, each metric's percentiles with CIs, roofline share."""
+    values: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    summaries: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for row in rows:
+        kind = row.get("kind")
+        if kind not in ("sample", "summary") or row.get("suite") != "bench-latency":
+            continue
+        key = (hardware_label(row), target_name(row))
+        if kind == "summary":
+            summaries[key] = row
+            continue
+        if row.get("warmup"):
+            counts[key]["warmup"] += 1
+            continue
+        if row.get("outcome") != "ok":
+            counts[key]["errors"] += 1
+            continue
+        counts[key]["samples"] += 1
+        for metric in METRICS:
+            v = row.get(metric)
+            if metric == "itl_s":
+                values[key][metric].extend(v or [])
+            elif v is not None:
+                values[key][metric].append(v)
+    out = []
+    for key in sorted(set(values) | set(summaries) | set(counts)):
+        entry: dict[str, Any] = {"hardware": key[0], "target": key[1], **{k: counts[key][k] for k in
+                                                                          ("samples", "warmup", "errors")}}
+        summary = summaries.get(key) or {}
+        entry["outcome"] = summary.get("outcome", "ok")
+        entry["message"] = summary.get("message") or ""
+        for metric in METRICS:
+            data = values[key].get(metric)
+            entry[metric] = percentile_cis(data, QUANTILES) if data else None
+        roof = ((summary.get("extra") or {}).get("roofline")) if summary else None
+        entry["roofline"] = roof
+        tpot = entry["tpot_s"]
+        entry["roofline_percent"] = (100.0 / tpot[50].value / roof["tokens_per_s"]) if roof and tpot else None
+        out.append(entry)
+    return out
+
+
+def _cell(est: dict[float, Estimate] | None, q: float, scale: float = 1000.0) -> str:
+    return est[q].format(scale) if est else "-"
+
+
+def latency_table(rows: Iterable[Mapping[str, Any]], markdown: bool = True) -> str:
+    """The latency table (milliseconds, 95% CIs) as markdown or plain text."""
+    from tabulate import tabulate
+
+    stats = latency_stats(rows)
+    table = latency_rows(stats)
+    if not table:
+        return "no latency samples"
+    return tabulate(table, headers="keys", tablefmt="github" if markdown else "simple")
+
+
+def latency_rows(stats: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The latency table's rows: one per hardware and target."""
+    table = []
+    for s in stats:
+        if s["outcome"] != "ok" and not s["samples"]:
+            table.append({"hardware": s["hardware"], "target": s["target"], "n": 0,
+                          "note": f"{s['outcome']}: {s['message']}"})
+            continue
+        row = {"hardware": s["hardware"], "target": s["target"], "n": s["samples"]}
+        for q in QUANTILES:
+            row[f"TTFT p{q} ms"] = _cell(s["ttft_s"], q)
+        for q in QUANTILES:
+            row[f"TPOT p{q} ms"] = _cell(s["tpot_s"], q)
+        row["ITL p50 ms"] = _cell(s["itl_s"], 50)
+        row["E2E p50 ms"] = _cell(s["e2e_s"], 50)
+        row["tok/s p50"] = _cell(s["output_tokens_per_s"], 50, scale=1.0)
+        roof = s["roofline"]
+        row["% of roofline"] = (f"{s['roofline_percent']:.1f}% of {roof['tokens_per_s']:.0f} tok/s"
+                                if s["roofline_percent"] is not None else "-")
+        table.append(row)
+    return table
+
+
+__all__ = ["METRICS", "METRIC_NAMES", "hardware_label", "latency_rows", "latency_stats", "latency_table",
+           "target_name"]
