@@ -13,7 +13,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install model test test-harness test-suites report lint clean
+.PHONY: install model test test-harness test-suites report lint mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,17 @@ test-suites:
 report: install model
 	$(BIN)/harness report --backend=all --subjects=adapters,smolagents
 
+# Mutants of harness/{stop_sequences,tool_calls,messages}.py and the adapters' wire translation,
+# judged by `pytest suites` alone on replayed cassettes. MUTATION_FAIL_UNDER=95 makes a low score fail.
+MUTATION_BACKENDS ?= openai,bedrock
+MUTATION_JOBS ?= 2
+mutation: install
+	$(BIN)/python tools/mutation.py --backends=$(MUTATION_BACKENDS) --jobs=$(MUTATION_JOBS) \
+		$(if $(MUTATION_FAIL_UNDER),--fail-under=$(MUTATION_FAIL_UNDER))
+
 lint: install
 	$(BIN)/ruff check harness adapters suites tests
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) reports/_runs
+	rm -rf $(VENV) reports/_runs mutants
