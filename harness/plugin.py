@@ -29,13 +29,16 @@ from harness.cassettes import (
     validate_server,
 )
 from harness.errors import HarnessError
+from harness.patching import patched
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, resolve_backends
 
 BACKENDS = pytest.StashKey[list[str]]()
 SUBJECTS = ("adapters", "smolagents")
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# What a suites run needs from the environment: litellm's bundled cost map (no fetch at import)
+# and huggingface_hub offline (models load from the local cache only). Set only for the length
+# of a run that uses a backend, never at import: the plugin loads in every pytest session.
+RUN_ENVIRONMENT = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -133,8 +136,30 @@ def _test_name(node: pytest.Item, backend: str) -> str:
     return f"{base}-{rest}"
 
 
+@pytest.fixture(scope="session")
+def run_environment() -> Iterator[None]:
+    """RUN_ENVIRONMENT for the rest of the session (values the user set win), restored at its end."""
+    import sys
+
+    saved = {name: os.environ.get(name) for name in RUN_ENVIRONMENT}
+    for name, value in RUN_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    with contextlib.ExitStack() as stack:
+        hub = sys.modules.get("huggingface_hub.constants")  # read at import: patch it if already imported
+        if hub is not None and os.environ["HF_HUB_OFFLINE"] == "1":
+            stack.enter_context(patched((hub, "HF_HUB_OFFLINE", True)))
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
 @pytest.fixture
-def backend(backend_name: str) -> BackendSpec:
+def backend(backend_name: str, run_environment: None) -> BackendSpec:
     """The backend under test (one parametrisation per --backend name)."""
     spec = get_backend(backend_name)
     missing = spec.missing_modules()

@@ -212,3 +212,51 @@ def test_results_file_is_appended_to(project, tmp_path):
     for _ in range(2):
         run(project, "--backend=fake-a", "-k", "plain", f"--results={results}")
     assert len(results.read_text(encoding="utf-8").splitlines()) == 2
+
+
+ENV_PROBE = """
+import os
+
+def test_unrelated():
+    print("HF_HUB_OFFLINE=" + repr(os.environ.get("HF_HUB_OFFLINE")))
+    print("LITELLM_LOCAL_MODEL_COST_MAP=" + repr(os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")))
+"""
+
+
+def test_plugin_leaves_an_unrelated_session_environment_untouched(pytester, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("LITELLM_LOCAL_MODEL_COST_MAP", raising=False)
+    pytester.makepyfile(test_env=ENV_PROBE)
+    result = run(pytester, "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*HF_HUB_OFFLINE=None", "LITELLM_LOCAL_MODEL_COST_MAP=None"])
+
+
+def test_plugin_sets_the_run_environment_for_a_backend_run_and_restores_it(pytester, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "user-value")  # what the user set wins
+    pytester.makepyfile(
+        test_env="""
+        import os
+
+        def test_a_in_run(backend):
+            assert os.environ.get("HF_HUB_OFFLINE") == "1"
+            assert os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP") == "user-value"
+
+        def test_z_plain():
+            pass
+        """
+    )
+    pytester.makeconftest(
+        FAKE_BACKENDS_CONFTEST
+        + """
+import os
+
+def pytest_unconfigure(config):
+    print("AFTER HF_HUB_OFFLINE=" + repr(os.environ.get("HF_HUB_OFFLINE")))
+    print("AFTER LITELLM_LOCAL_MODEL_COST_MAP=" + repr(os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")))
+"""
+    )
+    result = run(pytester, "--backend=fake-a", "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["AFTER HF_HUB_OFFLINE=None", "AFTER LITELLM_LOCAL_MODEL_COST_MAP='user-value'"])
