@@ -31,6 +31,7 @@ model: install
 test: install model test-harness test-suites
 
 test-harness:
+	$(BIN)/python -m harness.cli scan cassettes
 	$(BIN)/python -m pytest tests -q
 
 test-suites:

@@ -15,6 +15,7 @@ from botocore.config import Config
 
 from harness.errors import BackendError
 from harness.model import ApiModel, Request
+from harness.secrets import is_secret_name
 from harness.tool_calls import ensure_unique_ids, make_tool_call
 from harness.types import (
     ChatMessage,
@@ -57,7 +58,6 @@ _ERROR_KINDS = {
     "ModelStreamErrorException": "stream",
 }
 
-_CREDENTIAL_KWARGS = frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_account_id"})
 
 _IMAGE_MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8", "jpeg"), (b"GIF8", "gif"))
 
@@ -378,7 +378,7 @@ class AmazonBedrockServerModel(ApiModel):
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
-        data["client_kwargs"] = {k: v for k, v in self.client_kwargs.items() if k not in _CREDENTIAL_KWARGS}
+        data["client_kwargs"] = {k: v for k, v in self.client_kwargs.items() if not is_secret_name(k)}
         return data
 
     def prepare_request(

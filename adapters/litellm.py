@@ -7,7 +7,6 @@ import os
 # litellm fetches its cost map from the internet at import unless told otherwise
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import re  # noqa: E402
 from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
 from typing import Any, ClassVar  # noqa: E402
 
@@ -17,17 +16,12 @@ from adapters._openai_wire import completion_kwargs, deltas_from_chunks, message
 from adapters.openai import translate_openai_error  # noqa: E402
 from harness.errors import BackendError  # noqa: E402
 from harness.model import ApiModel, Request, supports_stop_parameter  # noqa: E402
+from harness.secrets import is_secret_name  # noqa: E402
 from harness.types import ChatMessage, ChatMessageStreamDelta  # noqa: E402
 
 # providers whose chat endpoints take text only, so parts are flattened by default
 FLATTEN_BY_DEFAULT = ("ollama", "groq", "cerebras")
-# settings never exported: their name has one of these words (api_key, aws_secret_access_key, ...)
-_SECRET_WORDS = frozenset({"key", "secret", "token", "password", "credentials", "credential"})
 _RETRY_OPTIONS = ("max_retries", "num_retries")
-
-
-def _is_secret(name: str) -> bool:
-    return bool(_SECRET_WORDS.intersection(re.split(r"[_\-]", name.lower())))
 
 
 def without_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,7 +29,7 @@ def without_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
 
     def clean(value: Any) -> Any:
         if isinstance(value, Mapping):
-            return {k: clean(v) for k, v in value.items() if not _is_secret(str(k))}
+            return {k: clean(v) for k, v in value.items() if not is_secret_name(str(k))}
         if isinstance(value, list):
             return [clean(v) for v in value]
         return value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import os
 import re
 import socket
 import struct
@@ -18,43 +17,13 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.patching import patched
 
+# What counts as a secret is defined once, in harness.secrets.
+from harness.secrets import is_secret_name, scan_text, scrub_query
+from harness.secrets import scrub_bytes as _scrub_secret_bytes
+from harness.secrets import scrub_text as _scrub_secret_text
+
 MODES = ("replay", "record", "live")
 
-# Headers that carry credentials or per-account identifiers; never written to a cassette.
-SECRET_HEADERS = (
-    "authorization",
-    "api-key",
-    "x-api-key",
-    "cookie",
-    "set-cookie",
-    "x-amz-security-token",
-    "x-amz-date",
-    "x-amz-content-sha256",
-    "amz-sdk-invocation-id",
-    "openai-organization",
-    "openai-project",
-)
-SECRET_QUERY = ("api-key", "api_key", "key", "token", "sig", "X-Amz-Signature", "X-Amz-Credential")
-SECRET_ENV = (
-    "OPENAI_API_KEY",
-    "AZURE_OPENAI_API_KEY",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_BEARER_TOKEN_BEDROCK",
-    "ANTHROPIC_API_KEY",
-    "GROQ_API_KEY",
-)
-SECRET_PATTERNS = (
-    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),
-    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),
-    re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
-    re.compile(r"Credential=[A-Z0-9]{16,}/"),
-    re.compile(r"Signature=[0-9a-f]{64}"),  # a SigV4 signature
-    re.compile(r"\b(?:ABSK|bedrock-api-key-)[A-Za-z0-9+/=]{20,}"),  # Bedrock API keys
-)
 _ACCOUNT_ID = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
 
 # Cloud identifiers that say whose account recorded a cassette: the Azure resource (the host
@@ -115,35 +84,25 @@ def record_command(backend: str, nodeid: str, server: str = DEFAULT_SERVER) -> s
     return f"pytest '{nodeid}' --backend={backend}{where} --mode record"
 
 
-def _known_secrets() -> list[str]:
-    return [v for k in SECRET_ENV if (v := os.environ.get(k)) and len(v) >= 8]
-
-
-def find_secret(text: str, extra: list[str] | None = None) -> str | None:
-    """Name of the first credential-looking thing in ``text``, or None."""
-    for value in [*_known_secrets(), *(extra or [])]:
-        if value and value in text:
-            return "a configured credential value"
-    for pattern in SECRET_PATTERNS:
-        if pattern.search(text):
-            return f"text matching {pattern.pattern!r}"
-    return None
-
-
-def scrub_text(text: str, hosts: Mapping[str, str] | None = None) -> str:
-    for value in _known_secrets():
-        text = text.replace(value, "REDACTED")
+def _scrub_identifiers(text: str, hosts: Mapping[str, str] | None) -> str:
     for host, replacement in (hosts or {}).items():
         text = text.replace(host, replacement)
     text = _AZURE_HOST.sub(lambda m: f"{AZURE_RESOURCE_PLACEHOLDER}.{m.group(1)}", text)
     return _ARN_ACCOUNT.sub(rf"\g<1>{AWS_ACCOUNT_PLACEHOLDER}", text)
 
 
+def scrub_text(text: str, hosts: Mapping[str, str] | None = None) -> str:
+    """Secrets, secret query parameters, the recording host and account identifiers, replaced."""
+    return _scrub_identifiers(scrub_query(_scrub_secret_text(text)), hosts)
+
+
 def _scrub_bytes(body: bytes, hosts: Mapping[str, str] | None) -> bytes:
+    """:func:`scrub_text` on a body of any encoding: secrets are replaced before vcrpy encodes it."""
+    body = _scrub_secret_bytes(body)
     try:
         return scrub_text(body.decode("utf-8"), hosts).encode("utf-8")
     except UnicodeDecodeError:
-        return body
+        return _scrub_identifiers(scrub_query(body.decode("latin-1")), hosts).encode("latin-1")
 
 
 # -- AWS event streams (ConverseStream bodies): frames carry lengths and CRCs, so a scrubbed
@@ -212,10 +171,14 @@ def _scrub_request(hosts: Mapping[str, str]) -> Any:
     def before_record_request(request: Any) -> Any:
         request.uri = scrub_text(request.uri, hosts)
         for name in list(request.headers):
-            if name.lower() == "host":
-                request.headers[name] = scrub_text(request.headers[name], hosts)
+            if is_secret_name(name):
+                del request.headers[name]
+            else:
+                request.headers[name] = scrub_text(str(request.headers[name]), hosts)
         if isinstance(request.body, bytes):
             request.body = _scrub_bytes(request.body, hosts)
+        elif isinstance(request.body, str):
+            request.body = scrub_text(request.body, hosts)
         return request
 
     return before_record_request
@@ -225,8 +188,12 @@ def _scrub_response(hosts: Mapping[str, str]) -> Any:
     def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
         headers = response.get("headers", {})
         for name in list(headers):
-            if name.lower() in SECRET_HEADERS:
+            if is_secret_name(name):
                 headers.pop(name)
+            else:  # a Location or Link header may carry a token in its URL
+                headers[name] = [scrub_text(str(v), hosts) for v in headers[name]]
+        if isinstance(response.get("url"), str):
+            response["url"] = scrub_text(response["url"], hosts)
         body = response.get("body", {}).get("string")
         content_type = " ".join(str(v) for k, v in headers.items() if k.lower() == "content-type")
         chunks = _take_sse_chunks(body) if SSE_CONTENT_TYPE in content_type else None
@@ -273,8 +240,6 @@ def make_vcr(mode: str, hosts: Mapping[str, str] | None = None) -> Any:
         # interactions are matched by what identifies them, in order: the body one
         # implementation sent is checked by the suites' assertions, not by the matcher
         match_on=("method", "endpoint"),
-        filter_headers=list(SECRET_HEADERS),
-        filter_query_parameters=list(SECRET_QUERY),
         before_record_request=_scrub_request(hosts),
         before_record_response=_scrub_response(hosts),
         decode_compressed_response=True,
@@ -504,10 +469,11 @@ def finalize_recording(path: Path, prov: Mapping[str, Any], api_key: str | None 
     if not path.exists():
         return
     text = path.read_text(encoding="utf-8")
-    found = find_secret(text, [api_key] if api_key and api_key != "replay-key" else None)
+    found = scan_text(text, path.name, [api_key] if api_key and api_key != "replay-key" else [])
     if found:
         path.unlink()
-        raise SecretInCassetteError(f"refused to write {path}: it contained {found} after scrubbing")
+        line, what = found[0]
+        raise SecretInCassetteError(f"refused to write {path}: line {line} contained {what} after scrubbing")
     data = yaml.safe_load(text)
     data["provenance"] = dict(prov)
     tmp = path.with_suffix(".yaml.tmp")

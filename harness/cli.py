@@ -82,6 +82,19 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from harness.secrets import scan_paths
+
+    problems = scan_paths(args.paths)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"harness scan: {len(problems)} secret(s) found; remove them (a cassette: re-record it)", file=sys.stderr)
+        return 1
+    print(f"harness scan: no secret in {', '.join(args.paths)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--results", nargs="*", help="render these results files instead of running the suites")
     report.add_argument("--output", help="markdown file (default: reports/<hardware kind>.md)")
     report.set_defaults(fn=_report)
+    scan = sub.add_parser("scan", help="exit 1 naming file and line of every secret in the files (or directories)")
+    scan.add_argument("paths", nargs="+", help="files or directories (cassettes/, logs, JUnit XML, reports)")
+    scan.set_defaults(fn=_scan)
     from harness.bench import add_bench_parser
 
     add_bench_parser(sub)

@@ -37,6 +37,9 @@ class BackendError(HarnessError):
         self.request_id = request_id
         self.retry_after = retry_after
         self.kind = kind
+        from harness.secrets import scrub_text  # a provider may echo the key it refused
+
+        message = scrub_text(message)
         super().__init__(
             f"{backend}: {message} (kind={kind}, status={status if status is not None else '-'}, "
             f"request_id={request_id or '-'})"

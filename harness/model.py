@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 from harness.errors import BackendError, ToolCallParseError
 from harness.messages import get_clean_message_list, role_conversions
+from harness.secrets import is_secret_name, register_secret
 from harness.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
 from harness.tool_calls import (
     ensure_unique_ids,
@@ -35,8 +36,6 @@ from harness.types import (
 
 T = TypeVar("T")
 
-# Settings never exported by to_dict().
-SECRET_SETTINGS = frozenset({"api_key", "token", "aws_secret_access_key", "aws_session_token", "password"})
 
 
 class _ParameterRemove:
@@ -306,8 +305,8 @@ class Model:
             data["supports_stop_parameter"] = self.stop_parameter
         if self.custom_role_conversions:
             data["custom_role_conversions"] = dict(self.custom_role_conversions)
-        data.update({k: v for k, v in self.kwargs.items() if k not in SECRET_SETTINGS})
-        return {k: v for k, v in data.items() if k not in SECRET_SETTINGS}
+        data.update({k: v for k, v in self.kwargs.items() if not is_secret_name(k)})
+        return {k: v for k, v in data.items() if not is_secret_name(k)}
 
     @classmethod
     def from_dict(cls, model_dictionary: dict[str, Any]) -> Model:
@@ -360,8 +359,15 @@ class ApiModel(Model):
         self.rate_limiter = RateLimiter(requests_per_minute)
         self.retry = retry
         self._sleep: Callable[[float], None] = time.sleep
+        self._register_secrets()
         self.client = client if client is not None else self.create_client()
 
+    def _register_secrets(self) -> None:
+        """Keys passed in code are secrets as much as those in the environment: never recorded or shown."""
+        for settings in (vars(self), self.kwargs, getattr(self, "client_kwargs", None) or {}):
+            for name, value in settings.items():
+                if isinstance(value, str) and is_secret_name(name):
+                    register_secret(value)
     def create_client(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement create_client")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 pytest_plugins = ["pytester"]
@@ -16,3 +17,18 @@ settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=
 settings.register_profile("dev", parent=_DEFAULT)
 settings.register_profile("nightly", parent=_DEFAULT, max_examples=5000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def no_configured_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """This machine's own credentials (environment, AWS and Hugging Face files) are invisible to the test."""
+    from harness.secrets import _SECRET_ENV_NAME, SECRET_ENV
+
+    for name in list(os.environ):
+        if name in SECRET_ENV or _SECRET_ENV_NAME.search(name):
+            monkeypatch.delenv(name)
+    empty = tmp_path_factory.mktemp("no-credentials")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "aws-config"))
+    monkeypatch.setenv("HF_TOKEN_PATH", str(empty / "hf-token"))
+    monkeypatch.setenv("HF_HOME", str(empty / "hf-home"))

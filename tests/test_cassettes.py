@@ -13,13 +13,11 @@ from hypothesis import strategies as st
 
 from harness.cassettes import (
     MODES,
-    SECRET_ENV,
     NetworkBlockedError,
     SecretInCassetteError,
     block_network,
     cassette_path,
     finalize_recording,
-    find_secret,
     provenance,
     read_provenance,
     record_command,
@@ -28,15 +26,14 @@ from harness.cassettes import (
     validate_server,
 )
 from harness.errors import HarnessError
+from harness.secrets import find_secret
 
 CONFIGURED = "configured-secret-value-1234"
 
 
 @pytest.fixture(autouse=True)
-def _no_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_real_secrets(no_configured_secrets: None) -> None:
     """Tests see only the secrets they configure themselves."""
-    for name in SECRET_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 # -- find_secret -------------------------------------------------------------------------------

@@ -18,16 +18,15 @@ from botocore.config import Config
 
 from harness.cassettes import (
     AWS_ACCOUNT_PLACEHOLDER,
-    SECRET_ENV,
     NetworkBlockedError,
     block_network,
     decode_event_stream,
     encode_event_message,
     endpoint_path,
-    find_secret,
     make_vcr,
     scrub_text,
 )
+from harness.secrets import find_secret
 
 ACCOUNT = "123456789012"
 PROFILE_ARN = f"arn:aws:bedrock:us-east-1:{ACCOUNT}:inference-profile/us.amazon.nova-micro-v1:0"
@@ -35,10 +34,8 @@ SESSION_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLEsessionTOKENvalue0123456789"
 
 
 @pytest.fixture(autouse=True)
-def _no_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_real_secrets(no_configured_secrets: None) -> None:
     """Tests see only the secrets they configure themselves."""
-    for name in SECRET_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 # -- scrubbing ---------------------------------------------------------------------------------
