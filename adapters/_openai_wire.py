@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as _dt
+import json
 from collections.abc import Iterable, Iterator
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-from harness.errors import BackendError
+from harness.errors import BackendError, transport_error
 from harness.model import Request
 from harness.tool_calls import native_tool_calls
 from harness.types import (
@@ -39,18 +38,15 @@ def completion_kwargs(request: Request, model_id: str | None) -> dict[str, Any]:
     return body
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (when - _dt.datetime.now(when.tzinfo)).total_seconds())
+def translate_transport_error(exc: BaseException, backend: str) -> BackendError | None:
+    """An httpx error that an SDK let through (a read cut mid-body or mid-stream), typed; else None."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return transport_error(backend, "timeout", exc)
+    if isinstance(exc, (httpx.TransportError, httpx.StreamError)):
+        return transport_error(backend, "connection", exc)
+    return None
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -68,13 +64,25 @@ def usage_of(usage: Any) -> TokenUsage | None:
     )
 
 
+def raise_if_cut_tool_call(arguments: Iterable[Any], backend: str, request_id: str | None) -> None:
+    """An answer cut by the token limit inside a tool call's JSON arguments is an error, not a tool call."""
+    for text in arguments:
+        if isinstance(text, str) and text.strip():
+            try:
+                json.loads(text)
+            except ValueError:
+                raise BackendError("the answer hit the token limit inside a tool call's arguments "
+                                   "(finish_reason=length); raise max_tokens", backend=backend, status=200,
+                                   request_id=request_id, kind="truncated") from None
+
+
 def message_from_completion(response: Any, backend: str, request_id: str | None = None) -> ChatMessage:
     """A ChatMessage from a chat-completions response, or a typed error: never half filled."""
     request_id = request_id or _get(response, "_request_id") or _get(response, "id")
     choices = _get(response, "choices") or []
     if not choices:
         raise BackendError("the response has no choices", backend=backend, status=200, request_id=request_id,
-                           kind="empty_choices")
+                           kind="malformed")
     choice = choices[0]
     finish = _get(choice, "finish_reason")
     message = _get(choice, "message")
@@ -91,6 +99,9 @@ def message_from_completion(response: Any, backend: str, request_id: str | None 
     if message is None:
         raise BackendError("the first choice has no message", backend=backend, status=200, request_id=request_id,
                            kind="malformed")
+    if finish == "length":
+        raise_if_cut_tool_call([_get(_get(c, "function"), "arguments") for c in _get(message, "tool_calls") or []],
+                               backend, request_id)
     return ChatMessage(
         role=MessageRole.ASSISTANT,
         content=_get(message, "content"),
@@ -127,6 +138,8 @@ def deltas_from_chunks(chunks: Iterable[Any], backend: str) -> Iterator[ChatMess
     """
     usage = None
     finished = False
+    finish_reason = None
+    arguments: dict[Any, str] = {}
     request_id = None
     for chunk in chunks:
         request_id = request_id or _get(chunk, "id")
@@ -136,16 +149,22 @@ def deltas_from_chunks(chunks: Iterable[Any], backend: str) -> Iterator[ChatMess
                 continue
             finish = _get(choice, "finish_reason")
             finished = finished or bool(finish)
+            finish_reason = finish or finish_reason
             delta = _get(choice, "delta")
             if delta is None:
                 continue
             raw_calls = _get(delta, "tool_calls")
             tool_calls = _tool_call_deltas(raw_calls) if raw_calls else None
+            for call in tool_calls or []:
+                piece = call.function.arguments if call.function else ""
+                arguments[call.index] = arguments.get(call.index, "") + piece
             content = _get(delta, "content")
             if content or tool_calls:
                 yield ChatMessageStreamDelta(content=content or None, tool_calls=tool_calls)
     if not finished:
         raise BackendError("the stream ended without a finish_reason (truncated)", backend=backend, status=200,
                            request_id=request_id, kind="truncated")
+    if finish_reason == "length":
+        raise_if_cut_tool_call(arguments.values(), backend, request_id)
     if usage is not None:
         yield ChatMessageStreamDelta(token_usage=usage)

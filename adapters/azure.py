@@ -10,7 +10,7 @@ import openai
 
 from adapters._openai_wire import message_from_completion
 from adapters.openai import OpenAIServerModel
-from harness.errors import BackendError, ContentFilterError
+from harness.errors import BackendError, ContentFilterError, provider_message
 from harness.model import Request
 from harness.types import ChatMessage
 
@@ -116,9 +116,10 @@ class AzureOpenAIServerModel(OpenAIServerModel):
             inner = body.get("innererror")
             inner = inner if isinstance(inner, Mapping) else {}
             categories = filtered_categories(inner.get("content_filter_result") or inner.get("content_filter_results"))
+            said, _ = provider_message(exc.body)
             return ContentFilterError(
-                _filter_message("refused the prompt", categories), backend=self.backend_name,
-                status=error.status, request_id=error.request_id, kind="content_filter",
+                _filter_message("refused the prompt", categories) + (f" (the service said: {said})" if said else ""),
+                backend=self.backend_name, status=error.status, request_id=error.request_id, kind="content_filter",
             )
         if isinstance(error, BackendError) and error.status == 400 and _rejects_stop(exc):
             return BackendError(

@@ -10,10 +10,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import boto3
+import botocore.eventstream
 import botocore.exceptions
+import botocore.parsers
+import urllib3
 from botocore.config import Config
 
-from harness.errors import BackendError
+from adapters._openai_wire import raise_if_cut_tool_call
+from harness.errors import BackendError, http_error, transport_error
 from harness.model import ApiModel, Request
 from harness.secrets import is_secret_name
 from harness.tool_calls import ensure_unique_ids, make_tool_call
@@ -42,20 +46,6 @@ STOP_REASONS: dict[str, str] = {
     "content_filtered": "content_filter",
     "malformed_model_output": "malformed",
     "malformed_tool_use": "malformed",
-}
-
-# Error codes worth another try, and how each is labelled; the rest are the caller's to fix.
-_ERROR_KINDS = {
-    "ThrottlingException": "throttled",
-    "ModelNotReadyException": "throttled",
-    "ServiceQuotaExceededException": "throttled",
-    "ModelTimeoutException": "timeout",
-    "ValidationException": "validation",
-    "AccessDeniedException": "auth",
-    "UnrecognizedClientException": "auth",
-    "ResourceNotFoundException": "not_found",
-    "ModelErrorException": "model_error",
-    "ModelStreamErrorException": "stream",
 }
 
 
@@ -256,6 +246,7 @@ def deltas_from_converse_stream(
 ) -> Iterator[ChatMessageStreamDelta]:
     """Stream deltas from ConverseStream events; a stream that never reaches messageStop is an error."""
     stopped = False
+    tool_inputs: dict[Any, str] = {}
     for event in events:
         if "contentBlockStart" in event:
             start = event["contentBlockStart"]
@@ -271,20 +262,25 @@ def deltas_from_converse_stream(
             if delta.get("text"):
                 yield ChatMessageStreamDelta(content=delta["text"])
             elif "toolUse" in delta:
+                index = block.get("contentBlockIndex")
+                tool_inputs[index] = tool_inputs.get(index, "") + (delta["toolUse"].get("input") or "")
                 yield ChatMessageStreamDelta(tool_calls=[ChatMessageToolCallStreamDelta(
                     index=block.get("contentBlockIndex"),
                     function=ChatMessageToolCallFunction(name="", arguments=delta["toolUse"].get("input") or ""),
                 )])
         elif "messageStop" in event:
             stopped = True
-            check_stop_reason(event["messageStop"].get("stopReason"), backend, request_id)
+            stop_reason = event["messageStop"].get("stopReason")
+            check_stop_reason(stop_reason, backend, request_id)
+            if stop_reason in ("max_tokens", "model_context_window_exceeded"):
+                raise_if_cut_tool_call(tool_inputs.values(), backend, request_id)
         elif "metadata" in event:
             usage = _usage(event["metadata"].get("usage"))
             if usage is not None:
                 yield ChatMessageStreamDelta(token_usage=usage)
     if not stopped:
         raise BackendError("the stream ended before messageStop", backend=backend, status=200,
-                           request_id=request_id, kind="truncated_stream")
+                           request_id=request_id, kind="truncated")
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -303,7 +299,7 @@ def _status_of(code: str, service_model: Any) -> int | None:
 def translate_bedrock_error(
     exc: Exception, backend: str = "bedrock", service_model: Any = None, request_id: str | None = None
 ) -> BackendError | None:
-    """A botocore exception as a BackendError naming code, status and request id.
+    """A botocore or urllib3 exception as the harness's typed error naming code, status and request id.
 
     ``request_id`` stands in when the error carries none (an exception event inside a stream).
     """
@@ -316,27 +312,18 @@ def translate_bedrock_error(
         if status in (None, 200):  # an exception event inside a stream
             status = _status_of(code, service_model)
         headers = meta.get("HTTPHeaders") or {}
-        retry_after = None
-        if headers.get("retry-after"):
-            try:
-                retry_after = max(0.0, float(headers["retry-after"]))
-            except ValueError:
-                retry_after = None
-        return BackendError(
-            f"{name}: {error.get('Message') or error.get('message') or 'no message'}",
-            backend=backend,
-            status=status,
-            request_id=meta.get("RequestId") or headers.get("x-amzn-requestid") or request_id,
-            retry_after=retry_after,
-            kind=_ERROR_KINDS.get(name, "http"),
-        )
+        return http_error(backend, status, headers=headers, code=name,
+                          message=error.get("Message") or error.get("message") or None,
+                          request_id=meta.get("RequestId") or request_id)
     if isinstance(exc, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)):
-        return BackendError("the request timed out", backend=backend, request_id=request_id, kind="timeout")
-    if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError)):
-        return BackendError(f"connection failed: {type(exc).__name__}", backend=backend, request_id=request_id,
-                            kind="connection")
-    if isinstance(exc, botocore.exceptions.ResponseStreamingError):
-        return BackendError("the stream was cut", backend=backend, request_id=request_id, kind="truncated_stream")
+        return transport_error(backend, "timeout", exc, request_id)
+    if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
+                        botocore.exceptions.ResponseStreamingError, botocore.exceptions.IncompleteReadError,
+                        urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError)):
+        return transport_error(backend, "connection", exc, request_id)
+    if isinstance(exc, (botocore.parsers.ResponseParserError, botocore.exceptions.ChecksumError,
+                        botocore.eventstream.ParserError, UnicodeDecodeError)):
+        return transport_error(backend, "malformed", exc, request_id)
     return None
 
 

@@ -8,7 +8,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
 
@@ -16,9 +15,9 @@ from adapters._openai_wire import (
     completion_kwargs,
     deltas_from_chunks,
     message_from_completion,
-    retry_after_seconds,
+    translate_transport_error,
 )
-from harness.errors import BackendError
+from harness.errors import BackendError, http_error, transport_error
 from harness.model import ApiModel, Request
 from harness.types import ChatMessage, ChatMessageStreamDelta
 
@@ -35,25 +34,22 @@ def _is_url(value: str | None) -> bool:
 
 
 def translate_hf_error(exc: Exception, backend: str) -> BackendError | None:
-    """A huggingface_hub or httpx exception as a BackendError naming status and request id."""
-    if isinstance(exc, (InferenceTimeoutError, httpx.TimeoutException)):
-        return BackendError("the request timed out", backend=backend, kind="timeout")
+    """A huggingface_hub or httpx exception as the harness's typed error."""
+    if isinstance(exc, InferenceTimeoutError):
+        return transport_error(backend, "timeout", exc)
     if isinstance(exc, HfHubHTTPError):
-        headers = exc.response.headers
-        return BackendError(
-            f"HTTP {exc.response.status_code}: {type(exc).__name__}",
-            backend=backend,
-            status=exc.response.status_code,
-            request_id=exc.request_id,
-            retry_after=retry_after_seconds(headers.get("retry-after")),
-            kind="http",
-        )
+        response = exc.response
+        body = None
+        try:
+            body = response.content
+        except Exception:  # noqa: BLE001 - a streamed body not read
+            body = None
+        return http_error(backend, response.status_code, headers=response.headers, body=body or None,
+                          message=getattr(exc, "server_message", None) or None, request_id=exc.request_id)
     if isinstance(exc, TextGenerationError):
-        # an error event inside a stream: the server said why, there is no status to retry on
-        return BackendError(f"the stream reported {type(exc).__name__}", backend=backend, status=200, kind="stream")
-    if isinstance(exc, httpx.TransportError):
-        return BackendError(f"connection failed: {type(exc).__name__}", backend=backend, kind="connection")
-    return None
+        # an error event inside a stream: the server said why
+        return http_error(backend, None, message=str(exc))
+    return translate_transport_error(exc, backend)
 
 
 class InferenceClientModel(ApiModel):

@@ -7,14 +7,21 @@ import os
 # litellm fetches its cost map from the internet at import unless told otherwise
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+import re  # noqa: E402
 from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
 from typing import Any, ClassVar  # noqa: E402
 
 import litellm  # noqa: E402
+import openai  # noqa: E402
 
 from adapters._openai_wire import completion_kwargs, deltas_from_chunks, message_from_completion  # noqa: E402
 from adapters.openai import translate_openai_error  # noqa: E402
-from harness.errors import BackendError  # noqa: E402
+from harness.errors import (  # noqa: E402
+    BackendError,  # noqa: E402
+    http_error,
+    provider_message,
+    transport_error,
+)
 from harness.model import ApiModel, Request, supports_stop_parameter  # noqa: E402
 from harness.secrets import is_secret_name  # noqa: E402
 from harness.types import ChatMessage, ChatMessageStreamDelta  # noqa: E402
@@ -37,17 +44,56 @@ def without_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
     return clean(dict(settings))
 
 
+# litellm wraps every failure of a provider call in its own exceptions, network ones included, often
+# as a synthetic HTTP 500; what really happened is in the exception's text.
+_NETWORK_MARKERS = ("connection error", "peer closed", "connecterror", "readerror", "remoteprotocolerror",
+                    "connection reset", "incomplete chunked read", "server disconnected")
+_MALFORMED_MARKERS = ("received response - <apiresponse [2", "jsondecodeerror", "expecting value",
+                      "unterminated string", "codec can't decode", "invalid \\escape", "extra data")
+_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: )?(?:\w+: )?(?:\w+Exception - )?")
+
+
 def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None:
-    """A litellm exception as a BackendError naming status and request id (never the key)."""
+    """A litellm exception as the harness's typed error (status, request id, the provider's message)."""
     cooldown = getattr(exc, "cooldown_time", None)
     if isinstance(exc, ValueError) and cooldown is not None:  # litellm.types.router.RouterRateLimitError
         return BackendError("every deployment of the group is cooling down", backend=backend, status=429,
                             retry_after=float(cooldown), kind="throttled")
-    if isinstance(exc, litellm.APIError) and not isinstance(exc, litellm.APIConnectionError):
-        status = getattr(exc, "status_code", None)
-        return BackendError(f"HTTP {status}: {type(exc).__name__}", backend=backend, status=status,
-                            kind="http" if status else "malformed")
-    return translate_openai_error(exc, backend)
+    if not isinstance(exc, (litellm.APIError, litellm.APIConnectionError, litellm.Timeout, openai.APIError)):
+        return translate_openai_error(exc, backend)
+    text = str(getattr(exc, "message", None) or exc)
+    lowered = text.lower()
+    if isinstance(exc, litellm.Timeout) or "timed out" in lowered or "timeout" in type(exc).__name__.lower():
+        return transport_error(backend, "timeout", exc)
+    if any(marker in lowered for marker in _MALFORMED_MARKERS):
+        return transport_error(backend, "malformed", exc)
+    if any(marker in lowered for marker in _NETWORK_MARKERS):
+        return transport_error(backend, "connection", exc)
+    if isinstance(exc, litellm.APIConnectionError):
+        # not the network: litellm's own client-side check (a parameter it cannot send, ...)
+        return BackendError(f"litellm refused the call: {_LITELLM_PREFIX.sub('', text)[:300]}", backend=backend,
+                            kind="client")
+    status = getattr(exc, "status_code", None)
+    headers = getattr(exc, "litellm_response_headers", None)
+    response = getattr(exc, "response", None)
+    if headers is None and response is not None:
+        headers = getattr(response, "headers", None)
+    body = getattr(exc, "body", None)
+    said, _ = provider_message(body) if body else (None, None)
+    return http_error(backend, status, headers=headers, body=body if isinstance(body, dict) else None,
+                      message=said or _LITELLM_PREFIX.sub("", text)[:300] or None)
+
+
+def _provider_stream(stream: Any) -> Any:
+    """litellm's own stream wrapper under ``stream`` (the Router hides it in a generator), or None."""
+    from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
+
+    generator = getattr(stream, "_sync_generator", None)
+    if generator is not None:
+        frame = getattr(generator, "gi_frame", None)
+        inner = frame.f_locals.get("model_response") if frame is not None else None
+        return inner if isinstance(inner, CustomStreamWrapper) else None
+    return stream if isinstance(stream, CustomStreamWrapper) else None
 
 
 class LiteLLMModel(ApiModel):
@@ -109,7 +155,20 @@ class LiteLLMModel(ApiModel):
         body = {**completion_kwargs(request, self.model_id), "stream": True,
                 "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self._complete(body))
-        yield from deltas_from_chunks(self._translated(stream), self.backend_name)
+        provider: list[Any] = []
+
+        def chunks() -> Iterator[Any]:
+            for chunk in self._translated(stream):
+                if not provider:
+                    provider.append(_provider_stream(stream))
+                yield chunk
+
+        yield from deltas_from_chunks(chunks(), self.backend_name)
+        inner = provider[0] if provider else _provider_stream(stream)
+        # litellm ends a cut-off stream with a finish_reason of its own: ask what the provider sent
+        if inner is not None and not (inner.received_finish_reason or inner.intermittent_finish_reason):
+            raise BackendError("the stream ended without a finish_reason from the provider (truncated)",
+                               backend=self.backend_name, status=200, kind="truncated")
 
 
 class LiteLLMRouterModel(LiteLLMModel):

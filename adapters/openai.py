@@ -11,40 +11,35 @@ from adapters._openai_wire import (
     completion_kwargs,
     deltas_from_chunks,
     message_from_completion,
-    retry_after_seconds,
+    translate_transport_error,
 )
-from harness.errors import BackendError
+from harness.errors import BackendError, http_error, transport_error
 from harness.model import ApiModel, Request
 from harness.types import ChatMessage, ChatMessageStreamDelta
 
 
 def translate_openai_error(exc: Exception, backend: str) -> BackendError | None:
-    """An openai SDK exception as a BackendError naming status and request id (never the key)."""
+    """An openai SDK exception as the harness's typed error (status, request id, the provider's message)."""
     if isinstance(exc, openai.APITimeoutError):
-        return BackendError("the request timed out", backend=backend, kind="timeout")
+        return transport_error(backend, "timeout", exc.__cause__ or exc)
     if isinstance(exc, openai.APIConnectionError):
-        return BackendError(f"connection failed: {type(exc.__cause__ or exc).__name__}", backend=backend,
-                            kind="connection")
+        return transport_error(backend, "connection", exc.__cause__ or exc)
     if isinstance(exc, openai.APIStatusError):
-        headers = exc.response.headers
-        retry_after = retry_after_seconds(headers.get("retry-after"))
-        body = exc.body if isinstance(exc.body, dict) else {}
-        code = (body.get("error") or body).get("code") if isinstance(body.get("error") or body, dict) else None
-        kind = "content_filter" if code == "content_filter" else "http"
-        from harness.errors import ContentFilterError
+        body = exc.body if exc.body is not None else _text_of(exc.response)
+        return http_error(backend, exc.status_code, headers=exc.response.headers, body=body,
+                          request_id=exc.request_id)
+    if isinstance(exc, openai.APIResponseValidationError):
+        return transport_error(backend, "malformed", exc)
+    if isinstance(exc, openai.APIError):  # an error event inside a stream
+        return http_error(backend, None, body=exc.body, message=exc.message)
+    return translate_transport_error(exc, backend)
 
-        cls = ContentFilterError if kind == "content_filter" else BackendError
-        return cls(
-            f"HTTP {exc.status_code}: {type(exc).__name__}",
-            backend=backend,
-            status=exc.status_code,
-            request_id=exc.request_id or headers.get("x-request-id") or headers.get("apim-request-id"),
-            retry_after=retry_after,
-            kind=kind,
-        )
-    if isinstance(exc, openai.APIError):
-        return BackendError(f"malformed response: {exc.message}", backend=backend, kind="malformed")
-    return None
+
+def _text_of(response: Any) -> str | None:
+    try:
+        return str(response.text)
+    except Exception:  # noqa: BLE001 - a streamed body not read: there is no text to show
+        return None
 
 
 class OpenAIServerModel(ApiModel):

@@ -521,3 +521,43 @@ def hub_clients_online() -> Iterator[None]:
         return
     with patched((constants, "HF_HUB_OFFLINE", False)):
         yield
+
+
+def check_cassette(path: Path) -> None:
+    """Raise ReplayError naming ``path`` and what is wrong if the cassette cannot be replayed as recorded."""
+    import yaml
+
+    from harness.errors import ReplayError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReplayError(f"damaged cassette {path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)  # safe: a !!python tag is refused, never constructed
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ReplayError(f"damaged cassette {path}: not valid YAML{where} ({problem})") from None
+    if not isinstance(data, dict):
+        raise ReplayError(f"damaged cassette {path}: the top level is a {type(data).__name__}, not a mapping "
+                          "with 'interactions'") from None
+    interactions = data.get("interactions")
+    if not isinstance(interactions, list) or not interactions:
+        raise ReplayError(f"damaged cassette {path}: it has no interactions")
+    for number, interaction in enumerate(interactions, start=1):
+        if not isinstance(interaction, dict) or not {"request", "response"} <= set(interaction):
+            raise ReplayError(f"damaged cassette {path}: interaction {number} lacks a request or a response")
+        response = interaction["response"] or {}
+        headers = {str(k).lower(): v for k, v in (response.get("headers") or {}).items()}
+        content_type = " ".join(str(v) for v in headers.get("content-type") or [])
+        body = (response.get("body") or {}).get("string")
+        if EVENT_STREAM_CONTENT_TYPE in content_type and isinstance(body, (bytes, str)):
+            data_bytes = body.encode("utf-8") if isinstance(body, str) else body
+            try:
+                decode_event_stream(data_bytes)
+            except (ValueError, IndexError, KeyError, struct.error) as exc:
+                raise ReplayError(f"damaged cassette {path}: interaction {number}'s event stream is damaged "
+                                  f"({exc})") from None

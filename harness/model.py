@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from harness.errors import BackendError, ToolCallParseError
+from harness.errors import BackendError, ToolCallParseError, generic_error, replay_error
 from harness.messages import get_clean_message_list, role_conversions
 from harness.secrets import is_secret_name, register_secret
 from harness.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
@@ -342,7 +342,9 @@ class ApiModel(Model):
 
     max_retries: int = 3
     retry_wait: float = 1.0
-    max_retry_wait: float = 60.0
+    # the most one call sleeps between its attempts, all waits together: a Retry-After beyond what
+    # is left of it ends the call at once with the typed error instead of holding it
+    max_total_wait: float = 30.0
     _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute",)
 
     def __init__(
@@ -368,6 +370,7 @@ class ApiModel(Model):
             for name, value in settings.items():
                 if isinstance(value, str) and is_secret_name(name):
                     register_secret(value)
+
     def create_client(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement create_client")
 
@@ -378,13 +381,20 @@ class ApiModel(Model):
         return data
 
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run one API call under the rate limit, retrying what is retryable a bounded number of times."""
+        """Run one API call under the rate limit, retrying what is retryable a bounded number of times.
+
+        Waits honour Retry-After (else back off exponentially) within ``max_total_wait`` per call.
+        """
         attempts = self.max_retries + 1 if self.retry else 1
+        waited = 0.0
         for attempt in range(1, attempts + 1):
             self.rate_limiter.throttle()
             try:
                 return fn()
             except Exception as exc:  # noqa: BLE001 - translated below, or re-raised unchanged
+                replay = replay_error(exc)
+                if replay is not None:  # a cassette that cannot answer never gets better: fail now
+                    raise replay from exc
                 error = self._translate_error(exc)
                 if error is None:
                     raise
@@ -395,7 +405,14 @@ class ApiModel(Model):
                 wait = error.retry_after
                 if wait is None:
                     wait = self.retry_wait * (2 ** (attempt - 1)) * (1 + random.random() / 4)
-                self._sleep(min(wait, self.max_retry_wait))
+                if waited + wait > self.max_total_wait:
+                    error.args = (f"{error}; not retried: waiting {wait:g} s more would pass the "
+                                  f"{self.max_total_wait:g} s retry budget of one call",)
+                    if error is exc:
+                        raise
+                    raise error from exc
+                waited += wait
+                self._sleep(wait)
         raise AssertionError("unreachable")
 
     def _translated(self, stream: Iterable[T]) -> Iterator[T]:
@@ -403,6 +420,9 @@ class ApiModel(Model):
         try:
             yield from stream
         except Exception as exc:
+            replay = replay_error(exc)
+            if replay is not None:
+                raise replay from exc
             error = self._translate_error(exc)
             if error is None or error is exc:
                 raise
@@ -410,4 +430,4 @@ class ApiModel(Model):
 
     def _translate_error(self, exc: Exception) -> BackendError | None:
         """The SDK's exception as a BackendError, or None to let it through unchanged."""
-        return exc if isinstance(exc, BackendError) else None
+        return generic_error(self.backend_name, exc)

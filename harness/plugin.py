@@ -20,6 +20,7 @@ from harness.cassettes import (
     SERVERS,
     block_network,
     cassette_path,
+    check_cassette,
     finalize_recording,
     hub_clients_online,
     make_vcr,
@@ -308,6 +309,10 @@ def _http_factory(
                 f"missing cassette {path}\nrecord it with: {record_command(spec.name, node.nodeid, server_name)}",
                 pytrace=False,
             )
+        try:
+            check_cassette(path)
+        except HarnessError as exc:
+            pytest.fail(str(exc), pytrace=False)
         target = Target(mode=mode)
         stack.enter_context(block_network())
     elif spec.live_target == "cloud":

@@ -299,7 +299,7 @@ def test_stream_without_message_stop_is_a_truncation_error():
                         ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hel"}})))
     with pytest.raises(BackendError) as info:
         list(_model(wire).generate_stream([{"role": "user", "content": "x"}]))
-    assert info.value.kind == "truncated_stream" and info.value.request_id == "req-s"
+    assert info.value.kind == "truncated" and info.value.request_id == "req-s"
 
 
 def test_exception_event_in_the_stream_is_a_typed_error():

@@ -238,10 +238,18 @@ def test_429_is_retried_after_retry_after():
     assert sleep.waits == [2, 2]
 
 
-def test_retry_after_is_capped():
+def test_a_retry_after_beyond_the_budget_of_one_call_ends_it_at_once():
     model, client, sleep = _api_model([_rate_limited(retry_after=3600), "done"])
-    assert model.generate(USER).content == "done"
-    assert sleep.waits == [model.max_retry_wait]
+    with pytest.raises(BackendError, match="not retried: waiting 3600 s more would pass the 30 s retry budget"):
+        model.generate(USER)
+    assert client.calls == 1 and sleep.waits == []
+
+
+def test_waits_of_one_call_stay_within_its_budget():
+    model, client, sleep = _api_model([_rate_limited(retry_after=20), _rate_limited(retry_after=20), "done"])
+    with pytest.raises(BackendError, match="retry budget"):
+        model.generate(USER)
+    assert client.calls == 2 and sleep.waits == [20]
 
 
 def test_gives_up_after_max_retries_with_the_typed_error():
