@@ -216,6 +216,29 @@ def embedded_model_dir() -> str:
 
 
 _ENGINES: dict[tuple[str, str], Any] = {}
+_SHARED_ENGINES: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def _sharing_engine(spec: BackendSpec) -> Iterator[None]:
+    """While a model is built, its engine class hands out one instance per set of arguments."""
+    if not spec.shared_engine:
+        yield
+        return
+    import importlib
+
+    module_name, _, attribute = spec.shared_engine.partition(":")
+    module = importlib.import_module(module_name)
+    engine_class = getattr(module, attribute)
+
+    def shared(*args: Any, **kwargs: Any) -> Any:
+        key = f"{spec.shared_engine}{args!r}{sorted(kwargs.items())!r}"
+        if key not in _SHARED_ENGINES:
+            _SHARED_ENGINES[key] = engine_class(*args, **kwargs)
+        return _SHARED_ENGINES[key]
+
+    with patched((module, attribute, shared)):
+        yield
 
 
 def _construct(spec: BackendSpec, subject: str, target: Target, overrides: dict[str, Any]) -> Any:
@@ -262,13 +285,14 @@ def _local_factory(
     target = Target(mode="live", model_dir=model_dir)
 
     def build(**overrides: Any) -> Any:
-        if overrides:
-            engine = _construct(spec, subject, target, overrides)
-        else:
-            key = (spec.name, subject)
-            if key not in _ENGINES:
-                _ENGINES[key] = _construct(spec, subject, target, {})
-            engine = _ENGINES[key]
+        key = (spec.name, subject)
+        with _sharing_engine(spec):
+            if overrides:
+                engine = _construct(spec, subject, target, overrides)
+            else:
+                if key not in _ENGINES:
+                    _ENGINES[key] = _construct(spec, subject, target, {})
+                engine = _ENGINES[key]
         tokenizer = getattr(engine, "tokenizer", None) or getattr(engine, "processor", None)
         if tokenizer is not None:
             stack.enter_context(capture_chat_template(tokenizer, capture))
@@ -422,6 +446,15 @@ def _first_line(text: str) -> str:
         if line.startswith("E "):
             return line[2:].strip()[:300]
     return (text.strip().splitlines() or [""])[-1][:300]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # engines (vllm's runs in a child process) shut down here, while logging still works
+    import gc
+
+    _ENGINES.clear()
+    _SHARED_ENGINES.clear()
+    gc.collect()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -47,6 +47,9 @@ class BackendSpec:
     # "local_server": record/live against the embedded model's local server; "cloud": against the
     # real service, with the user's credentials from the environment
     live_target: str = "local_server"
+    # "module:Class" of an in-process engine that takes a minute to load: the suites build it once
+    # per set of arguments and hand the same instance to every model built with them
+    shared_engine: str | None = None
 
     def unavailable_reason(self) -> str | None:
         return self.unavailable() if self.unavailable else None
@@ -85,6 +88,7 @@ def backend(
     description: str = "",
     unavailable: Callable[[], str | None] | None = None,
     live_target: str = "local_server",
+    shared_engine: str | None = None,
 ) -> Callable[[Callable[[], type[Model]]], Callable[[], type[Model]]]:
     """Register a backend; the decorated function imports and returns its Model class."""
 
@@ -102,6 +106,7 @@ def backend(
             description=description,
             unavailable=unavailable,
             live_target=live_target,
+            shared_engine=shared_engine,
         )
         return loader
 

@@ -217,6 +217,7 @@ class VLLMServer(LocalOpenAIServer):
             vllm_python(), "-m", "vllm.entrypoints.cli.main", "serve", self.model.name,
             "--served-model-name", self.model.name, "--host", HOST, "--port", str(self.port),
             "--max-model-len", "2048", "--enforce-eager", "--disable-log-stats",
+            "--kv-cache-memory-bytes", str(256 * 2**20),
             "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
         ]
 

@@ -171,20 +171,20 @@ def test_local_settings_split_from_engine_kwargs():
     assert model.to_dict()["custom_role_conversions"] == {"system": "user"}
 
 
-def test_vllm_reports_why_it_cannot_run():
-    reason = get_backend("vllm").unavailable_reason()
-    try:
-        import torch
-
-        has_gpu = torch.cuda.is_available()
-    except ImportError:
-        has_gpu = False
+def test_vllm_reports_why_it_cannot_run(monkeypatch):
     import importlib.util
+    import sys
 
-    if importlib.util.find_spec("vllm") is not None and has_gpu:
-        assert reason is None
-    else:
-        assert reason and reason.startswith("cannot run here:")
+    spec = get_backend("vllm")
+    if sys.platform != "darwin":
+        assert (spec.unavailable_reason() is None) == (importlib.util.find_spec("vllm") is not None)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "vllm" else real_find_spec(name, *a))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert "pip install 'model-conformance[vllm]'" in spec.unavailable_reason()
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert spec.unavailable_reason().startswith("vllm has no macOS wheel")
 
 
 def _generate_past_stop(model, stops: list[str]) -> tuple[str, int]:
