@@ -56,8 +56,11 @@ test-harness:
 	$(BIN)/python -m harness.cli scan cassettes
 	$(BIN)/python -m pytest tests -q
 
+# the HTTP backends replay what each local server answered
+SERVERS ?= transformers-serve vllm-serve
+
 test-suites:
-	$(BIN)/python -m pytest suites -q --backend=$(HTTP_BACKENDS)
+	for server in $(SERVERS); do $(BIN)/python -m pytest suites -q --backend=$(HTTP_BACKENDS) --server=$$server || exit 1; done
 	@if [ -n "$(LOCAL_BACKENDS)" ]; then $(BIN)/python -m pytest suites -q --backend=$(LOCAL_BACKENDS); fi
 
 # the vllm suites, live on the embedded model (one engine for the whole run)

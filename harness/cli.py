@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,11 +25,17 @@ def _fetch_model(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from harness.server import LocalOpenAIServer
+    from harness.server import make_server
 
-    server = LocalOpenAIServer(port=args.port)
+    server = make_server(args.server, port=args.port)
+    print(f"starting {server.name} on the embedded model...", flush=True)
     server.start()
-    print(f"serving {server.model_id} at {server.base_url} (Ctrl-C stops it)", flush=True)
+    print(f"serving {server.model_id} at {server.base_url} (Ctrl-C or SIGTERM stops it)", flush=True)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # a service manager's stop also stops the server
     try:
         while True:
             time.sleep(3600)
@@ -101,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("fetch-model", help="fetch the embedded model into the cache (once)").set_defaults(fn=_fetch_model)
     serve = sub.add_parser("serve", help="run the local OpenAI-compatible server on 127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    serve.add_argument("--server", default="transformers-serve", choices=("transformers-serve", "vllm-serve"),
+                       help="which server (default: %(default)s; vllm-serve uses MODEL_CONFORMANCE_VLLM_PYTHON "
+                       "or this interpreter's vllm)")
     serve.set_defaults(fn=_serve)
     sub.add_parser("backends", help="list backends and whether they can run here").set_defaults(fn=_backends)
     report = sub.add_parser("report", help="run the suites and write the markdown comparison report")

