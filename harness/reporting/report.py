@@ -8,7 +8,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.reporting import servers
 from harness.reporting.schema import _versions, hardware_kind
+
+CASSETTES = Path("cassettes")  # read for the servers' recorded behaviour, when run from the project root
 
 
 def render_markdown(rows: Sequence[dict[str, Any]], title: str = "Conformance report") -> str:
@@ -66,6 +69,7 @@ def render_markdown(rows: Sequence[dict[str, Any]], title: str = "Conformance re
             for (b, why), n in sorted(skipped.items()):
                 lines.append(f"- **{b}** ({n} checks): {why}")
             lines.append("")
+    lines += servers.markdown(rows, CASSETTES)
     return "\n".join(lines).rstrip() + "\n"
 
 

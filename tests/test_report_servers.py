@@ -1,0 +1,97 @@
+"""The servers comparison of the report: counts per server, observations that differ, recorded behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from harness.reporting.servers import differing_observations, markdown, suite_table, wire_facts
+
+SERVERS = ["transformers-serve", "vllm-serve"]
+
+
+def _row(server, suite, clause, outcome, observations=(), backend="openai", subject="adapters"):
+    return {"kind": "check", "backend": backend, "server": server, "subject": subject, "suite": suite,
+            "clause": clause, "outcome": outcome, "observations": list(observations)}
+
+
+ROWS = [
+    _row("transformers-serve", "stop_sequences", "test_a", "passed", ["returned 'x, Tuesday' for ['Tues']"]),
+    _row("vllm-serve", "stop_sequences", "test_a", "passed"),
+    _row("transformers-serve", "stop_sequences", "test_b", "failed", ["same"]),
+    _row("vllm-serve", "stop_sequences", "test_b", "passed", ["same"]),
+    _row("vllm-serve", "tool_calls", "test_c", "skipped", ["ignored: skipped"]),
+    _row(None, "stop_sequences", "test_a", "passed", backend="transformers"),
+]
+
+
+def test_suite_table_counts_each_server_apart():
+    table = suite_table(ROWS, SERVERS)
+    assert table == [
+        {"subject": "adapters", "suite": "stop_sequences",
+         "transformers-serve": "1 / 1 / 0", "vllm-serve": "2 / 0 / 0"},
+        {"subject": "adapters", "suite": "tool_calls", "transformers-serve": "-", "vllm-serve": "0 / 0 / 1"},
+    ]
+
+
+def test_only_observations_seen_on_one_server_are_listed():
+    lines = differing_observations(ROWS, SERVERS)
+    assert lines == ["`stop_sequences::test_a` only on **transformers-serve** (openai (adapters)): "
+                     "returned 'x, Tuesday' for ['Tues']"]
+
+
+def test_no_section_from_a_single_server():
+    assert markdown([r for r in ROWS if r["server"] != "vllm-serve"], None) == []
+    text = "\n".join(markdown(ROWS, None))
+    assert "## Servers compared" in text and "| stop_sequences | 1 / 1 / 0 | 2 / 0 / 0 |" in text.replace(
+        "| adapters ", "")
+
+
+def _cassette(path: Path, interactions: list[tuple[dict, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"interactions": [
+        {"request": {"body": json.dumps(req)}, "response": {"status": {"code": 200}, "body": {"string": body}}}
+        for req, body in interactions]}), encoding="utf-8")
+
+
+def _completion(text=None, tool_calls=None, finish="stop", usage=True):
+    message = {"role": "assistant", "content": text}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    data = {"choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+    if usage:
+        data["usage"] = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    return json.dumps(data)
+
+
+def _stream(pieces, usage):
+    chunks = [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if usage:
+        chunks.append({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+
+def test_wire_facts_read_stop_tools_usage_and_streams_from_the_recordings(tmp_path):
+    call = [{"id": "1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]
+    stream = {"stream": True, "stream_options": {"include_usage": True}}
+    _cassette(tmp_path / "transformers-serve" / "openai" / "s" / "t.yaml", [
+        ({"stop": ["Tues"]}, _completion("Monday, Tues")),  # the stop left in the text: not honoured
+        ({"tools": [{}]}, _completion(tool_calls=call, finish="tool_calls")),
+        (stream, _stream(["a", "b", "c"], usage=True)),
+    ])
+    _cassette(tmp_path / "vllm-serve" / "openai" / "s" / "t.yaml", [
+        ({"stop": "Tues"}, _completion("Monday, ")),
+        ({"tools": [{}]}, _completion("<tool_call>{}</tool_call>", usage=False)),
+        (stream, _stream(["abc"], usage=False)),
+    ])
+    facts = {f["recorded behaviour"]: (f["transformers-serve"], f["vllm-serve"])
+             for f in wire_facts(tmp_path, SERVERS)}
+    assert facts["requests with stop: the text stops before it"] == ("0 of 1", "1 of 1")
+    assert facts["requests offering tools: native tool_calls returned"] == ("1 of 1", "0 of 1")
+    assert facts["finish_reason of a native tool call"] == ("tool_calls", "-")
+    assert facts["non-streamed answers with usage"] == ("2 of 2", "1 of 2")
+    assert facts["streams asking for usage (include_usage) that got it"] == ("1 of 1", "0 of 1")
+    assert facts["chunks per stream (median)"] == ("5", "2")  # content chunks, the finish chunk, the usage chunk
