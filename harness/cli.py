@@ -60,6 +60,35 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def suite_runs(backend: str, servers: str, subject: str, mode: str, results: Path) -> list[list[str]]:
+    """The pytest runs behind a report: every backend once, the HTTP ones again per further server.
+
+    vllm runs with the interpreter named by MODEL_CONFORMANCE_VLLM_PYTHON when this one lacks it
+    (``make`` builds vllm an environment of its own, .venv-vllm).
+    """
+    import importlib.util
+
+    from harness.registry import get_backend, resolve_backends
+
+    names = resolve_backends(backend, require_installed=False)
+    vllm_python = os.environ.get("MODEL_CONFORMANCE_VLLM_PYTHON")
+    apart = ["vllm"] if "vllm" in names and vllm_python and importlib.util.find_spec("vllm") is None else []
+    here = [n for n in names if n not in apart]
+    server_list = [s.strip() for s in servers.split(",") if s.strip()]
+    common = ["-m", "pytest", "suites", "-q", "-p", "no:randomly", f"--subject={subject}", f"--mode={mode}",
+              f"--results={results}"]
+    runs = []
+    if here:
+        runs.append([sys.executable, *common, f"--backend={','.join(here)}", f"--server={server_list[0]}"])
+    http = [n for n in here if get_backend(n).kind == "http"]
+    for server in server_list[1:]:
+        if http:
+            runs.append([sys.executable, *common, f"--backend={','.join(http)}", f"--server={server}"])
+    if apart and vllm_python:
+        runs.append([vllm_python, *common, "--backend=vllm"])
+    return runs
+
+
 def _report(args: argparse.Namespace) -> int:
     from harness.reporting.report import write_report
     from harness.reporting.schema import hardware_kind, load_results
@@ -73,13 +102,12 @@ def _report(args: argparse.Namespace) -> int:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         results = run_dir / f"{stamp}.jsonl"
         for subject in args.subjects.split(","):
-            cmd = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:randomly", f"--backend={args.backend}",
-                   f"--subject={subject}", f"--mode={args.mode}", f"--results={results}"]
-            print(f"$ {' '.join(cmd[2:])}", flush=True)
-            code = subprocess.call(cmd)
-            if code not in (0, 1):  # 1 = some checks failed, which the report shows
-                print(f"suite run for subject {subject} exited with {code}", file=sys.stderr)
-                return code
+            for cmd in suite_runs(args.backend, args.servers, subject, args.mode, results):
+                print(f"$ {' '.join(cmd[2:])}", flush=True)
+                code = subprocess.call(cmd)
+                if code not in (0, 1, 5):  # 1 = some checks failed, which the report shows; 5 = none ran
+                    print(f"suite run for subject {subject} exited with {code}", file=sys.stderr)
+                    return code
         rows = load_results([results])
     if not rows:
         print("no results to report", file=sys.stderr)
@@ -117,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--backend", default="all", help="backends to run (default: all)")
     report.add_argument("--subjects", default="adapters,smolagents", help="comma list of subjects")
     report.add_argument("--mode", default="replay", help="replay (default), record or live")
+    report.add_argument("--servers", default="transformers-serve,vllm-serve",
+                        help="the servers whose recordings the HTTP backends replay (default: %(default)s)")
     report.add_argument("--results", nargs="*", help="render these results files instead of running the suites")
     report.add_argument("--output", help="markdown file (default: reports/<hardware kind>.md)")
     report.set_defaults(fn=_report)

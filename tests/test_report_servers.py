@@ -95,3 +95,23 @@ def test_wire_facts_read_stop_tools_usage_and_streams_from_the_recordings(tmp_pa
     assert facts["non-streamed answers with usage"] == ("2 of 2", "1 of 2")
     assert facts["streams asking for usage (include_usage) that got it"] == ("1 of 1", "0 of 1")
     assert facts["chunks per stream (median)"] == ("5", "2")  # content chunks, the finish chunk, the usage chunk
+
+
+def test_a_report_replays_the_http_backends_once_per_server_and_vllm_in_its_environment(monkeypatch):
+    import importlib.util
+
+    from harness.cli import suite_runs
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "vllm" else real_find_spec(name, *a))
+    monkeypatch.setenv("MODEL_CONFORMANCE_VLLM_PYTHON", "/opt/vllm-env/bin/python")
+    runs = suite_runs("openai,vllm,transformers", "transformers-serve,vllm-serve", "adapters", "replay",
+                      Path("r.jsonl"))
+    tails = [(run[0] == "/opt/vllm-env/bin/python", [a for a in run if a.startswith(("--backend", "--server"))])
+             for run in runs]
+    assert tails == [
+        (False, ["--backend=openai,transformers", "--server=transformers-serve"]),
+        (False, ["--backend=openai", "--server=vllm-serve"]),
+        (True, ["--backend=vllm"]),
+    ]
