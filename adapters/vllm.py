@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
 from adapters._local import LocalModel
 from harness.model import Request
-from harness.types import ChatMessage, MessageRole, TokenUsage
+from harness.types import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
+
+_STREAM_IDS = itertools.count()
 
 # vllm's own default temperature is 1.0; the documented behaviour (and smolagents') is greedy.
 DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.0, "max_tokens": 2048}
@@ -51,6 +55,7 @@ class VLLMModel(LocalModel):
 
     backend_name = "vllm"
     supports_response_format = True
+    can_stream = True
     _exported = ("model_kwargs", "apply_chat_template_kwargs")
 
     def __init__(
@@ -88,7 +93,7 @@ class VLLMModel(LocalModel):
         structured_output_options(request.response_format)  # a bad response_format fails before any work
         return request
 
-    def _generate(self, request: Request) -> ChatMessage:
+    def _prompt_ids(self, request: Request) -> list[int]:
         prompt = self.tokenizer.apply_chat_template(
             request.messages,
             tools=request.tools,
@@ -97,7 +102,10 @@ class VLLMModel(LocalModel):
             return_dict=False,
             **self.apply_chat_template_kwargs,
         )
-        prompt_ids = list(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
+        return list(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
+
+    def _generate(self, request: Request) -> ChatMessage:
+        prompt_ids = self._prompt_ids(request)
         # token ids, not text: the template already placed every special token, vllm must not add a BOS
         outputs = self.model.generate({"prompt_token_ids": prompt_ids}, self.sampling_params(request), use_tqdm=False)
         output = outputs[0]
@@ -108,3 +116,29 @@ class VLLMModel(LocalModel):
             raw={"finish_reason": completion.finish_reason, "stop_reason": completion.stop_reason},
             token_usage=TokenUsage(input_tokens=len(prompt_ids), output_tokens=len(completion.token_ids)),
         )
+
+    def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
+        """Each engine step's new text, from the engine the offline ``LLM`` wraps; usage last."""
+        from vllm.sampling_params import RequestOutputKind
+
+        prompt_ids = self._prompt_ids(request)
+        params = self.sampling_params(request)
+        params.output_kind = RequestOutputKind.DELTA
+        engine = self.model.llm_engine
+        request_id = f"model-conformance-stream-{next(_STREAM_IDS)}"
+        engine.add_request(request_id, {"prompt_token_ids": prompt_ids}, params)
+        generated, finished = 0, False
+        try:
+            while not finished and engine.has_unfinished_requests():
+                for output in engine.step():
+                    if output.request_id != request_id:
+                        continue
+                    completion = output.outputs[0]
+                    generated += len(completion.token_ids)
+                    finished = output.finished
+                    if completion.text:
+                        yield ChatMessageStreamDelta(content=completion.text)
+            yield ChatMessageStreamDelta(token_usage=TokenUsage(input_tokens=len(prompt_ids), output_tokens=generated))
+        finally:
+            if not finished:  # a consumer that stops reading also stops the engine
+                engine.abort_request([request_id])
