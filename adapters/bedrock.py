@@ -114,12 +114,18 @@ def converse_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[
             system.extend(blocks)
             continue
         role = MessageRole.USER.value if role == MessageRole.SYSTEM.value else role
+        if not blocks and role == MessageRole.USER.value:
+            # Converse forbids an empty text block; dropping the turn would send another conversation
+            raise ValueError(f"messages[{i}] is a user turn with empty content {message.get('content')!r}; "
+                             "Bedrock Converse refuses empty text")
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
+    if not turns:
+        raise ValueError("messages hold no user or assistant turn with content; Bedrock Converse needs one")
     return system, turns
 
 

@@ -109,6 +109,40 @@ def tool_json_schema(tool: Any) -> dict[str, Any]:
     }
 
 
+_PART_TYPES = ("text", "image", "image_url")
+_RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
+
+
+def validate_call(messages: Any, response_format: Any, tools: Any) -> None:
+    """Refuse, before anything is sent, a call no wire accepts; the error names the argument and the value."""
+    if isinstance(messages, Sequence) and not isinstance(messages, (str, bytes)) and len(messages) == 0:
+        raise ValueError("messages is empty: a call needs at least one message")
+    if isinstance(messages, Sequence) and not isinstance(messages, (str, bytes)):
+        for i, message in enumerate(messages):
+            content = message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
+            if isinstance(content, list):
+                for j, part in enumerate(content):
+                    if not isinstance(part, Mapping):
+                        raise TypeError(f"messages[{i}].content[{j}] must be a dict part such as "
+                                        f"{{'type': 'text', 'text': ...}}, got {part!r} of type {type(part).__name__}")
+                    if part.get("type") not in _PART_TYPES:
+                        raise ValueError(f"messages[{i}].content[{j}] has type {part.get('type')!r}; valid part "
+                                         f"types are {list(_PART_TYPES)}")
+    if response_format is not None:
+        if not isinstance(response_format, Mapping):
+            raise TypeError(f"response_format must be a dict such as {{'type': 'json_schema', 'json_schema': "
+                            f"{{...}}}}, got {response_format!r} of type {type(response_format).__name__}")
+        kind = response_format.get("type")
+        if kind not in _RESPONSE_FORMAT_TYPES:
+            raise ValueError(f"response_format has type {kind!r}; valid types are {list(_RESPONSE_FORMAT_TYPES)}")
+        spec = response_format.get("json_schema")
+        if kind == "json_schema" and not (isinstance(spec, Mapping) and isinstance(spec.get("name"), str)):
+            raise ValueError(f"response_format of type 'json_schema' needs a 'json_schema' dict with a 'name', "
+                             f"got {response_format!r}")
+    if tools is not None and (isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence)):
+        raise TypeError(f"tools_to_call_from must be a list of tools, got {tools!r} of type {type(tools).__name__}")
+
+
 @dataclass
 class Request:
     """A call, validated and normalised, before it is translated for one backend."""
@@ -196,6 +230,7 @@ class Model:
         **kwargs: Any,
     ) -> Request:
         """Validate and normalise a call; nothing backend-specific happens here."""
+        validate_call(messages, response_format, tools_to_call_from)
         stops = validate_stop_sequences(stop_sequences)
         flatten = kwargs.pop("flatten_messages_as_text", self.flatten_messages_as_text)
         convert_images = kwargs.pop("convert_images_to_image_urls", True)

@@ -17,6 +17,9 @@ def validate_stop_sequences(stop_sequences: Iterable[str] | str | None) -> list[
         return []
     if isinstance(stop_sequences, str):
         stop_sequences = [stop_sequences]
+    if not isinstance(stop_sequences, (list, tuple)):
+        raise TypeError(f"stop_sequences must be a list of strings, got {stop_sequences!r} of type "
+                        f"{type(stop_sequences).__name__}")
     out: list[str] = []
     for i, stop in enumerate(stop_sequences):
         if not isinstance(stop, str):
