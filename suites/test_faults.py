@@ -153,8 +153,9 @@ FAULTS: dict[str, Fault] = {
     "429-retry-after-seconds": Fault(
         lambda w: [_throttle(w, {"Retry-After": "2"}), OK[w]], delays=lambda d: d == [2.0], attempts=2),
     "429-retry-after-http-date": Fault(
-        lambda w: [_throttle(w, {"Retry-After": retry_after_date(3)}), OK[w]],
-        delays=lambda d: len(d) == 1 and 1.0 <= d[0] <= 3.0, attempts=2),
+        # 10 s ahead, to the second: a back-off (about 1 s) instead of the date would not pass
+        lambda w: [_throttle(w, {"Retry-After": retry_after_date(10)}), OK[w]],
+        delays=lambda d: len(d) == 1 and 8.0 <= d[0] <= 10.0, attempts=2),
     "429-retry-after-garbage": Fault(
         lambda w: [_throttle(w, {"Retry-After": "soon-ish"}), OK[w]],
         delays=lambda d: len(d) == 1 and 0.5 <= d[0] <= 2.0, attempts=2),

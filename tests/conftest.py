@@ -22,7 +22,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.enviro
 @pytest.fixture
 def no_configured_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """This machine's own credentials (environment, AWS and Hugging Face files) are invisible to the test."""
+    import harness.secrets
     from harness.secrets import _SECRET_ENV_NAME, SECRET_ENV
+
+    monkeypatch.setattr(harness.secrets, "_registered", set())  # keys that models of earlier tests registered
 
     for name in list(os.environ):
         if name in SECRET_ENV or _SECRET_ENV_NAME.search(name):
