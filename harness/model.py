@@ -401,10 +401,17 @@ class ApiModel(Model):
 
     def _register_secrets(self) -> None:
         """Keys passed in code are secrets as much as those in the environment: never recorded or shown."""
-        for settings in (vars(self), self.kwargs, getattr(self, "client_kwargs", None) or {}):
-            for name, value in settings.items():
-                if isinstance(value, str) and is_secret_name(name):
-                    register_secret(value)
+        def walk(value: Any, name: str = "") -> None:
+            if isinstance(value, str) and is_secret_name(name):
+                register_secret(value)
+            elif isinstance(value, Mapping):
+                for key, item in value.items():
+                    walk(item, str(key))
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    walk(item, name)
+
+        walk({k: v for k, v in vars(self).items() if k != "client"})  # a Router's model_list included
 
     def create_client(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement create_client")

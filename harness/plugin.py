@@ -32,6 +32,7 @@ from harness.cassettes import (
 from harness.errors import HarnessError
 from harness.patching import patched
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, resolve_backends
+from harness.secrets import scrubbed_logs
 
 BACKENDS = pytest.StashKey[list[str]]()
 SUBJECTS = ("adapters", "smolagents")
@@ -146,6 +147,7 @@ def run_environment() -> Iterator[None]:
     for name, value in RUN_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(scrubbed_logs())  # an SDK's debug log may print what it sent or received
         hub = sys.modules.get("huggingface_hub.constants")  # read at import: patch it if already imported
         if hub is not None and os.environ["HF_HUB_OFFLINE"] == "1":
             stack.enter_context(patched((hub, "HF_HUB_OFFLINE", True)))

@@ -20,12 +20,15 @@ from __future__ import annotations
 import base64
 import binascii
 import configparser
+import contextlib
 import json
+import logging
 import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 REDACTED = "REDACTED"
@@ -350,3 +353,33 @@ def scan_paths(paths: Iterable[str | Path]) -> list[str]:
             for line, found in scan_text(text, file.name):
                 problems.append(f"{file}:{line}: {found}")
     return problems
+
+
+# -- logs: an SDK's debug log may print the headers and bodies it sent or received ---------------
+
+@contextlib.contextmanager
+def scrubbed_logs() -> Iterator[None]:
+    """Every log record created while active has its secrets redacted, whichever library logs it."""
+    previous = logging.getLogRecordFactory()
+    state: dict[str, Any] = {"forms": _value_forms(()), "registered": len(_registered)}
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if len(_registered) != state["registered"]:  # a model registered a key passed in code
+            state["forms"], state["registered"] = _value_forms(()), len(_registered)
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record whose arguments do not format is left to logging
+            return record
+        for form in state["forms"]:
+            text = text.replace(form, REDACTED)
+        for pattern in SECRET_PATTERNS:
+            text = pattern.sub(REDACTED, text)
+        record.msg, record.args = text, ()
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(previous)

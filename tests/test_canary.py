@@ -1,0 +1,184 @@
+"""Canary: fake credentials planted everywhere, recorded through the real SDKs, never written or shown.
+
+A hostile loopback stand-in (``harness.fault_injector``) knows every planted credential and puts
+each one in every place a recording could keep it: a JSON body raw, JSON-escaped, URL-encoded and
+base64-encoded, a response header, a ``Location`` query string, a stream with the value split
+across chunks or event-stream frames, a body that is not UTF-8, and an error message. Each HTTP
+backend records a cassette of that traffic through its real SDK; then no planted value may be
+found, in any encoding, in the cassette, the captured logs or the text of any exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from harness.cassettes import (
+    SecretInCassetteError,
+    encode_event_message,
+    finalize_recording,
+    hub_clients_online,
+    make_vcr,
+    provenance,
+)
+from harness.fault_injector import FaultInjector, Reply, sse
+from harness.secrets import scan_text, scrubbed_logs, variants
+
+PLANTED_ENV = {
+    "OPENAI_API_KEY": "canary-openai-key-0001",
+    "AZURE_OPENAI_API_KEY": "canary-azure-key-0002",
+    "AZURE_OPENAI_AD_TOKEN": "canary-entra/token+0003=",
+    "HF_TOKEN": "canary-hf-token-0004",
+    "AWS_ACCESS_KEY_ID": "CANARYAWSACCESS0005",
+    "AWS_SECRET_ACCESS_KEY": "canary/aws+secret=0006",
+    "AWS_SESSION_TOKEN": "canary-aws-session/token+0007",
+    "AWS_BEARER_TOKEN_BEDROCK": "canary-bedrock-bearer-0008",
+}
+PROFILE = {"aws_access_key_id": "CANARYPROFILEKEY0009", "aws_secret_access_key": "canary-profile/secret+0010"}
+IN_CODE = "canary-passed-in-code-0011"  # a key handed to the model's constructor
+PLANTED = [*PLANTED_ENV.values(), *PROFILE.values(), IN_CODE]
+LOCATIONS = ("json body raw", "json body escaped \\/", "json body url-encoded", "json body base64",
+             "response header", "Location query string", "stream split across chunks", "non-UTF-8 body",
+             "error message")
+BACKENDS = ("openai", "azure", "inference-client", "litellm", "litellm-router", "bedrock")
+
+
+def _forms(value: str) -> dict[str, str]:
+    return {"raw": value, "escaped": json.dumps(value)[1:-1].replace("/", "\\/"),
+            "url": quote(value, safe=""), "base64": base64.b64encode(value.encode()).decode()}
+
+
+def _text() -> str:
+    return " ".join(f"{kind}:{form}" for v in PLANTED for kind, form in _forms(v).items())
+
+
+def _headers() -> dict[str, str]:
+    headers = {f"X-Echo-{i}": v for i, v in enumerate(PLANTED)}
+    headers["Location"] = "http://127.0.0.1/next?" + "&".join(f"token={quote(v, safe='')}" for v in PLANTED)
+    headers["x-request-id"] = "req-canary"
+    return headers
+
+
+def _split(value: str) -> tuple[str, str]:
+    return value[: len(value) // 2], value[len(value) // 2:]
+
+
+def _openai_replies() -> list[Reply]:
+    body = {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": _text()}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    events: list[Any] = []
+    for value in PLANTED:
+        for piece in _split(value):  # every value split across two chunks
+            events.append({"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                           "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+    events.append({"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    chunks = sse(events)
+    stream = Reply(200, {"Content-Type": "text/event-stream", **_headers()}, chunks)
+    error = {"error": {"message": "Incorrect API key provided: " + " ".join(PLANTED), "code": "invalid_api_key"}}
+    return [Reply.json(body, headers=_headers()), stream,
+            Reply.raw(b"\xff\xfe" + " ".join(PLANTED).encode() + b"\x80"), Reply.json(error, 401)]
+
+
+def _event(kind: str, payload: dict[str, Any]) -> bytes:
+    return encode_event_message({":event-type": kind, ":content-type": "application/json", ":message-type": "event"},
+                                json.dumps(payload).encode())
+
+
+def _bedrock_replies() -> list[Reply]:
+    body = {"output": {"message": {"role": "assistant", "content": [{"text": _text()}]}}, "stopReason": "end_turn",
+            "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}, "metrics": {"latencyMs": 1}}
+    frames = [_event("messageStart", {"role": "assistant"})]
+    for value in PLANTED:
+        for piece in _split(value):  # every value split across two event-stream frames
+            frames.append(_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
+    frames += [_event("contentBlockStop", {"contentBlockIndex": 0}), _event("messageStop", {"stopReason": "end_turn"}),
+               _event("metadata", {"usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+                                   "metrics": {"latencyMs": 1}})]
+    stream = Reply(200, {"Content-Type": "application/vnd.amazon.eventstream", **_headers()}, frames)
+    error = Reply.json({"message": "The security token included in the request is invalid: " + " ".join(PLANTED)},
+                       403, {"x-amzn-ErrorType": "UnrecognizedClientException:http://internal.amazon.com/"})
+    return [Reply.json(body, headers=_headers()), stream,
+            Reply.raw(b"\xff\xfe" + " ".join(PLANTED).encode() + b"\x80"), error]
+
+
+def _model(backend: str, url: str) -> Any:
+    from adapters import (
+        AmazonBedrockServerModel,
+        AzureOpenAIServerModel,
+        InferenceClientModel,
+        LiteLLMModel,
+        LiteLLMRouterModel,
+        OpenAIServerModel,
+    )
+
+    if backend == "openai":
+        return OpenAIServerModel("m", api_base=f"{url}/v1", api_key=IN_CODE)
+    if backend == "azure":
+        return AzureOpenAIServerModel("dep", azure_endpoint=url, api_key=IN_CODE, api_version="2024-10-21")
+    if backend == "inference-client":
+        return InferenceClientModel(model_id=f"{url}/v1", token=IN_CODE)
+    if backend == "litellm":
+        return LiteLLMModel("openai/m", api_base=f"{url}/v1", api_key=IN_CODE)
+    if backend == "litellm-router":
+        params = {"model": "openai/m", "api_base": f"{url}/v1", "api_key": IN_CODE}
+        return LiteLLMRouterModel("g", model_list=[{"model_name": "g", "litellm_params": params}])
+    from botocore.config import Config
+
+    # SigV4 with the planted environment keys: bearer auth (the planted AWS_BEARER_TOKEN_BEDROCK) needs HTTPS
+    return AmazonBedrockServerModel("example.model-v1:0", client_kwargs={
+        "endpoint_url": url, "region_name": "us-east-1", "config": Config(auth_scheme_preference="sigv4"),
+        "aws_access_key_id": "CANARYCODEACCESSKEY", "aws_secret_access_key": IN_CODE})
+
+
+@pytest.fixture
+def planted(no_configured_secrets: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every canary credential in the environment and in an AWS profile file."""
+    for name, value in PLANTED_ENV.items():
+        monkeypatch.setenv(name, value)
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text("[canary]\n" + "".join(f"{k} = {v}\n" for k, v in PROFILE.items()), encoding="utf-8")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+
+
+def _found_in(text: str) -> list[str]:
+    return [f"{value!r} as {kind}" for value in PLANTED for kind, form in _forms(value).items() if form in text]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_planted_credential_reaches_a_cassette_a_log_or_an_error(backend, planted, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / backend / "canary.yaml"
+    path.parent.mkdir(parents=True)
+    replies = _bedrock_replies() if backend == "bedrock" else _openai_replies()
+    errors: list[str] = []
+    with FaultInjector(replies) as server, hub_clients_online(), scrubbed_logs():
+        model = _model(backend, server.url)
+        model._sleep = lambda seconds: None
+        with make_vcr("record").use_cassette(str(path)):
+            model.generate([{"role": "user", "content": "hi"}])
+            list(model.generate_stream([{"role": "user", "content": "hi"}]))
+            for _ in range(2):  # the body that is not UTF-8, then the error echoing every credential
+                with pytest.raises(Exception) as info:  # noqa: PT011 - any typed error; its text is judged
+                    model.generate([{"role": "user", "content": "hi"}])
+                errors.append(f"{type(info.value).__name__}: {info.value}")
+        assert len(server.requests) == 4, [r.path for r in server.requests]
+    try:
+        finalize_recording(path, provenance(backend, "adapters", "canary", server="canary stand-in"), IN_CODE)
+    except SecretInCassetteError as exc:  # refused is as good as scrubbed: nothing was written
+        errors.append(str(exc))
+    written = path.read_text(encoding="utf-8") if path.exists() else ""
+    assert not _found_in(written), _found_in(written)
+    assert not [v for value in PLANTED for v in variants(value) if v in written]
+    assert scan_text(written, path.name, [IN_CODE]) == []
+    assert not _found_in(caplog.text), _found_in(caplog.text)
+    for text in errors:
+        assert not _found_in(text), (text, _found_in(text))
+    assert path.exists(), errors  # the recording itself was kept, scrubbed
