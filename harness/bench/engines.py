@@ -31,11 +31,13 @@ NOTES = [
     "overhead: wall time per call outside the engine's own generate/stream_generate call",
     "needed: tokens of the greedy reference until the first stop is complete in the decoded text; "
     "past = tokens the subject generated (its token_usage.output_tokens) minus needed",
+    "tok/cpu-s counts this process's CPU time only: vllm decodes in its engine-core child process, so for vllm "
+    "that column is not a decode rate; read its wall-clock tokens/s",
     "mlx-lm's generate_step queues the next forward pass before yielding a token, so when a loop stops on a "
     "token one more step has been dispatched inside the engine; it is never returned, for any subject",
-    "smolagents' VLLMModel passes its own and the call's kwargs (max_tokens, temperature) on to LLM.generate(), "
-    "which rejects them, so it is built without them: greedy by its default, and it decodes until the "
-    "end-of-sequence token or its default budget of 2048 tokens",
+    "smolagents' VLLMModel (1.26) reads max_tokens and temperature from each call's kwargs only and hands the "
+    "model's kwargs to LLM.generate() as keyword arguments, so it is built without them (greedy by its default); "
+    "with vllm 0.32 it cannot be built at all: it imports vllm.transformers_utils.tokenizer, which vllm removed",
 ]
 # what smolagents' class is built with, where it cannot take the suites' settings
 SMOLAGENTS_DROPS = {"vllm": ("max_tokens", "temperature")}
@@ -367,7 +369,13 @@ def bench_engine(name: str, tokens: int, rounds: int, with_smolagents: bool, log
     log(f"[{name}] loading the adapter and {'smolagents.' + spec.smolagents_class if with_smolagents else ''}")
     ours = spec.load()(**settings)
     smol_settings = {k: v for k, v in settings.items() if k not in SMOLAGENTS_DROPS.get(name, ())}
-    smol = load_smolagents_class(spec)(**smol_settings) if with_smolagents else None
+    smol, smol_error = None, None
+    if with_smolagents:
+        try:
+            smol = load_smolagents_class(spec)(**smol_settings)
+        except Exception as exc:  # noqa: BLE001 - a class that cannot be built is a finding, not a crash
+            smol_error = f"smolagents.{spec.smolagents_class} could not be built: {type(exc).__name__}: {exc}"[:300]
+            log(f"[{name}] {smol_error}")
     raw = RAW[name](ours, PROMPT, tokens)
     clocks = CLOCKS[name](ours, smol)
 
@@ -387,6 +395,7 @@ def bench_engine(name: str, tokens: int, rounds: int, with_smolagents: bool, log
     return {
         "engine": name,
         "smolagents_class": spec.smolagents_class,
+        "smolagents_error": smol_error,
         "settings": {k: v for k, v in settings.items() if k != "model_id"},
         "throughput": {
             s: {**asdict(t), "median_tokens_per_s": t.median_rate(),
@@ -413,6 +422,8 @@ def render(results: list[dict], hardware: str, machine: str) -> str:
             continue
         t = r["throughput"]
         lines.append(f"== {r['engine']}  (settings {r['settings']})")
+        if r.get("smolagents_error"):
+            lines.append(f"   {r['smolagents_error']}")
         lines.append(f"{'subject':<12}{'tokens':>7}{'tok/s':>8}{'vs raw':>8}{'tok/cpu-s':>11}{'vs raw':>8}"
                      f"{'overhead':>11}   tok/s per round")
         for s in t:
