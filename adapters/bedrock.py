@@ -17,7 +17,7 @@ import urllib3
 from botocore.config import Config
 
 from adapters._openai_wire import raise_if_cut_tool_call
-from harness.errors import BackendError, http_error, transport_error
+from harness.errors import BackendError, http_error, redact_chain, transport_error
 from harness.model import ApiModel, Request
 from harness.secrets import is_secret_name
 from harness.tool_calls import ensure_unique_ids, make_tool_call
@@ -416,6 +416,7 @@ class AmazonBedrockServerModel(ApiModel):
             error = self._translate_error(exc, request_id)
             if error is None or error is exc:
                 raise
+            redact_chain(exc)
             raise error from exc
 
 

@@ -301,3 +301,23 @@ def replay_error(exc: BaseException) -> ReplayError | None:
                                f"request: {text.strip().splitlines()[0][:400]}")
         current = current.__cause__ or current.__context__
     return None
+
+
+def redact_chain(exc: BaseException) -> None:
+    """Redact secrets from the text of ``exc`` and of every exception it was raised from.
+
+    A typed error is raised ``from`` the SDK's exception, and a traceback (a JUnit report, a log)
+    prints the whole chain: an SDK's message may quote the key a provider echoed back.
+    """
+    from harness.secrets import scrub_text
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if any(isinstance(a, str) for a in current.args):
+            try:
+                current.args = tuple(scrub_text(a) if isinstance(a, str) else a for a in current.args)
+            except (AttributeError, TypeError):
+                pass
+        current = current.__cause__ or current.__context__

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from harness.errors import BackendError, ToolCallParseError, generic_error, replay_error
+from harness.errors import BackendError, ToolCallParseError, generic_error, redact_chain, replay_error
 from harness.messages import get_clean_message_list, role_conversions
 from harness.secrets import is_secret_name, register_secret
 from harness.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
@@ -441,6 +441,7 @@ class ApiModel(Model):
                 if error is None:
                     raise
                 if not error.retryable or attempt == attempts:
+                    redact_chain(exc)
                     if error is exc:
                         raise
                     raise error from exc
@@ -450,6 +451,7 @@ class ApiModel(Model):
                 if waited + wait > self.max_total_wait:
                     error.args = (f"{error}; not retried: waiting {wait:g} s more would pass the "
                                   f"{self.max_total_wait:g} s retry budget of one call",)
+                    redact_chain(exc)
                     if error is exc:
                         raise
                     raise error from exc
@@ -468,6 +470,7 @@ class ApiModel(Model):
             error = self._translate_error(exc)
             if error is None or error is exc:
                 raise
+            redact_chain(exc)
             raise error from exc
 
     def _translate_error(self, exc: Exception) -> BackendError | None:

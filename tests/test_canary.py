@@ -182,3 +182,32 @@ def test_no_planted_credential_reaches_a_cassette_a_log_or_an_error(backend, pla
     for text in errors:
         assert not _found_in(text), (text, _found_in(text))
     assert path.exists(), errors  # the recording itself was kept, scrubbed
+
+
+JUNIT_SUITE = """
+import os
+
+from adapters import OpenAIServerModel
+from harness.fault_injector import FaultInjector, Reply
+
+def test_echoed_key(backend):
+    secret = os.environ["OPENAI_API_KEY"]  # a hostile provider echoes the key it was sent
+    error = {"error": {"message": "Incorrect API key provided: " + secret, "code": "invalid_api_key"}}
+    with FaultInjector([Reply.json(error, 401, {"x-echo": secret})]) as server:
+        model = OpenAIServerModel("m", api_base=server.url + "/v1")
+        model.generate([{"role": "user", "content": "hi"}])
+"""
+
+
+def test_no_planted_credential_reaches_junit_output_or_the_results_file(pytester, planted, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    pytester.makepyfile(test_echo=JUNIT_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:hypothesispytest", "-p", "no:anyio", "--backend=openai",
+                                           "--junitxml=junit.xml", "--results=results.jsonl",
+                                           "-o", "junit_logging=all", "-o", "log_level=DEBUG")
+    result.assert_outcomes(failed=1)
+    junit = (pytester.path / "junit.xml").read_text(encoding="utf-8")
+    results = (pytester.path / "results.jsonl").read_text(encoding="utf-8")
+    assert "Incorrect API key provided: REDACTED" in junit  # the provider's message is there, redacted
+    for text in (junit, results, result.stdout.str(), result.stderr.str()):
+        assert not _found_in(text), _found_in(text)
