@@ -321,6 +321,11 @@ def translate_bedrock_error(
         return http_error(backend, status, headers=headers, code=name,
                           message=error.get("Message") or error.get("message") or None,
                           request_id=meta.get("RequestId") or request_id)
+    if isinstance(exc, (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError)):
+        # a retry cannot find credentials that are not there
+        return BackendError(f"no usable AWS credentials: {exc} (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                            "AWS_PROFILE or AWS_BEARER_TOKEN_BEDROCK, or pass client_kwargs)", backend=backend,
+                            request_id=request_id, kind="auth")
     if isinstance(exc, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)):
         return transport_error(backend, "timeout", exc, request_id)
     if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,

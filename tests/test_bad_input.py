@@ -70,3 +70,18 @@ def test_conflicting_token_and_api_key_are_refused():
 def test_unknown_backend_names_the_known_ones():
     with pytest.raises(UnknownBackendError, match="'azur' is not a backend. Known: .*azure"):
         get_backend("azur")
+
+
+def test_missing_aws_credentials_are_a_typed_error_tried_once(no_configured_secrets, monkeypatch, tmp_path):
+    from adapters import AmazonBedrockServerModel
+
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    model = AmazonBedrockServerModel("example.model-v1:0", client_kwargs={"region_name": "us-east-1"})
+    waits: list[float] = []
+    model._sleep = waits.append
+    with block_network(), pytest.raises(BackendError, match="no usable AWS credentials") as info:
+        model.generate(USER)
+    assert info.value.kind == "auth" and not info.value.retryable and waits == []
