@@ -72,7 +72,7 @@ test-vllm: install-vllm model
 	$(VLLM_PYTHON) -m pytest suites -q -rs --backend=vllm
 
 report: install install-vllm model
-	MODEL_CONFORMANCE_VLLM_PYTHON=$(abspath $(VLLM_PYTHON)) $(BIN)/harness report --backend=all --subjects=adapters,smolagents
+	MODEL_CONFORMANCE_VLLM_PYTHON=$(abspath $(VLLM_PYTHON)) $(BIN)/harness report --backend=all --subjects=adapters,smolagents --latency
 
 # Mutants of harness/{stop_sequences,tool_calls,messages}.py and the adapters' wire translation,
 # judged by `pytest suites` alone on replayed cassettes. MUTATION_FAIL_UNDER=95 makes a low score fail.

@@ -91,29 +91,41 @@ def suite_runs(backend: str, servers: str, subject: str, mode: str, results: Pat
 
 def _report(args: argparse.Namespace) -> int:
     from harness.reporting.report import write_report
-    from harness.reporting.schema import hardware_kind, load_results
+    from harness.reporting.schema import load_results, new_run_id
 
-    out = Path(args.output or f"reports/{hardware_kind()}.md")
+    run = args.run or new_run_id()
+    out_dir = Path(args.output_dir or Path("reports") / run)
     if args.results:
-        rows = load_results(Path(p) for p in args.results)
+        paths = [Path(p) for p in args.results]
     else:
         run_dir = Path("reports/_runs")
         run_dir.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        results = run_dir / f"{stamp}.jsonl"
+        results = run_dir / f"{run}.jsonl"
+        env = {**os.environ, "MODEL_CONFORMANCE_RUN": run}
         for subject in args.subjects.split(","):
             for cmd in suite_runs(args.backend, args.servers, subject, args.mode, results):
                 print(f"$ {' '.join(cmd[2:])}", flush=True)
-                code = subprocess.call(cmd)
+                code = subprocess.call(cmd, env=env)
                 if code not in (0, 1, 5):  # 1 = some checks failed, which the report shows; 5 = none ran
                     print(f"suite run for subject {subject} exited with {code}", file=sys.stderr)
                     return code
-        rows = load_results([results])
+        if args.latency:
+            cmd = [sys.executable, "-m", "harness.cli", "bench", "latency", f"--output={results}",
+                   f"--requests={args.latency_requests}"]
+            print(f"$ harness {' '.join(cmd[3:])}", flush=True)
+            code = subprocess.call(cmd, env=env)
+            if code != 0:
+                print(f"the latency benchmark exited with {code}; reporting the suites without it", file=sys.stderr)
+        paths = [results]
+    rows = load_results(paths)
     if not rows:
         print("no results to report", file=sys.stderr)
         return 1
-    path = write_report(rows, out)
-    print(f"report written to {path}")
+    previous = load_results(Path(p) for p in args.previous) if args.previous else []
+    started = time.perf_counter()
+    path = write_report(rows, out_dir, previous)
+    print(f"report written to {path} (and report.html, results.csv, plots/) from {len(rows)} rows "
+          f"in {time.perf_counter() - started:.2f} s")
     return 0
 
 
@@ -141,14 +153,22 @@ def main(argv: list[str] | None = None) -> int:
                        "or this interpreter's vllm)")
     serve.set_defaults(fn=_serve)
     sub.add_parser("backends", help="list backends and whether they can run here").set_defaults(fn=_backends)
-    report = sub.add_parser("report", help="run the suites and write the markdown comparison report")
+    report = sub.add_parser("report", help="run the suites (and the latency benchmark) and write the comparison "
+                                           "report: report.md, report.html, results.csv, plots/")
     report.add_argument("--backend", default="all", help="backends to run (default: all)")
     report.add_argument("--subjects", default="adapters,smolagents", help="comma list of subjects")
     report.add_argument("--mode", default="replay", help="replay (default), record or live")
     report.add_argument("--servers", default="transformers-serve,vllm-serve",
                         help="the servers whose recordings the HTTP backends replay (default: %(default)s)")
-    report.add_argument("--results", nargs="*", help="render these results files instead of running the suites")
-    report.add_argument("--output", help="markdown file (default: reports/<hardware kind>.md)")
+    report.add_argument("--latency", action="store_true",
+                        help="also run 'harness bench latency' on the embedded model (local engines and server)")
+    report.add_argument("--latency-requests", type=int, default=20, help="measured requests per latency target")
+    report.add_argument("--results", nargs="*",
+                        help="render these results files (one or many machines' runs) instead of running anything")
+    report.add_argument("--previous", nargs="*", help="results files of a previous run: list regressions against it")
+    report.add_argument("--run", help="the run's name (default: UTC time and host hash); the report goes to "
+                                      "reports/<run>/")
+    report.add_argument("--output-dir", help="where to write the report (default: reports/<run>/)")
     report.set_defaults(fn=_report)
     scan = sub.add_parser("scan", help="exit 1 naming file and line of every secret in the files (or directories)")
     scan.add_argument("paths", nargs="+", help="files or directories (cassettes/, logs, JUnit XML, reports)")

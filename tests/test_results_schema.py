@@ -93,3 +93,11 @@ def test_pinned_process_gets_its_own_hardware_label(monkeypatch):
     hw = schema.hardware_fingerprint()
     assert hw["cpu_cores"] == 1 and hw["cpu_cores_total"] == 8
     assert hw["label"].endswith("1 core (pinned to 1 of 8)")
+
+
+def test_every_field_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "results-schema.md").read_text()
+    assert f"version {schema.SCHEMA_VERSION}" in doc
+    assert [k for k in FIELDS if f"| `{k}` |" not in doc] == []

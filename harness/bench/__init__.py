@@ -13,6 +13,8 @@ BENCHMARKS = {
     "engines": "harness.bench.engines",
     "overhead": "harness.bench.overhead",
     "latency": "harness.bench.latency",
+    "report-speed": "harness.bench.report_speed",
+    "xdist-parity": "harness.bench.xdist_parity",
 }
 
 

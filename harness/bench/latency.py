@@ -111,13 +111,13 @@ def figures(start: float, arrivals: list[float], end: float, output_tokens: int 
     tokens = output_tokens if output_tokens else len(arrivals)  # usage when reported, else one token per chunk
     e2e = end - start
     ttft = arrivals[0] - start
-    return {
-        "ttft_s": ttft,
-        "tpot_s": (e2e - ttft) / (tokens - 1) if tokens > 1 else None,
-        "itl_s": [b - a for a, b in zip(arrivals, arrivals[1:])],
-        "e2e_s": e2e,
-        "duration_s": e2e,
-        "output_tokens_per_s": tokens / e2e if e2e > 0 else None,
+    return {  # microseconds are the clock's useful resolution here; more digits only lengthen the file
+        "ttft_s": round(ttft, 6),
+        "tpot_s": round((e2e - ttft) / (tokens - 1), 7) if tokens > 1 else None,
+        "itl_s": [round(b - a, 6) for a, b in zip(arrivals, arrivals[1:])],
+        "e2e_s": round(e2e, 6),
+        "duration_s": round(e2e, 6),
+        "output_tokens_per_s": round(tokens / e2e, 3) if e2e > 0 else None,
         "output_tokens": tokens,
         "input_tokens": input_tokens,
     }

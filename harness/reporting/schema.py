@@ -21,6 +21,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+
 SCHEMA_VERSION = 1
 
 KINDS = ("check", "sample", "summary")
@@ -57,7 +59,7 @@ FIELDS: dict[str, str] = {
 }
 
 
-class SchemaError(ValueError):
+class SchemaError(HarnessError, ValueError):
     """A results file that is not in this schema."""
 
 

@@ -1,0 +1,98 @@
+"""The comparison report: files written, hardware merged, regressions flagged."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from harness.reporting.report import regressions, write_report
+from harness.reporting.schema import make_row
+
+CPU = {"label": "Test CPU, 2 cores", "kind": "linux-x86_64-cpu", "cpu_model": "Test CPU", "cpu_cores": 2}
+GPU = {"label": "Test GPU (80 GiB)", "kind": "linux-x86_64-cuda", "cpu_model": "Test CPU", "cpu_cores": 16,
+       "gpu_name": "Test GPU", "gpu_memory_gb": 80}
+
+
+def _checks(run: str, failing: set[str] = frozenset()) -> list[dict]:
+    rows = []
+    for subject in ("adapters", "smolagents"):
+        for backend in ("openai", "transformers"):
+            for clause in ("test_a", "test_b"):
+                failed = f"{subject}/{backend}/{clause}" in failing
+                rows.append(make_row("check", run=run, backend=backend, subject=subject, suite="demo", clause=clause,
+                                     outcome="failed" if failed else "passed", message="boom" if failed else "",
+                                     hardware=CPU, mode="replay"))
+    return rows
+
+
+def _samples(run: str, hardware: dict, ttft: float, n: int = 30) -> list[dict]:
+    rows = [make_row("sample", run=run, backend="transformers", suite="bench-latency", clause="stream", outcome="ok",
+                     hardware=hardware, warmup=True, ttft_s=99.0, tpot_s=99.0, e2e_s=999.0)]
+    for i in range(n):
+        rows.append(make_row("sample", run=run, backend="transformers", suite="bench-latency", clause="stream",
+                             outcome="ok", hardware=hardware, warmup=False, ttft_s=ttft + i * 2e-4,
+                             tpot_s=0.01 + i * 1e-5, itl_s=[0.01, 0.011], e2e_s=ttft + 0.3,
+                             output_tokens_per_s=30.0, output_tokens=32))
+    rows.append(make_row("summary", run=run, backend="transformers", suite="bench-latency", clause="stream",
+                         outcome="ok", hardware=hardware,
+                         extra={"roofline": {"tokens_per_s": 200.0, "weight_bytes": 1, "bandwidth_gb_per_s": 1,
+                                             "bandwidth_source": "test"}}))
+    return rows
+
+
+def test_report_files_plots_and_merged_hardware(tmp_path):
+    rows = _checks("r1", {"smolagents/openai/test_b"}) + _samples("r1", CPU, 0.2) + _samples("r2", GPU, 0.02)
+    md_path = write_report(rows, tmp_path / "out")
+    out = tmp_path / "out"
+    md = md_path.read_text()
+    html = (out / "report.html").read_text()
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert plots == ["conformance_matrix.png", "latency_tpot.png", "latency_ttft.png", "ours_vs_smolagents.png"]
+    assert "src='data:image/png;base64," in html and "plots/" not in html  # self-contained
+    with (out / "results.csv").open() as fh:
+        assert sum(1 for _ in csv.DictReader(fh)) == len(rows)
+    # one latency table, one column per machine; warm-up (99 s) left out of every figure
+    section = md.split("### Latency per hardware", 1)[1]
+    header = next(line for line in section.splitlines() if line.startswith("| target"))
+    assert "Test CPU, 2 cores" in header and "Test GPU (80 GiB)" in header
+    # medians written down: TTFT 0.2 + 14.5 * 0.0002 s, TPOT 0.01 + 14.5 * 0.00001 s
+    line = next(line for line in section.splitlines() if line.startswith("| transformers"))
+    assert [c.strip() for c in line.strip("|").split("|")] == ["transformers (in-process)", "202.9 / 10.1",
+                                                               "22.9 / 10.1"]
+    assert "99000" not in md
+    assert "% of roofline" in md and "49.3% of 200 tok/s" in md  # 1 / 0.010145 s = 98.6 tok/s of 200
+    assert "`demo::test_b` on openai: boom" in md  # the smolagents finding
+    assert "TTFT" in md and "time to first token" in md  # definitions written in the report
+
+
+def test_regressions_pass_to_fail_and_latency_outside_the_interval():
+    before = _checks("r1") + _samples("r1", CPU, 0.2)
+    after = _checks("r2", {"adapters/openai/test_a"}) + _samples("r2", CPU, 0.3)
+    changes = regressions(after, before)
+    kinds = sorted(c["change"] for c in changes)
+    assert kinds == ["REGRESSION: passed -> failed", "REGRESSION: slower TTFT p50", "REGRESSION: slower TTFT p90"]
+    assert "demo::test_a" in changes[0]["detail"] or any("demo::test_a" in c["detail"] for c in changes)
+    # the same figures again: nothing to flag
+    assert regressions(before, before) == []
+    # a check that failed before and still fails is no regression
+    assert regressions(after, after) == []
+
+
+def test_report_refuses_nothing_to_plot_gracefully(tmp_path):
+    rows = _checks("r1")
+    write_report(rows, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == ["conformance_matrix.png",
+                                                                          "ours_vs_smolagents.png"]
+    assert "## Latency" not in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("bad", ["{\"schema_version\": 1, \"kind\": \"nope\"}\n"])
+def test_cli_names_a_bad_results_file(tmp_path, bad, capsys):
+    from harness.cli import main
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(bad)
+    assert main(["report", "--results", str(path), "--output-dir", str(tmp_path / "r")]) == 2
+    assert "bad.jsonl:1: kind 'nope' is not one of check, sample, summary" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
