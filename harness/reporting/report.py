@@ -363,8 +363,8 @@ def _plots(out_dir: Path, rows: Sequence[Mapping[str, Any]], checks: Sequence[Ma
         run = tallies.sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
             grid = np.where(run > 0, tallies[:, :, 0] / run, np.nan)
-        cmap = matplotlib.colors.LinearSegmentedColormap.from_list("verdict", ["#cf222e", "#eac54f", "#2da44e"])
-        cmap = cmap.with_extremes(bad="#d0d7de")
+        cmap = matplotlib.colors.LinearSegmentedColormap.from_list(
+            "verdict", ["#cf222e", "#eac54f", "#2da44e"]).with_extremes(bad="#d0d7de")
         fig, ax = plt.subplots(figsize=(2.6 + 0.9 * len(backends), 1.6 + (0.3 if by_suite else 0.16) * len(labels)))
         ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
         ax.set_xticks(range(len(backends)), backends, rotation=35, ha="right", fontsize=8)
