@@ -30,7 +30,7 @@ ENGINES = ("transformers", "mlx", "vllm")
 SERVER_ADAPTERS = ("openai", "inference-client", "litellm")
 DEFAULT_TARGETS = ",".join([*ENGINES, *(f"server:{b}" for b in SERVER_ADAPTERS)])
 PROMPT = "Write one sentence about the sea."
-LOCAL_SERVER = "transformers-serve"
+LOCAL_SERVERS = ("transformers-serve", "vllm-serve")
 DEFINITIONS = __doc__.split("Definitions follow vLLM's ``bench serve``:", 1)[1].strip()  # type: ignore[union-attr]
 
 
@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2,
                         help="warm-up requests per target, written but left out of statistics (default: %(default)s)")
     parser.add_argument("--max-tokens", type=int, default=32, help="output token budget (default: %(default)s)")
+    parser.add_argument("--servers", default=",".join(LOCAL_SERVERS),
+                        help="local servers the server:<backend> targets go through; one that cannot start here "
+                             "is skipped with the reason (default: %(default)s)")
     parser.add_argument("--endpoint", default=None,
                         help="also measure this live OpenAI-compatible endpoint (base URL ending in /v1)")
     parser.add_argument("--endpoint-model", default=None, help="model id at --endpoint")
@@ -143,11 +146,11 @@ class _Progress:
 
 
 @contextmanager
-def _local_server() -> Iterator[Target]:
+def _local_server(name: str) -> Iterator[Target]:
     from harness.cassettes import hub_clients_online
-    from harness.server import LocalOpenAIServer
+    from harness.server import make_server
 
-    with hub_clients_online(), LocalOpenAIServer() as server:
+    with hub_clients_online(), make_server(name) as server:
         yield Target(mode="live", base_url=server.base_url, served_model_id=server.model_id)
 
 
@@ -230,38 +233,46 @@ def run(args: argparse.Namespace) -> int:
             extra["roofline"] = line.as_dict()
         emit("summary", outcome="ok", **base, extra=extra)
 
-    with ExitStack() as stack:
-        for name in targets:
-            if name.startswith("server:"):
-                continue
-            spec = get_backend(name)
-            reason = spec.unavailable_reason()
-            missing = spec.missing_modules()
-            if missing or reason:
-                why = reason or f"requires {', '.join(missing)} (pip install 'model-conformance[{spec.extra}]')"
-                print(f"  {name}: skipped: {why}", file=sys.stderr)
-                emit("summary", outcome="skipped", message=why, backend=name, clause=f"stream {args.max_tokens} tokens")
-                continue
-            settings = _with_budget(spec.settings(Target(mode="live", model_dir=str(embedded.model_dir))),
-                                    args.max_tokens)
-            bench(name, name, None, _factory(spec, settings), embedded.name)
-        servers = [t.split(":", 1)[1] for t in targets if t.startswith("server:")]
-        if servers:
-            print(f"starting the local server ({LOCAL_SERVER}) for {', '.join(servers)}", file=sys.stderr)
-            target = stack.enter_context(_local_server())
-            for backend in servers:
-                spec = get_backend(backend)
-                settings = _with_budget(spec.settings(target), args.max_tokens)
-                bench(f"server:{backend}", backend, LOCAL_SERVER, _factory(spec, settings), target.served_model_id)
-        if args.endpoint:
-            key = os.environ.get(args.endpoint_key_env)
-            if not key:
-                raise SystemExit(f"harness bench latency: --endpoint needs its key in ${args.endpoint_key_env}")
-            target = Target(mode="live", base_url=args.endpoint, served_model_id=args.endpoint_model, api_key=key)
-            for backend in [b.strip() for b in args.endpoint_backends.split(",") if b.strip()]:
-                spec = get_backend(backend)
-                settings = _with_budget(spec.settings(target), args.max_tokens)
-                bench(f"endpoint:{backend}", backend, args.endpoint, _factory(spec, settings), args.endpoint_model)
+    for name in targets:
+        if name.startswith("server:"):
+            continue
+        spec = get_backend(name)
+        reason = spec.unavailable_reason()
+        missing = spec.missing_modules()
+        if missing or reason:
+            why = reason or f"requires {', '.join(missing)} (pip install 'model-conformance[{spec.extra}]')"
+            print(f"  {name}: skipped: {why}", file=sys.stderr)
+            emit("summary", outcome="skipped", message=why, backend=name, clause=f"stream {args.max_tokens} tokens")
+            continue
+        settings = _with_budget(spec.settings(Target(mode="live", model_dir=str(embedded.model_dir))),
+                                args.max_tokens)
+        bench(name, name, None, _factory(spec, settings), embedded.name)
+    via = [t.split(":", 1)[1] for t in targets if t.startswith("server:")]
+    for server_name in [s.strip() for s in args.servers.split(",") if s.strip()] if via else []:
+        print(f"starting the local server {server_name} for {', '.join(via)}", file=sys.stderr)
+        try:
+            with ExitStack() as server_stack:
+                target = server_stack.enter_context(_local_server(server_name))
+                for backend in via:
+                    spec = get_backend(backend)
+                    settings = _with_budget(spec.settings(target), args.max_tokens)
+                    bench(f"{server_name}:{backend}", backend, server_name, _factory(spec, settings),
+                          target.served_model_id)
+        except Exception as exc:  # noqa: BLE001 - a server that cannot start here is reported, not fatal
+            why = f"{server_name} could not start: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            print(f"  {why}", file=sys.stderr)
+            for backend in via:
+                emit("summary", outcome="skipped", message=why, backend=backend, server=server_name,
+                     clause=f"stream {args.max_tokens} tokens")
+    if args.endpoint:
+        key = os.environ.get(args.endpoint_key_env)
+        if not key:
+            raise SystemExit(f"harness bench latency: --endpoint needs its key in ${args.endpoint_key_env}")
+        target = Target(mode="live", base_url=args.endpoint, served_model_id=args.endpoint_model, api_key=key)
+        for backend in [b.strip() for b in args.endpoint_backends.split(",") if b.strip()]:
+            spec = get_backend(backend)
+            settings = _with_budget(spec.settings(target), args.max_tokens)
+            bench(f"endpoint:{backend}", backend, args.endpoint, _factory(spec, settings), args.endpoint_model)
     print()
     print(latency_table(written, markdown=False))
     print(f"\n{len(written)} rows appended to {path}")

@@ -111,7 +111,8 @@ color:#1f2328;line-height:1.45}
 h1{border-bottom:2px solid #d0d7de;padding-bottom:.3em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;
 margin-top:2em}
 .scroll{overflow-x:auto;margin:1em 0}table{border-collapse:collapse;font-size:13px}
-th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f6f8fa}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}
+th{background:#f6f8fa}
 tbody tr:nth-child(even){background:#fafbfc}td.bad{color:#b00020;font-weight:600}td.good{color:#116329}
 code{background:#f6f8fa;padding:0 3px;border-radius:3px;font-size:90%}
 figure{margin:1.5em 0}img{max-width:100%;border:1px solid #d0d7de}figcaption{color:#57606a;font-size:13px}
@@ -308,6 +309,7 @@ def _plots(out_dir: Path, rows: Sequence[Mapping[str, Any]], checks: Sequence[Ma
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     plots: list[tuple[Path, str]] = []
@@ -337,7 +339,10 @@ def _plots(out_dir: Path, rows: Sequence[Mapping[str, Any]], checks: Sequence[Ma
         ax.set_yticks(range(1, len(keys) + 1), [f"{t}\n{h}" if len(hardware) > 1 else t for t, h in keys],
                       fontsize=8)
         ax.set_xlabel(f"{name} (ms)")
-        ax.set_xscale("log")
+        everything = [v for k in keys for v in samples[k][metric] if v > 0]
+        if everything and max(everything) / min(everything) > 20:  # several orders of magnitude: log scale
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_title(f"{name.capitalize()} per target and hardware (measured requests, warm-up excluded)")
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
@@ -394,8 +399,8 @@ def _plots(out_dir: Path, rows: Sequence[Mapping[str, Any]], checks: Sequence[Ma
         ax.set_xlim(0, 118)
         ax.set_xlabel("checks passed (% of checks run, skips excluded)")
         ax.set_title("Ours vs smolagents: the same suites on the same backends")
-        ax.legend(loc="lower right", fontsize=8)
-        fig.tight_layout()
+        fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
         path = plot_dir / "ours_vs_smolagents.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
