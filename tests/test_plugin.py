@@ -260,3 +260,19 @@ def pytest_unconfigure(config):
     result = run(pytester, "--backend=fake-a", "-s")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["AFTER HF_HUB_OFFLINE=None", "AFTER LITELLM_LOCAL_MODEL_COST_MAP='user-value'"])
+
+
+def test_results_rows_are_the_same_under_xdist(project, tmp_path):
+    """``pytest -n 2`` writes the rows a serial run writes: workers hand them to the controller."""
+    pytest.importorskip("xdist")
+    serial, parallel = tmp_path / "serial.jsonl", tmp_path / "parallel.jsonl"
+    run(project, "--backend=fake-a,fake-b", f"--results={serial}").assert_outcomes(passed=7, failed=2, skipped=2)
+    run(project, "--backend=fake-a,fake-b", "-n", "2", f"--results={parallel}").assert_outcomes(
+        passed=7, failed=2, skipped=2)
+
+    def identities(path):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        return sorted((r["backend"], r["suite"], r["clause"], r["outcome"], r["message"]) for r in rows)
+
+    assert len(identities(serial)) == 10
+    assert identities(parallel) == identities(serial)
