@@ -106,11 +106,11 @@ class _Doc:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1600px;margin:2em auto;padding:0 1em;
 color:#1f2328;line-height:1.45}
 h1{border-bottom:2px solid #d0d7de;padding-bottom:.3em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;
 margin-top:2em}
-.scroll{overflow-x:auto;margin:1em 0}table{border-collapse:collapse;font-size:13px}
+.scroll{overflow-x:auto;margin:1em 0}table{border-collapse:collapse;font-size:12px}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}
 th{background:#f6f8fa}
 tbody tr:nth-child(even){background:#fafbfc}td.bad{color:#b00020;font-weight:600}td.good{color:#116329}
@@ -370,7 +370,7 @@ def _plots(out_dir: Path, rows: Sequence[Mapping[str, Any]], checks: Sequence[Ma
             grid = np.where(run > 0, tallies[:, :, 0] / run, np.nan)
         cmap = matplotlib.colors.LinearSegmentedColormap.from_list(
             "verdict", ["#cf222e", "#eac54f", "#2da44e"]).with_extremes(bad="#d0d7de")
-        fig, ax = plt.subplots(figsize=(2.6 + 0.9 * len(backends), 1.6 + (0.3 if by_suite else 0.16) * len(labels)))
+        fig, ax = plt.subplots(figsize=(5 + 0.9 * len(backends), 1.6 + (0.3 if by_suite else 0.16) * len(labels)))
         ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
         ax.set_xticks(range(len(backends)), backends, rotation=35, ha="right", fontsize=8)
         ax.set_yticks(range(len(labels)), labels, fontsize=8 if by_suite else 6)
@@ -465,7 +465,12 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
         doc.h(2, "Latency")
         doc.p("Streaming requests after the warm-up; milliseconds, each percentile with its 95% confidence "
               "interval; n = measured requests per target.")
-        doc.table(latency_rows(stats))
+        table = latency_rows(stats)
+        # two narrower tables read better than one that scrolls: first-token figures, then decode figures
+        first = ("hardware", "target", "n", "TTFT p50 ms", "TTFT p90 ms", "TTFT p99 ms", "E2E p50 ms", "note")
+        doc.table([{k: v for k, v in r.items() if k in first} for r in table])
+        doc.table([{k: v for k, v in r.items() if k in ("hardware", "target") or k not in first} for r in table
+                   if "note" not in r])
         hardware = sorted({s["hardware"] for s in stats})
         if len(hardware) > 1:
             doc.h(3, "Latency per hardware")
