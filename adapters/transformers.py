@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
 from adapters._local import GeneratedText, LocalModel, hf_decode
 from harness.model import Request
@@ -66,16 +73,40 @@ class TransformersModel(LocalModel):
         self.model_kwargs = dict(model_kwargs or {})
         load = {"trust_remote_code": trust_remote_code}
         name = cast(str, model_id)  # LocalModel rejected a missing one
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(name, **load)
         options: dict[str, Any] = {"device_map": device_map, **load, **self.model_kwargs}
         if torch_dtype is not None:
             options["dtype"] = torch_dtype  # transformers 5 renamed torch_dtype to dtype
-        self.model: Any = AutoModelForCausalLM.from_pretrained(name, **options)
+        # a vision-language model, as smolagents loads one: image-text-to-text when the causal-LM
+        # auto class refuses the config; its processor then takes the messages, image parts included
+        self.processor: Any = None
+        try:
+            self.model: Any = AutoModelForCausalLM.from_pretrained(name, **options)
+        except ValueError as exc:
+            if "Unrecognized configuration class" not in str(exc):
+                raise
+            self.model = AutoModelForImageTextToText.from_pretrained(name, **options)
+            self.processor = AutoProcessor.from_pretrained(name, **load)
+        self.tokenizer: Any = (
+            self.processor.tokenizer if self.processor is not None else AutoTokenizer.from_pretrained(name, **load)
+        )
+        if self.processor is not None and "flatten_messages_as_text" not in kwargs:
+            self.flatten_messages_as_text = False  # parts reach the processor, images included
+
+    @property
+    def is_vlm(self) -> bool:
+        """Whether the model was loaded as a vision-language model (with a processor)."""
+        return self.processor is not None
+
+    def prepare_request(self, *args: Any, **kwargs: Any) -> Request:
+        # images stay image parts (PIL images, URLs or base64) for the processor, never image_url dicts
+        kwargs.setdefault("convert_images_to_image_urls", False)
+        return super().prepare_request(*args, **kwargs)
 
     # -- the engine call ----------------------------------------------------------------------
 
     def _inputs(self, request: Request) -> dict[str, Any]:
-        encoded = self.tokenizer.apply_chat_template(
+        templater = self.processor if self.processor is not None else self.tokenizer
+        encoded = templater.apply_chat_template(
             request.messages,
             tools=request.tools,
             add_generation_prompt=True,
@@ -84,7 +115,9 @@ class TransformersModel(LocalModel):
             return_tensors="pt",
             **self.apply_chat_template_kwargs,
         )
-        return {k: v.to(self.model.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
+        if self.processor is None:
+            encoded = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
+        return {k: v.to(self.model.device) for k, v in encoded.items()}
 
     def _generate_kwargs(self, request: Request) -> dict[str, Any]:
         kwargs = dict(request.kwargs)

@@ -35,6 +35,14 @@ from harness.registry import BackendSpec, Target, get_backend, load_smolagents_c
 from harness.secrets import scrubbed_logs
 
 BACKENDS = pytest.StashKey[list[str]]()
+# The message-types dimension: every conversation of a suite is also given as smolagents' own
+# ChatMessage/MessageRole objects. The same cassette replays for both forms (matching is by
+# method, path and order); what the request must contain is asserted either way.
+MESSAGE_TYPES = ("dicts", "smolagents_types")
+# live engines get the dimension in these suites only (each extra check there costs generation time)
+LIVE_TYPED_SUITES = frozenset({"message_format", "role_conversion"})
+# suites whose conversations are already smolagents' types (built by real agents)
+UNTYPED_SUITES = frozenset({"agents"})
 SUBJECTS = ("adapters", "smolagents")
 
 # What a suites run needs from the environment: litellm's bundled cost map (no fetch at import)
@@ -113,6 +121,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend_name" in metafunc.fixturenames:
         names = metafunc.config.stash[BACKENDS]
         metafunc.parametrize("backend_name", names, ids=names, scope="function")
+    if "message_types" in metafunc.fixturenames:
+        import importlib.util
+
+        suite = _suite_of(metafunc.definition)
+        typed = suite not in UNTYPED_SUITES and importlib.util.find_spec("smolagents") is not None
+        forms = list(MESSAGE_TYPES) if typed else [MESSAGE_TYPES[0]]
+        metafunc.parametrize("message_types", forms, ids=forms, scope="function")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Live engines check smolagents-typed conversations only in the suites about messages."""
+    keep = []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("message_types") == MESSAGE_TYPES[1] and _suite_of(item) not in LIVE_TYPED_SUITES:
+            try:
+                kind = get_backend(params["backend_name"]).kind
+            except (HarnessError, KeyError):
+                kind = "local"
+            if kind == "local":
+                continue
+        keep.append(item)
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
 
 
 def _suite_of(node: pytest.Item) -> str:
@@ -121,7 +154,17 @@ def _suite_of(node: pytest.Item) -> str:
 
 
 def _test_name(node: pytest.Item, backend: str) -> str:
-    """The node's name without the backend's own parametrisation id."""
+    """The node's name without the backend's own parametrisation id (nor the default message types)."""
+    name = _backend_test_name(node, backend)
+    return name.replace(f"-{MESSAGE_TYPES[0]}", "", 1)
+
+
+def _cassette_name(node: pytest.Item, backend: str) -> str:
+    """The name of the node's cassette: one for both message types."""
+    return _test_name(node, backend).replace(f"-{MESSAGE_TYPES[1]}", "", 1)
+
+
+def _backend_test_name(node: pytest.Item, backend: str) -> str:
     name = node.name
     base = getattr(node, "originalname", name)
     if "[" not in name:
@@ -255,8 +298,15 @@ def capture() -> Capture:
 
 
 @pytest.fixture
+def message_types(request: pytest.FixtureRequest) -> str:
+    """dicts, or smolagents_types: the suite's conversations given as smolagents' own objects."""
+    return str(getattr(request, "param", MESSAGE_TYPES[0]))
+
+
+@pytest.fixture
 def model_factory(
-    request: pytest.FixtureRequest, backend: BackendSpec, subject: str, harness_mode: str, capture: Capture
+    request: pytest.FixtureRequest, backend: BackendSpec, subject: str, harness_mode: str, capture: Capture,
+    message_types: str,
 ) -> Iterator[Callable[..., Any]]:
     """Builds the model under test; keyword arguments override the backend's suite settings."""
     node = request.node
@@ -266,9 +316,13 @@ def model_factory(
                 pytest.skip(f"{backend.name} does not support {capability!r}")
     with contextlib.ExitStack() as stack:
         if backend.kind == "local":
-            yield _local_factory(request, backend, subject, capture, stack)
+            build = _local_factory(request, backend, subject, capture, stack)
         else:
-            yield _http_factory(request, backend, subject, harness_mode, capture, stack)
+            build = _http_factory(request, backend, subject, harness_mode, capture, stack)
+        if message_types == MESSAGE_TYPES[1]:
+            yield lambda **overrides: SmolagentsTyped(build(**overrides))
+        else:
+            yield build
 
 
 @pytest.fixture
@@ -327,7 +381,7 @@ def _http_factory(
     if server_name == CLOUD_SERVER and spec.live_target != "cloud":
         pytest.skip(f"{spec.name} records from a local server ({', '.join(LOCAL_SERVERS)}), not from {CLOUD_SERVER}")
     root = Path(config.getoption("--cassette-dir") or Path(str(config.rootpath)) / "cassettes")
-    path = cassette_path(root, server_name, spec.name, _suite_of(node), _test_name(node, spec.name))
+    path = cassette_path(root, server_name, spec.name, _suite_of(node), _cassette_name(node, spec.name))
     hosts: dict[str, str] = {}
     if mode == "replay":
         if not path.exists():
@@ -363,6 +417,44 @@ def _http_factory(
         stack.enter_context(make_vcr(mode, hosts).use_cassette(str(path)))
     stack.enter_context(capture_http(capture))
     return lambda **overrides: _construct(spec, subject, target, overrides)
+
+
+def _to_smolagents(messages: Any) -> Any:
+    """The same conversation as smolagents' ChatMessage/MessageRole/ChatMessageToolCall objects."""
+    import smolagents.models as sm
+
+    if not isinstance(messages, list):
+        return messages
+    out: list[Any] = []
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in sm.MessageRole.roles():
+            out.append(message)  # what smolagents' types cannot express (an unknown role) stays as it is
+            continue
+        calls = [sm.ChatMessageToolCall(id=c["id"], type=c.get("type", "function"),
+                                        function=sm.ChatMessageToolCallFunction(**c["function"]))
+                 for c in message.get("tool_calls") or []]
+        out.append(sm.ChatMessage(role=sm.MessageRole(message["role"]), content=message.get("content"),
+                                  tool_calls=calls or None))
+    return out
+
+
+class SmolagentsTyped:
+    """The model under test, handed every conversation in smolagents' own types."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def __call__(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._model(_to_smolagents(messages), *args, **kwargs)
+
+    def generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._model.generate(_to_smolagents(messages), *args, **kwargs)
+
+    def generate_stream(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._model.generate_stream(_to_smolagents(messages), *args, **kwargs)
 
 
 @pytest.fixture
