@@ -106,12 +106,13 @@ def test_missing_cassette_fails_naming_its_path_and_the_record_command(pytester,
         """
     )
     result = run(pytester, "--backend=openai", f"--cassette-dir={cassettes}")
-    result.assert_outcomes(errors=1)
+    # the conversation as dicts and as smolagents' types: one cassette for both
+    result.assert_outcomes(errors=2)
     expected = cassettes / "transformers-serve" / "openai" / "replay" / "test_hello.yaml"
     result.stdout.fnmatch_lines(
         [
             f"*missing cassette {expected}*",
-            "*record it with: pytest 'test_replay.py::test_hello[[]openai[]]' --backend=openai --mode record*",
+            "*record it with: pytest 'test_replay.py::test_hello[[]openai-dicts[]]' --backend=openai --mode record*",
         ]
     )
     assert not expected.exists()
@@ -128,7 +129,7 @@ def test_requires_marker_skips_backends_without_the_capability(pytester):
         """
     )
     result = run(pytester, "--backend=openai", "-rs")
-    result.assert_outcomes(skipped=1)
+    result.assert_outcomes(skipped=2)  # the conversation as dicts and as smolagents' types
     result.stdout.fnmatch_lines(["*openai does not support 'telepathy'*"])
 
 
@@ -186,7 +187,7 @@ def test_replay_reads_the_cassettes_of_the_named_server(pytester, tmp_path):
         """
     )
     result = run(pytester, "--backend=openai", "--server=vllm-serve", f"--cassette-dir={tmp_path}")
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(errors=2)  # dicts and smolagents' types share the one missing cassette
     result.stdout.fnmatch_lines([
         f"*missing cassette {tmp_path / 'vllm-serve' / 'openai' / 'replay' / 'test_hello.yaml'}*",
         "*record it with: pytest * --backend=openai --server=vllm-serve --mode record*",
@@ -202,7 +203,7 @@ def test_a_cloud_backend_records_the_real_service_not_a_local_server(pytester, t
     )
     result = run(pytester, "--backend=azure", "--server=vllm-serve", "--mode=record", "-rs",
                  f"--cassette-dir={tmp_path}")
-    result.assert_outcomes(skipped=1)
+    result.assert_outcomes(skipped=2)  # dicts and smolagents' types
     result.stdout.fnmatch_lines(["*azure records from the real service in record mode; its vllm-serve cassettes "
                                  "are derived by 'harness derive-cassettes'*"])
 
