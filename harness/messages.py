@@ -121,6 +121,10 @@ def _parts(content: Any, index: int, convert_images_to_image_urls: bool) -> list
     )
 
 
+def _is_text(part: Mapping[str, Any]) -> bool:
+    return part.get("type") == "text" and len(part) == 2
+
+
 def flatten_parts(parts: Sequence[Mapping[str, Any]]) -> str:
     """Every text part, in order, joined into one string (non-text parts are dropped)."""
     return TEXT_JOINER.join(p["text"] for p in parts if p.get("type") == "text")
@@ -153,7 +157,14 @@ def get_clean_message_list(
             for p in _parts(message["content"], i, convert_images_to_image_urls)
         ]
         if out and out[-1]["role"] == role:
-            out[-1]["_parts"].extend(parts)
+            # as smolagents merges: a text part joins the text part before it, on a new line, so a
+            # chat template that concatenates parts still sees the two messages apart
+            merged = out[-1]["_parts"]
+            for part in parts:
+                if _is_text(part) and merged and _is_text(merged[-1]):
+                    merged[-1] = {"type": "text", "text": merged[-1]["text"] + TEXT_JOINER + part["text"]}
+                else:
+                    merged.append(part)
         else:
             out.append({"role": role, "_parts": parts})
     result = []

@@ -125,9 +125,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         import importlib.util
 
         suite = _suite_of(metafunc.definition)
-        typed = suite not in UNTYPED_SUITES and importlib.util.find_spec("smolagents") is not None
-        forms = list(MESSAGE_TYPES) if typed else [MESSAGE_TYPES[0]]
-        metafunc.parametrize("message_types", forms, ids=forms, scope="function")
+        # without the second form the test keeps its plain id (the fixture's default is dicts)
+        if suite not in UNTYPED_SUITES and importlib.util.find_spec("smolagents") is not None:
+            metafunc.parametrize("message_types", MESSAGE_TYPES, ids=MESSAGE_TYPES, scope="function")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

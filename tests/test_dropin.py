@@ -70,10 +70,11 @@ def _smolagents_conversation() -> list[Any]:
     ]
 
 
-def test_smolagents_messages_normalise_like_smolagents_own_normaliser():
-    ours = get_clean_message_list(_smolagents_conversation(), flatten_messages_as_text=True)
+@pytest.mark.parametrize("flatten", [True, False])
+def test_smolagents_messages_normalise_like_smolagents_own_normaliser(flatten):
+    ours = get_clean_message_list(_smolagents_conversation(), flatten_messages_as_text=flatten)
     reference = sm.get_clean_message_list(_smolagents_conversation(), role_conversions=sm.tool_role_conversions,
-                                          flatten_messages_as_text=True)
+                                          flatten_messages_as_text=flatten)
     assert [m["role"] for m in ours] == [m["role"].value if isinstance(m["role"], Enum) else m["role"]
                                          for m in reference] == ["system", "user", "assistant", "user"]
     assert [m["content"] for m in ours] == [m["content"] for m in reference]
