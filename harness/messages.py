@@ -162,7 +162,9 @@ def get_clean_message_list(
             merged = out[-1]["_parts"]
             for part in parts:
                 if _is_text(part) and merged and _is_text(merged[-1]):
-                    merged[-1] = {"type": "text", "text": merged[-1]["text"] + TEXT_JOINER + part["text"]}
+                    # an empty text adds nothing, not even the separator
+                    texts = [t for t in (merged[-1]["text"], part["text"]) if t]
+                    merged[-1] = {"type": "text", "text": TEXT_JOINER.join(texts)}
                 else:
                     merged.append(part)
         else:

@@ -221,7 +221,8 @@ def test_custom_role_conversions_add_to_the_default():
         [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, {"role": "tool-call", "content": "C"}])
     body = wire.sent[0]["body"]
     assert "system" not in body
-    assert body["messages"] == [{"role": "user", "content": [{"text": "S"}, {"text": "U"}]},
+    # merged as smolagents merges: adjacent texts joined on a new line
+    assert body["messages"] == [{"role": "user", "content": [{"text": "S\nU"}]},
                                 {"role": "assistant", "content": [{"text": "C"}]}]
 
 
