@@ -57,13 +57,15 @@ test-harness:
 	$(BIN)/python -m pytest tests -q
 
 # the HTTP backends replay what each local server answered (the fault suite injects its faults at
-# the transport, whatever the server: it runs with the first)
+# the transport, whatever the server: it runs with the first; the agents suite is recorded from
+# the first server only)
 SERVERS ?= transformers-serve vllm-serve
 
 test-suites:
 	$(BIN)/python -m pytest suites -q --backend=$(HTTP_BACKENDS) --server=$(firstword $(SERVERS))
 	for server in $(wordlist 2,9,$(SERVERS)); do \
 		$(BIN)/python -m pytest suites -q --backend=$(HTTP_BACKENDS) --server=$$server --ignore=suites/test_faults.py \
+			--ignore=suites/test_agents.py \
 		|| exit 1; done
 	@if [ -n "$(LOCAL_BACKENDS)" ]; then $(BIN)/python -m pytest suites -q --backend=$(LOCAL_BACKENDS); fi
 
