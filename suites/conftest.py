@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
+from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
+# `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
+# thousands of examples per property.
+_DEFAULT = settings.get_profile("default")
+settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=50, deadline=None, print_blob=True)
+settings.register_profile("dev", parent=_DEFAULT)
+settings.register_profile("nightly", parent=_DEFAULT, max_examples=3000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "ci")
 
 # Prompts that make even the 135M embedded model write several plain words.
 WEEK_PROMPT = "Name the days of the week, from Monday to Sunday, separated by commas."
@@ -89,3 +101,33 @@ def assert_usage(message: Any) -> None:
     assert usage.input_tokens > 0, f"input_tokens={usage.input_tokens}"
     assert usage.output_tokens > 0, f"output_tokens={usage.output_tokens}"
     assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+
+
+def assert_stop_on_wire(backend: Any, sent: Any, stops: list[str]) -> None:
+    """The stops went out as given where the backend takes a stop parameter; none went out elsewhere."""
+    if "stop_parameter" in backend.capabilities:
+        expected = list(dict.fromkeys(stops)) or None
+    else:
+        expected = None  # local engines stop inside the engine; nothing is sent
+    assert (sent.stop or None) == expected, f"stop on the wire: {sent.stop!r}, expected {expected!r}"
+
+
+_CHECKED: Counter[str] = Counter()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    callspec = getattr(item, "callspec", None)
+    backend = callspec.params.get("backend_name") if callspec is not None else None
+    if backend and report.when == "call" and report.passed:
+        generated = [n for k, n in item.user_properties if k == "checked_cases"]
+        _CHECKED[backend] += sum(generated) if generated else 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Checked cases per backend: a passed test counts once, a property test once per generated example."""
+    if _CHECKED:
+        figures = ", ".join(f"{backend} {n}" for backend, n in sorted(_CHECKED.items()))
+        terminalreporter.write_line(f"model-conformance checked cases per backend: {figures}")

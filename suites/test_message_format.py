@@ -1,10 +1,19 @@
-"""Messages format: string and list-of-parts content, mixed, merged, flattened, never mutated."""
+"""Messages format: string and list-of-parts content, mixed, merged, flattened, never mutated.
+
+Every test checks the request as sent (roles and text on the wire, written down here) and the
+returned message (an assistant message with text).
+"""
 
 from __future__ import annotations
 
 import copy
 
 from conftest import assert_usage, text_of
+
+
+def _assert_assistant_text(message, contract):
+    assert message.role in (contract.MessageRole.ASSISTANT, "assistant"), f"role {message.role!r}"
+    assert text_of(message).strip(), f"no text returned: {message.content!r}"
 
 WIRE_ROLES = {"system", "user", "assistant"}
 
@@ -23,15 +32,16 @@ def test_string_content(model, wire, contract):
     assert isinstance(message.content, str) and message.content.strip()
 
 
-def test_token_usage_filled(model):
+def test_token_usage_filled(model, wire):
     message = model([{"role": "user", "content": "Say hello."}])
     assert_usage(message)
+    assert (wire.last().roles, wire.last().texts) == (["user"], ["Say hello."])
 
 
-def test_list_of_parts_content(model, wire):
+def test_list_of_parts_content(model, wire, contract):
     message = model([{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}])
-    assert wire.last().texts == ["Say hello."]
-    assert text_of(message).strip()
+    assert (wire.last().roles, wire.last().texts) == (["user"], ["Say hello."])
+    _assert_assistant_text(message, contract)
 
 
 def test_mixed_string_and_parts_in_one_conversation(model, wire):
@@ -48,9 +58,11 @@ def test_mixed_string_and_parts_in_one_conversation(model, wire):
     assert text_of(message).strip()
 
 
-def test_every_text_part_kept_in_order(model, wire):
+def test_every_text_part_kept_in_order(model, wire, contract):
     parts = ["First: Paris.", "Second: Rome.", "Third: Madrid."]
-    model([{"role": "user", "content": [{"type": "text", "text": p} for p in parts]}])
+    message = model([{"role": "user", "content": [{"type": "text", "text": p} for p in parts]}])
+    _assert_assistant_text(message, contract)
+    assert wire.last().roles == ["user"]
     text = wire.last().texts[0]
     positions = [text.find(p) for p in parts]
     assert -1 not in positions, f"a text part was lost: {text!r}"
@@ -65,7 +77,8 @@ def test_consecutive_same_role_merged_without_losing_text(model, wire):
     message = model(messages)
     sent = wire.last()
     _no_consecutive_roles(sent.roles)
-    joined = "\n".join(sent.texts)
+    assert sent.roles == ["user"], f"two user messages not merged into one: {sent.roles}"
+    joined = sent.texts[0]
     assert "My name is Ada." in joined and "What is my name?" in joined
     assert joined.find("My name is Ada.") < joined.find("What is my name?")
     assert text_of(message).strip()
@@ -76,33 +89,44 @@ def test_chat_message_objects_accepted(model, wire, contract):
         contract.ChatMessage(role=contract.MessageRole.SYSTEM, content="You are terse."),
         {"role": "user", "content": "Say hello."},
     ]
-    model(messages)
+    message = model(messages)
     assert wire.last().roles == ["system", "user"]
     assert wire.last().texts == ["You are terse.", "Say hello."]
+    _assert_assistant_text(message, contract)
 
 
-def test_flatten_messages_as_text(model, wire):
+def test_flatten_messages_as_text(model, wire, contract):
     parts = [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello."}]
-    model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": parts}],
+    message = model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": parts}],
           flatten_messages_as_text=True)
     sent = wire.last()
     for m in sent.messages:
         assert isinstance(m["content"], str), f"content not flattened: {m['content']!r}"
+    assert sent.roles == ["system", "user"]
+    assert sent.messages[0]["content"] == "Be brief."
     user = sent.messages[-1]["content"]
     assert "Say" in user and "hello." in user and user.find("Say") < user.find("hello.")
+    _assert_assistant_text(message, contract)
 
 
-def test_callers_messages_not_mutated(model):
+def test_callers_messages_not_mutated(model, wire, contract):
     messages = [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": [{"type": "text", "text": "Say hello."}]},
         {"role": "user", "content": "Please."},
     ]
     before = copy.deepcopy(messages)
-    model(messages)
+    message = model(messages)
     assert messages == before
+    sent = wire.last()
+    assert sent.roles == ["system", "user"]
+    assert sent.texts[0] == "You are terse."
+    assert sent.texts[1].find("Say hello.") < sent.texts[1].find("Please.") and "Say hello." in sent.texts[1]
+    _assert_assistant_text(message, contract)
 
 
-def test_only_wire_roles_sent(model, wire):
-    model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}])
+def test_only_wire_roles_sent(model, wire, contract):
+    message = model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}])
     assert set(wire.last().roles) <= WIRE_ROLES
+    assert wire.last().texts == ["Be brief.", "Say hello."]
+    _assert_assistant_text(message, contract)

@@ -1,4 +1,7 @@
-"""Roles: tool roles never reach a wire; custom conversions add to the default mapping."""
+"""Roles: tool roles never reach a wire; custom conversions add to the default mapping.
+
+Every test checks the roles and text sent (written down here) and the returned message.
+"""
 
 from __future__ import annotations
 
@@ -33,22 +36,30 @@ def test_tool_roles_become_assistant_and_user(model, wire):
 
 def test_custom_conversion_adds_to_default(model_factory, wire):
     model = model_factory(custom_role_conversions={"system": "user"})
-    model(AGENT_TURNS)
+    message = model(AGENT_TURNS)
+    assert text_of(message).strip(), f"no text returned: {message.content!r}"
     sent = wire.last()
     assert set(sent.roles) <= {"user", "assistant"}, f"non-converted role on the wire: {sent.roles}"
     assert "tool-call" not in sent.roles and "tool-response" not in sent.roles
     assert sent.roles[0] == "user"
     _assert_alternates(sent.roles)
-    assert "You are an agent." in sent.texts[0]
+    # system->user merges with the user turn; tool-call->assistant; tool-response->user merges with the last
+    assert sent.roles == ["user", "assistant", "user"], sent.roles
+    assert "You are an agent." in sent.texts[0] and "What is the weather in Paris?" in sent.texts[0]
+    assert sent.texts[0].find("You are an agent.") < sent.texts[0].find("What is the weather")
+    assert "Observation: Sunny, 21 C" in sent.texts[2] and "Now answer the question." in sent.texts[2]
 
 
 def test_system_role_kept_by_default(model, wire):
-    model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}])
+    message = model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}])
     assert wire.last().roles == ["system", "user"]
+    assert wire.last().texts == ["Be brief.", "Say hello."]
+    assert text_of(message).strip(), f"no text returned: {message.content!r}"
 
 
 @pytest.mark.no_cassette
 def test_unknown_role_is_a_clear_error(model, wire):
+    """Reply side: a ValueError naming the role; wire side: nothing was sent."""
     with pytest.raises(ValueError, match="robot"):
         model([{"role": "robot", "content": "beep"}])
     assert wire.calls() == [], "a request was sent for invalid input"

@@ -2,14 +2,17 @@
 
 Every check goes through the contract (generate, generate_stream, agglomerate_stream_deltas,
 parse_tool_calls), so the suite runs for any backend that declares "stream", local engines included.
+On the wire, a streamed call sends what the matching generate call sent (conversation, stops,
+tools), as a streaming request of its API (``stream: true`` on the OpenAI wire, ConverseStream on
+Bedrock). Expected stopped text comes from the suite's reference definition, not from harness.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from conftest import STORY_PROMPT, WEEK_PROMPT, distinct_words, text_of
-from harness.stop_sequences import trim_at_stop
+from conftest import STORY_PROMPT, WEEK_PROMPT, assert_stop_on_wire, distinct_words, text_of
+from oracles import cut_at_first_stop
 
 pytestmark = pytest.mark.requires("stream")
 
@@ -40,31 +43,50 @@ def _assert_same_usage(streamed, generated):
     assert got.total_tokens == got.input_tokens + got.output_tokens
 
 
+def _assert_streamed_like_generate(backend, capture, wire):
+    """The last two requests: a generate call, then a streamed call that sent the same things."""
+    calls = wire.calls()
+    assert len(calls) >= 2, f"expected a generate and a stream request, captured {len(calls)}"
+    generated, streamed = calls[-2], calls[-1]
+    assert streamed.messages == generated.messages, "the stream sent another conversation than generate"
+    assert (streamed.stop, streamed.tools) == (generated.stop, generated.tools)
+    if backend.wire_format == "chat_template":
+        return  # an in-process engine streams from the same template input; there is no request flag
+    last = capture.http[-1]
+    streaming = last.url.endswith("/converse-stream") if backend.wire_format == "bedrock" else last.body.get("stream")
+    assert streaming, f"the stream was sent as a non-streaming request: {last.url} {last.body!r}"
+
+
 def _calls(model, message):
     parsed = model.parse_tool_calls(message)
     return [(c.function.name, c.function.arguments) for c in parsed.tool_calls]
 
 
-def test_stream_agglomerates_to_generate(model, contract):
+def test_stream_agglomerates_to_generate(model, contract, backend, capture, wire):
     generated = model(_user(STORY_PROMPT))
     deltas, streamed = _stream(model, contract, _user(STORY_PROMPT))
+    _assert_streamed_like_generate(backend, capture, wire)
+    assert wire.last().texts == [STORY_PROMPT]
     assert sum(1 for d in deltas if d.content) > 1, f"the answer came in one piece: {deltas!r}"
     assert text_of(streamed) == text_of(generated)
     assert not streamed.tool_calls and not generated.tool_calls
     _assert_same_usage(streamed, generated)
 
 
-def test_usage_counted_once(model, contract):
+def test_usage_counted_once(model, contract, backend, capture, wire):
     generated = model(HELLO)
     deltas, streamed = _stream(model, contract, HELLO)
+    _assert_streamed_like_generate(backend, capture, wire)
     assert any(d.token_usage for d in deltas), "no delta carried token usage"
     _assert_same_usage(streamed, generated)
 
 
 @pytest.mark.requires("native_tools")
-def test_stream_tool_call_matches_generate(model, contract, weather_tool):
+def test_stream_tool_call_matches_generate(model, contract, backend, capture, wire, weather_tool):
     generated = model(WEATHER, tools_to_call_from=[weather_tool])
     deltas, streamed = _stream(model, contract, WEATHER, tools_to_call_from=[weather_tool])
+    _assert_streamed_like_generate(backend, capture, wire)
+    assert wire.last().tools == ["get_weather"]
     fragments = [tc for d in deltas for tc in (d.tool_calls or [])]
     assert fragments, f"no tool-call deltas in the stream; content={text_of(streamed)!r}"
     assert all(tc.index is not None for tc in fragments), f"tool-call deltas without an index: {fragments!r}"
@@ -75,6 +97,7 @@ def test_stream_tool_call_matches_generate(model, contract, weather_tool):
 
 @pytest.mark.no_cassette
 def test_tool_call_deltas_merged_by_index(model, contract):
+    """Reply side only: deltas given by hand are merged; nothing is sent, so there is no request to check."""
     def fragment(index, arguments, call_id=None, name=None):
         function = contract.ChatMessageToolCallFunction(name=name or "", arguments=arguments)
         call = contract.ChatMessageToolCallStreamDelta(index=index, id=call_id, type="function" if call_id else None,
@@ -92,14 +115,16 @@ def test_tool_call_deltas_merged_by_index(model, contract):
     assert _calls(model, message) == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
 
 
-def test_stop_in_stream_matches_generate(model, contract):
+def test_stop_in_stream_matches_generate(model, contract, backend, capture, wire):
     reference = text_of(model(_user(WEEK_PROMPT)))
     word = next(iter(distinct_words(reference, min_len=6)), None)
     assert word, f"no long word in {reference!r}"
     stops = [word[:4]]  # ends inside a token, like "Tues" of "Tuesday"
-    expected = trim_at_stop(reference, stops)
+    expected = reference[: reference.index(stops[0])]
     generated = model(_user(WEEK_PROMPT), stop_sequences=stops)
     _, streamed = _stream(model, contract, _user(WEEK_PROMPT), stop_sequences=stops)
+    _assert_streamed_like_generate(backend, capture, wire)
+    assert_stop_on_wire(backend, wire.last(), stops)
     assert text_of(streamed) == expected, f"stream with {stops!r}: {text_of(streamed)!r}, expected {expected!r}"
     assert text_of(generated) == text_of(streamed)
 
@@ -119,13 +144,15 @@ def _stop_across_a_boundary(pieces):
     return None
 
 
-def test_stop_split_across_chunks(model, contract):
+def test_stop_split_across_chunks(model, contract, backend, wire):
     deltas, reference = _stream(model, contract, _user(WEEK_PROMPT))
     pieces = [d.content for d in deltas if d.content]
     stop = _stop_across_a_boundary(pieces)
     assert stop, f"no chunk boundary to put a stop across in {pieces!r}"
-    expected = trim_at_stop(text_of(reference), [stop])
+    expected = cut_at_first_stop(text_of(reference), [stop])
     deltas, streamed = _stream(model, contract, _user(WEEK_PROMPT), stop_sequences=[stop])
+    assert_stop_on_wire(backend, wire.last(), [stop])
+    assert wire.last().texts == [WEEK_PROMPT]
     content = text_of(streamed)
     assert stop not in content, f"stop {stop!r} left in the stream: {content!r}"
     assert content == expected, f"stop {stop!r} across chunks: got {content!r}, expected {expected!r}"
@@ -133,6 +160,7 @@ def test_stop_split_across_chunks(model, contract):
 
 @pytest.mark.no_cassette
 def test_empty_stop_in_stream_is_a_value_error(model, wire):
+    """Reply side: a ValueError naming the parameter; wire side: nothing was sent."""
     with pytest.raises(ValueError, match="stop_sequences"):
         list(model.generate_stream(HELLO, stop_sequences=["ok", ""]))
     assert wire.calls() == [], "a request was sent for invalid input"

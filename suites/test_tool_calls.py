@@ -1,4 +1,9 @@
-"""Tool calls: native and written as text become ChatMessageToolCall with dict arguments."""
+"""Tool calls: native and written as text become ChatMessageToolCall with dict arguments.
+
+Tests that call the backend check the tools offered on the request (name and JSON schema, read
+in the backend's wire format) and the returned call. Tests that hand a message to
+``parse_tool_calls`` send nothing: their docstrings say so and they check the reply side alone.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,13 @@ import json
 import pytest
 
 WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def tool_parameters(backend, raw):
+    """The JSON schema of the first tool's parameters, as the backend's wire format carries it."""
+    if backend.wire_format == "bedrock":
+        return raw["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]
+    return raw["tools"][0]["function"]["parameters"]  # the OpenAI shape, also what chat templates receive
 
 
 @pytest.mark.requires("native_tools")
@@ -19,20 +31,24 @@ def test_native_tool_call(model, wire, contract, weather_tool):
     assert isinstance(call, contract.ChatMessageToolCall)
     assert call.type == "function"
     assert call.function.name == "get_weather"
-    assert isinstance(call.function.arguments, dict), f"arguments: {call.function.arguments!r}"
-    assert "city" in call.function.arguments
+    # written down: what the recorded model answered (see the cassette)
+    assert call.function.arguments == {"city": "Paris"}, f"arguments: {call.function.arguments!r}"
     assert call.id
+    assert not (message.content or "").strip(), f"the tool call leaked into content: {message.content!r}"
 
 
 @pytest.mark.requires("tools")
-def test_tools_offered_on_the_request(model, wire, weather_tool):
-    model(WEATHER, tools_to_call_from=[weather_tool])
+def test_tools_offered_on_the_request(model, wire, backend, weather_tool):
+    message = model(WEATHER, tools_to_call_from=[weather_tool])
     sent = wire.last()
     assert sent.tools == ["get_weather"]
-    if sent.raw.get("tools") and "function" in sent.raw["tools"][0]:  # the OpenAI schema shape
-        schema = sent.raw["tools"][0]["function"]
-        assert schema["parameters"]["properties"]["city"]["type"] == "string"
-        assert schema["parameters"]["required"] == ["city"]
+    assert sent.texts == ["What is the weather in Paris?"]
+    schema = tool_parameters(backend, sent.raw)
+    assert schema["type"] == "object"
+    assert schema["properties"]["city"]["type"] == "string"
+    assert schema["required"] == ["city"]
+    call = model.parse_tool_calls(message).tool_calls[0]
+    assert call.function.name == "get_weather", f"returned {message.content!r} {message.tool_calls!r}"
 
 
 TEXT_FORMS = {
@@ -47,6 +63,7 @@ TEXT_FORMS = {
 @pytest.mark.no_cassette
 @pytest.mark.parametrize("form", sorted(TEXT_FORMS))
 def test_text_tool_call_forms(model, contract, form):
+    """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=TEXT_FORMS[form])
     parsed = model.parse_tool_calls(message)
     assert len(parsed.tool_calls) == 1
@@ -71,6 +88,7 @@ def _native(contract, arguments, call_id="call_1"):
     ids=["dict", "json_string", "double_encoded"],
 )
 def test_native_arguments_become_a_dict(model, contract, arguments):
+    """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=None,
                                    tool_calls=[_native(contract, arguments)])
     assert model.parse_tool_calls(message).tool_calls[0].function.arguments == {"city": "Paris"}
@@ -78,6 +96,7 @@ def test_native_arguments_become_a_dict(model, contract, arguments):
 
 @pytest.mark.no_cassette
 def test_malformed_arguments_are_a_clear_error(model, contract):
+    """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=None,
                                    tool_calls=[_native(contract, '{"city": "Par')])
     with pytest.raises(ValueError, match="get_weather"):
@@ -86,6 +105,7 @@ def test_malformed_arguments_are_a_clear_error(model, contract):
 
 @pytest.mark.no_cassette
 def test_tool_call_ids_unique(model, contract):
+    """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(
         role=contract.MessageRole.ASSISTANT,
         content=None,
@@ -97,6 +117,7 @@ def test_tool_call_ids_unique(model, contract):
 
 @pytest.mark.no_cassette
 def test_text_without_a_tool_call_is_a_clear_error(model, contract):
+    """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content="It is sunny.")
     with pytest.raises(ValueError):
         model.parse_tool_calls(message)
@@ -104,7 +125,9 @@ def test_text_without_a_tool_call_is_a_clear_error(model, contract):
 
 @pytest.mark.requires("text_tools")
 def test_chat_template_renders_the_tools(model, wire, weather_tool):
-    model(WEATHER, tools_to_call_from=[weather_tool])
+    message = model(WEATHER, tools_to_call_from=[weather_tool])
+    assert not message.tool_calls, f"a text-only engine returned native tool calls: {message.tool_calls!r}"
+    assert isinstance(message.content, str) and message.content.strip(), f"no text returned: {message.content!r}"
     sent = wire.last()
     assert sent.tools == ["get_weather"], f"tools passed to the chat template: {sent.raw.get('tools')!r}"
     prompt = model.tokenizer.apply_chat_template(
