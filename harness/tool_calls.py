@@ -73,15 +73,34 @@ def _candidates(text: str) -> Iterable[str]:
         yield text[start : end + 1]
     # a balanced object per opening brace, for prose with several braces around the call
     for m in re.finditer(r"\{", text):
-        depth = 0
-        for j in range(m.start(), len(text)):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    yield text[m.start() : j + 1]
-                    break
+        end = _balanced_end(text, m.start())
+        if end is not None:
+            yield text[m.start() : end]
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    """End of the object opening at ``start``: braces counted outside quoted strings (JSON or Python)."""
+    depth = 0
+    quote: str | None = None
+    escaped = False
+    for j in range(start, len(text)):
+        ch = text[j]
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return None
 
 
 def parse_json_blob(text: str, tool_name_key: str = "name", tool_arguments_key: str = "arguments") -> dict[str, Any]:
