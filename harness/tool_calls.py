@@ -73,9 +73,9 @@ def _candidates(text: str) -> Iterable[str]:
         yield text[start : end + 1]
     # a balanced object per opening brace, for prose with several braces around the call
     for m in re.finditer(r"\{", text):
-        end = _balanced_end(text, m.start())
-        if end is not None:
-            yield text[m.start() : end]
+        close = _balanced_end(text, m.start())
+        if close is not None:
+            yield text[m.start() : close]
 
 
 def _balanced_end(text: str, start: int) -> int | None:
