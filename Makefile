@@ -31,6 +31,8 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch, pinned exactly (any other spec pulls the CUDA stack)
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[all,test]'
+	# the BFCL data the suites read; its own dependencies (numpy pinned, many SDKs) are not needed
+	$(BIN)/python -m pip install -q --no-deps bfcl-eval==2026.3.23
 	touch $(STAMP)
 
 install: $(STAMP)

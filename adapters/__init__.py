@@ -17,7 +17,7 @@ from harness.registry import Target, backend
 
 # Greedy and short: recordings are reproducible and live runs on two CPU cores stay quick.
 API_GENERATION: dict[str, Any] = {"max_tokens": 48, "temperature": 0.0}
-HTTP_CAPABILITIES = ("tools", "native_tools", "stream", "stop_parameter")
+HTTP_CAPABILITIES = ("tools", "native_tools", "stream", "stop_parameter", "structured_output")
 
 
 # -- OpenAI wire ------------------------------------------------------------------------------

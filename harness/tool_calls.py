@@ -11,7 +11,6 @@ from typing import Any
 
 from harness.errors import ToolCallParseError
 from harness.types import (
-    ChatMessageStreamDelta,
     ChatMessageToolCall,
     ChatMessageToolCallFunction,
     ChatMessageToolCallStreamDelta,
@@ -190,7 +189,3 @@ def merge_tool_call_deltas(deltas: Iterable[ChatMessageToolCallStreamDelta]) -> 
                 slot["arguments"] = (slot["arguments"] if isinstance(slot["arguments"], str) else "") + args
     calls = [make_tool_call(s["name"], s["arguments"], s["id"], strict=False) for _, s in sorted(merged.items())]
     return ensure_unique_ids(calls)
-
-
-def stream_tool_call_deltas(deltas: Iterable[ChatMessageStreamDelta]) -> list[ChatMessageToolCallStreamDelta]:
-    return [tc for d in deltas for tc in (d.tool_calls or [])]

@@ -6,18 +6,22 @@ import importlib
 import os
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings
+from responder import RecordedReplyResponder
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
-# thousands of examples per property.
+# thousands of examples per property, mutation a short derandomized run per mutant.
 _DEFAULT = settings.get_profile("default")
 settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=50, deadline=None, print_blob=True)
 settings.register_profile("dev", parent=_DEFAULT)
 settings.register_profile("nightly", parent=_DEFAULT, max_examples=3000, deadline=None)
+# mutation: the suites as the judge of many mutants, each run kept short (tools/mutation.py)
+settings.register_profile("mutation", parent=_DEFAULT, derandomize=True, max_examples=12, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "ci")
 
 # Prompts that make even the 135M embedded model write several plain words.
@@ -131,3 +135,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _CHECKED:
         figures = ", ".join(f"{backend} {n}" for backend, n in sorted(_CHECKED.items()))
         terminalreporter.write_line(f"model-conformance checked cases per backend: {figures}")
+
+
+@pytest.fixture
+def responder(backend: Any, pytestconfig: pytest.Config, capture: Any) -> Any:
+    """The recorded-reply responder of this backend (the suites' one fake), answering every request meanwhile."""
+    if backend.kind != "http":
+        pytest.skip(f"{backend.name} runs in-process: no transport to answer at")
+    root = Path(pytestconfig.getoption("--cassette-dir") or Path(str(pytestconfig.rootpath)) / "cassettes")
+    with RecordedReplyResponder(backend.name, backend.wire_format, root).active() as fake:
+        yield fake
+
+
+def tool_parameters(backend: Any, raw: Any) -> Any:
+    """The JSON schema of the first tool's parameters, as the backend's wire format carries it."""
+    if backend.wire_format == "bedrock":
+        return raw["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]
+    return raw["tools"][0]["function"]["parameters"]  # the OpenAI shape, also what chat templates receive

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from conftest import assert_usage, text_of
 
 
@@ -130,3 +132,35 @@ def test_only_wire_roles_sent(model, wire, contract):
     assert set(wire.last().roles) <= WIRE_ROLES
     assert wire.last().texts == ["Be brief.", "Say hello."]
     _assert_assistant_text(message, contract)
+
+
+BAD_CONVERSATIONS = {
+    "no_role": ([{"role": "user", "content": "Hi."}, {"content": "Hi."}], ValueError, r"messages\[1\].*'role'"),
+    "not_a_message": ([{"role": "user", "content": "Hi."}, 42], TypeError, r"messages\[1\]"),
+    "content_not_text_or_parts": ([{"role": "user", "content": 42}], TypeError, r"messages\[0\]\.content"),
+    "part_without_type": ([{"role": "user", "content": [{"text": "Hi."}]}], ValueError,
+                          r"messages\[0\]\.content\[0\]"),
+    "text_part_without_text": ([{"role": "user", "content": ["Hi.", {"type": "text", "text": 5}]}], ValueError,
+                               r"messages\[0\]\.content\[1\]"),
+    "not_a_list": ("Hi.", TypeError, r"messages must be a list"),
+}
+
+
+@pytest.mark.no_cassette
+@pytest.mark.parametrize("case", sorted(BAD_CONVERSATIONS))
+def test_malformed_conversation_is_a_clear_error(model, wire, case):
+    """Reply side: an error naming where the conversation is wrong; wire side: nothing was sent."""
+    messages, error, where = BAD_CONVERSATIONS[case]
+    with pytest.raises(error, match=where):
+        model(messages)
+    assert wire.calls() == [], "a request was sent for invalid input"
+
+
+@pytest.mark.no_cassette
+@pytest.mark.parametrize("conversions, named", [({"system": "robot"}, "robot"), ({"robot": "user"}, "robot")],
+                         ids=["target_not_a_wire_role", "unknown_source_role"])
+def test_bad_custom_role_conversion_is_a_clear_error(model_factory, wire, conversions, named):
+    """Reply side: constructing the model fails naming the role; wire side: nothing was sent."""
+    with pytest.raises(ValueError, match=named):
+        model_factory(custom_role_conversions=conversions)([{"role": "user", "content": "Hi."}])
+    assert wire.calls() == []

@@ -97,6 +97,14 @@ def test_absent_stop_leaves_text_whole(model, wire, backend):
 @pytest.mark.no_cassette
 def test_empty_stop_is_a_value_error(model, wire):
     """Reply side: a ValueError naming the parameter; wire side: nothing was sent."""
-    with pytest.raises(ValueError, match="stop_sequences"):
+    with pytest.raises(ValueError, match=r"stop_sequences\[1\]"):
         model([{"role": "user", "content": "Say hello."}], stop_sequences=["ok", ""])
+    assert wire.calls() == [], "a request was sent for invalid input"
+
+
+@pytest.mark.no_cassette
+def test_non_string_stop_is_a_clear_error(model, wire):
+    """Reply side: a ValueError naming the stop and its type; wire side: nothing was sent."""
+    with pytest.raises(ValueError, match=r"stop_sequences\[1\].*int"):
+        model([{"role": "user", "content": "Say hello."}], stop_sequences=["ok", 3])
     assert wire.calls() == [], "a request was sent for invalid input"

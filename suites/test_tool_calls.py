@@ -11,14 +11,10 @@ import json
 
 import pytest
 
+from conftest import tool_parameters
+
 WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
 
-
-def tool_parameters(backend, raw):
-    """The JSON schema of the first tool's parameters, as the backend's wire format carries it."""
-    if backend.wire_format == "bedrock":
-        return raw["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]
-    return raw["tools"][0]["function"]["parameters"]  # the OpenAI shape, also what chat templates receive
 
 
 @pytest.mark.requires("native_tools")
