@@ -140,8 +140,9 @@ BAD_CONVERSATIONS = {
     "content_not_text_or_parts": ([{"role": "user", "content": 42}], TypeError, r"messages\[0\]\.content"),
     "part_without_type": ([{"role": "user", "content": [{"text": "Hi."}]}], ValueError,
                           r"messages\[0\]\.content\[0\]"),
-    "text_part_without_text": ([{"role": "user", "content": ["Hi.", {"type": "text", "text": 5}]}], ValueError,
-                               r"messages\[0\]\.content\[1\]"),
+    "text_part_without_text": ([{"role": "user", "content": [{"type": "text", "text": "Hi."},
+                                                              {"type": "text", "text": 5}]}],
+                               (TypeError, ValueError), r"messages\[0\]\.content\[1\]"),
     "not_a_list": ("Hi.", TypeError, r"messages must be a list"),
 }
 
