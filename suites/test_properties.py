@@ -430,3 +430,21 @@ def test_generated_text_tool_calls_surface_exactly(request, backend, model, cont
 
     # pure parsing, no engine or transport: cheap enough for a larger share everywhere
     run_property(request, st.tuples(NAMES, ARGUMENTS), check, examples(backend, http=300, local=600))
+
+
+@pytest.mark.parametrize("form", ["bytes", "base64", "data_url"])
+def test_image_forms_reach_the_wire(backend, model, wire, responder, form):
+    """An image given as bytes, base64 or a data URL goes out as the same PNG, in its place among the text."""
+    image = {"bytes": PNG, "base64": PNG_B64, "data_url": f"data:image/png;base64,{PNG_B64}"}[form]
+    responder.reply = Reply(text="A dot.")
+    content = [{"type": "text", "text": "What is this?"}, {"type": "image", "image": image},
+               {"type": "text", "text": "Be brief."}]
+    message = model([{"role": "user", "content": content}])
+    assert text_of(message) == "A dot."
+    sent = wire.last().raw["messages"][0]["content"]
+    assert [p.get("text") for p in sent if "text" in p] == ["What is this?", "Be brief."]
+    if backend.wire_format == "bedrock":
+        block = sent[1]["image"]  # botocore sends blob bytes base64-encoded in the JSON body
+        assert block["format"] == "png" and base64.b64decode(block["source"]["bytes"]) == PNG
+    else:
+        assert sent[1] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}}

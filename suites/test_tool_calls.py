@@ -146,3 +146,17 @@ def test_tool_call_written_as_text(model, wire, contract, weather_tool):
     assert call.function.name == "get_weather", f"model wrote {message.content!r}"
     assert call.function.arguments == {"city": "Paris"}, f"model wrote {message.content!r}"
     assert call.id
+
+
+@pytest.mark.no_cassette
+def test_text_tool_call_amid_braces_with_quotes_and_braces_in_arguments(model, contract):
+    """Reply side only: parse_tool_calls reads a message given by hand and sends nothing.
+
+    Prose with braces of its own around the call, and argument strings holding an escaped quote
+    followed by a brace: only a scan that skips quoted text finds the call.
+    """
+    arguments = {"city": 'Par"}is', "note": "a {b} c", "quote": "it's"}
+    text = "Given {x} and {y: 1}, I call " + json.dumps({"name": "get_weather", "arguments": arguments}) + " then {z}."
+    message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=text)
+    call = model.parse_tool_calls(message).tool_calls[0]
+    assert (call.function.name, call.function.arguments) == ("get_weather", arguments)
