@@ -67,9 +67,6 @@ def _candidates(text: str) -> Iterable[str]:
         yield match.group(1)
     for match in _FENCE.finditer(text):
         yield match.group(1).strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start >= 0 and end > start:
-        yield text[start : end + 1]
     # a balanced object per opening brace, for prose with several braces around the call
     for m in re.finditer(r"\{", text):
         close = _balanced_end(text, m.start())

@@ -113,6 +113,12 @@ def test_tool_call_deltas_merged_by_index(model, contract):
     message = contract.agglomerate_stream_deltas(deltas)
     assert [c.id for c in message.tool_calls] == ["call_a", "call_b"]
     assert _calls(model, message) == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
+    # a call whose fragments never carry an id still gets one of its own
+    deltas.append(fragment(2, '{"city": "Oslo"}', None, "get_weather"))
+    message = contract.agglomerate_stream_deltas(deltas)
+    ids = [c.id for c in message.tool_calls]
+    assert ids[:2] == ["call_a", "call_b"] and ids[2] and ids[2] not in ids[:2], f"ids {ids!r}"
+    assert _calls(model, message)[2] == ("get_weather", {"city": "Oslo"})
 
 
 def test_stop_in_stream_matches_generate(model, contract, backend, capture, wire):

@@ -115,7 +115,8 @@ def test_tool_call_ids_unique(model, contract):
 def test_text_without_a_tool_call_is_a_clear_error(model, contract):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content="It is sunny.")
-    with pytest.raises(ValueError):
+    # the error names what it looked for (the name and arguments keys) and shows the output
+    with pytest.raises(ValueError, match=r"(?s)'name'.*'arguments'.*It is sunny\."):
         model.parse_tool_calls(message)
 
 
