@@ -138,8 +138,8 @@ def _consume(sent_text: str, pieces: list[str], where: str) -> None:
 
 def _expected_turns(
     messages: list[dict[str, Any]], conversions: Any, wire_format: str, flatten: bool
-) -> list[tuple[str, list]]:
-    """The turns the wire must carry: the contract's mapping, then the backend's own turn rules."""
+) -> list[tuple[str, list]] | None:
+    """The turns the wire must carry (None: the backend must refuse the conversation before sending)."""
     turns = [(role, pieces) for role, pieces in wire_turns_with_images(messages, conversions)]
     if wire_format != "bedrock":
         return turns
@@ -157,12 +157,16 @@ def _expected_turns(
                 out.append(("system", list(pieces)))
             continue
         role = "user" if role == "system" else role
+        if not pieces and role == "user":
+            return None  # Converse refuses empty text; dropping the turn would send another conversation
         if not pieces:
             continue
         if out and out[-1][0] == role:
             out[-1][1].extend(pieces)
         else:
             out.append((role, list(pieces)))
+    if not [t for t in out if t[0] != "system"]:
+        return None  # Converse needs one user or assistant turn with content
     return [t for t in out if t[0] != "system" or t[1]]
 
 
@@ -180,6 +184,7 @@ def wire_turns_with_images(messages: list[dict[str, Any]], conversions: Any) -> 
 
 def check_wire_rules(backend: Any, sent: Any, messages: list, conversions: Any, flatten: bool) -> None:
     expected = _expected_turns(messages, conversions, backend.wire_format, flatten)
+    assert expected is not None
     allowed = {"user", "assistant"} | ({"system"} if backend.wire_format != "bedrock" else set())
     body_roles = [m["role"] for m in (sent.raw.get("messages") or [])]
     assert set(body_roles) <= allowed, f"roles {body_roles} on a wire that allows {sorted(allowed)}"
@@ -217,6 +222,12 @@ def test_generated_conversations_follow_the_wire_rules(request, backend, model_f
         capture.http.clear()
         responder.reply = Reply(text="ok")
         original = json.loads(json.dumps(messages))
+        turns = _expected_turns(messages, conversions, backend.wire_format, flatten)
+        if turns is None:  # a clear error, nothing sent
+            with pytest.raises(ValueError, match="Converse"):
+                models[key](messages, stop_sequences=stops)
+            assert wire.calls() == [] and messages == original
+            return
         message = models[key](messages, stop_sequences=stops)
         assert messages == original, "the caller's messages were mutated"
         assert text_of(message) == "ok"
