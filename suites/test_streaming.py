@@ -121,6 +121,28 @@ def test_tool_call_deltas_merged_by_index(model, contract):
     assert _calls(model, message)[2] == ("get_weather", {"city": "Oslo"})
 
 
+@pytest.mark.no_cassette
+def test_malformed_streamed_arguments_surface_at_parse(model, contract):
+    """Reply side only: deltas given by hand, nothing sent.
+
+    A stream whose argument text does not decode still agglomerates (the message is returned,
+    arguments as they came); parse_tool_calls then raises naming the tool. Arguments a delta
+    carries as an object are kept as that object.
+    """
+    function = contract.ChatMessageToolCallFunction
+    delta = contract.ChatMessageToolCallStreamDelta
+    broken = [contract.ChatMessageStreamDelta(content=None, tool_calls=[
+        delta(index=0, id="call_x", type="function", function=function(name="get_weather", arguments='{"city": "Pa'))])]
+    message = contract.agglomerate_stream_deltas(broken)
+    assert message.tool_calls[0].function.arguments == '{"city": "Pa'
+    with pytest.raises(ValueError, match="get_weather"):
+        model.parse_tool_calls(message)
+    whole = [contract.ChatMessageStreamDelta(content=None, tool_calls=[
+        delta(index=0, id="call_y", type="function",
+              function=function(name="get_weather", arguments={"city": "Oslo"}))])]
+    assert _calls(model, contract.agglomerate_stream_deltas(whole)) == [("get_weather", {"city": "Oslo"})]
+
+
 def test_stop_in_stream_matches_generate(model, contract, backend, capture, wire):
     reference = text_of(model(_user(WEEK_PROMPT)))
     word = next(iter(distinct_words(reference, min_len=6)), None)

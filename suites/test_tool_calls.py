@@ -109,6 +109,8 @@ def test_tool_call_ids_unique(model, contract):
     )
     ids = [c.id for c in model.parse_tool_calls(message).tool_calls]
     assert len(set(ids)) == 2, f"ids not unique: {ids}"
+    assert all(isinstance(i, str) and i for i in ids), f"ids must be non-empty strings: {ids}"
+    assert "dup" in ids, f"the first call lost the id the backend gave it: {ids}"
 
 
 @pytest.mark.no_cassette
