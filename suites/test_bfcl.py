@@ -198,7 +198,7 @@ def test_bfcl_tools_reach_the_chat_template(backend, model, wire):
     """Local engines, live with one new token: a BFCL case's functions reach the chat template and its prompt."""
     case, _ = _cases("multiple")[0]
     tools = [BfclTool(f) for f in case["function"]]
-    one_token = {"max_tokens": 1} if backend.name == "mlx" else {"max_new_tokens": 1}
+    one_token = {"max_tokens": 1} if backend.name in ("mlx", "vllm") else {"max_new_tokens": 1}
     message = model(case["question"][0], tools_to_call_from=tools, **one_token)
     sent = wire.last()
     assert sent.tools == [t.name for t in tools]

@@ -252,7 +252,7 @@ def test_generated_conversations_reach_the_chat_template(request, backend, model
     """
     if backend.kind != "local":
         pytest.skip("HTTP backends are checked at the transport by the conversation property above")
-    one_token = {"max_tokens": 1} if backend.name == "mlx" else {"max_new_tokens": 1}
+    one_token = {"max_tokens": 1} if backend.name in ("mlx", "vllm") else {"max_new_tokens": 1}
 
     def check(case: Any) -> None:
         messages, _, _, stops = case
