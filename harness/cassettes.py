@@ -374,9 +374,8 @@ def recorded_chunks(response: Mapping[str, Any]) -> list[bytes] | None:
     return chunks
 
 
-@contextlib.contextmanager
-def _replay_sse_chunks(cassette: Any) -> Iterator[None]:
-    """While replaying, hand out each played response that has recorded chunks in those chunks."""
+def chunked_stream_class() -> Any:
+    """An httpx byte stream (sync and async) that hands out a body in the given chunks."""
     import httpx
 
     class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -389,6 +388,16 @@ def _replay_sse_chunks(cassette: Any) -> Iterator[None]:
         async def __aiter__(self) -> Any:
             for chunk in self._chunks:
                 yield chunk
+
+    return Chunks
+
+
+@contextlib.contextmanager
+def _replay_sse_chunks(cassette: Any) -> Iterator[None]:
+    """While replaying, hand out each played response that has recorded chunks in those chunks."""
+    import httpx
+
+    Chunks = chunked_stream_class()
 
     def rechunk(played: dict[int, int], response: Any) -> Any:
         for index, count in cassette.play_counts.items():

@@ -191,16 +191,9 @@ class RecordedReplyResponder:
 
         responder = self
 
-        class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
-            def __init__(self, chunks: list[bytes]) -> None:
-                self._chunks = chunks
+        from harness.cassettes import chunked_stream_class
 
-            def __iter__(self) -> Iterator[bytes]:
-                yield from self._chunks
-
-            async def __aiter__(self) -> Any:
-                for c in self._chunks:
-                    yield c
+        Chunks = chunked_stream_class()
 
         def respond(request: Any) -> Any:
             body = request.read()
