@@ -187,11 +187,45 @@ def variants(value: str) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
+def _sources_fingerprint() -> tuple[Any, ...]:
+    """What ``known_secrets`` reads, cheaply: the credential environment, the files' stat, the registry."""
+    env = tuple(sorted((n, v) for n, v in os.environ.items() if n in SECRET_ENV or _SECRET_ENV_NAME.search(n)))
+    home = Path.home()
+    hf_home = os.environ.get("HF_HOME") or str(home / ".cache" / "huggingface")
+    files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(home / ".aws" / "credentials"),
+             os.environ.get("AWS_CONFIG_FILE") or str(home / ".aws" / "config"),
+             os.environ.get("HF_TOKEN_PATH") or str(Path(hf_home) / "token"), str(Path(hf_home) / "stored_tokens"))
+    stats: list[tuple[Any, ...]] = []
+    for file in files:
+        try:
+            st = os.stat(file)
+        except OSError:
+            stats.append((file, None))
+        else:
+            stats.append((file, st.st_mtime_ns, st.st_size, st.st_ino))
+    with _lock:
+        registered = frozenset(_registered)
+    return env, tuple(stats), registered
+
+
+_FORMS_CACHE: dict[tuple[Any, ...], list[str]] = {}
+
+
 def _value_forms(extra: Iterable[str | None]) -> list[str]:
+    """Every form of every known secret, longest first; recomputed when a source of secrets changes."""
+    extra = tuple(v for v in extra if v)
+    key = (_sources_fingerprint(), extra)
+    cached = _FORMS_CACHE.get(key)
+    if cached is not None:
+        return cached
     forms: set[str] = set()
     for value in known_secrets(extra):
         forms.update(variants(value))
-    return sorted(forms, key=len, reverse=True)
+    result = sorted(forms, key=len, reverse=True)
+    if len(_FORMS_CACHE) > 64:
+        _FORMS_CACHE.clear()
+    _FORMS_CACHE[key] = result
+    return result
 
 
 def _decoded_base64_runs(text: str) -> Iterator[str]:
