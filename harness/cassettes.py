@@ -245,6 +245,7 @@ def make_vcr(mode: str, hosts: Mapping[str, str] | None = None) -> Any:
         decode_compressed_response=True,
     )
     instance.register_matcher("endpoint", _match_endpoint)
+    instance.register_persister(_CachedPersister)
     use_cassette = instance.use_cassette
 
     def use_cassette_keeping_sse_chunks(path: Any = None, **kwargs: Any) -> Any:
@@ -532,6 +533,61 @@ def hub_clients_online() -> Iterator[None]:
         yield
 
 
+_YAML_CACHE: dict[str, tuple[tuple[int, int, int], Any]] = {}
+_YAML_LOCK = threading.Lock()
+
+
+def load_yaml(path: Path | str) -> Any:
+    """``path`` parsed with the safe loader, a fresh copy per call; parsed once while the file is unchanged.
+
+    A replay run reads each cassette several times (checked, then played for each message form);
+    parsing is most of that cost. The cache is keyed on the file's mtime, size and inode.
+    """
+    import copy
+
+    import yaml
+
+    st = Path(path).stat()
+    key, stamp = str(path), (st.st_mtime_ns, st.st_size, st.st_ino)
+    with _YAML_LOCK:
+        hit = _YAML_CACHE.get(key)
+    if hit is None or hit[0] != stamp:
+        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        with _YAML_LOCK:
+            if len(_YAML_CACHE) > 4096:
+                _YAML_CACHE.clear()
+            _YAML_CACHE[key] = (stamp, data)
+        hit = (stamp, data)
+    return copy.deepcopy(hit[1])
+
+
+class _CachedPersister:
+    """vcrpy's filesystem persister, reading through :func:`load_yaml` (writing unchanged)."""
+
+    @classmethod
+    def load_cassette(cls, cassette_path: Any, serializer: Any) -> Any:
+        from vcr.persisters.filesystem import CassetteNotFoundError
+        from vcr.request import Request
+        from vcr.serializers import compat
+
+        path = Path(cassette_path)
+        if not path.is_file() or not path.stat().st_size:
+            raise CassetteNotFoundError()
+        data = load_yaml(path)
+        if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+            raise CassetteNotFoundError()
+        requests = [Request._from_dict(r["request"]) for r in data["interactions"]]
+        responses = [compat.convert_to_bytes(r["response"]) for r in data["interactions"]]
+        return requests, responses
+
+    @staticmethod
+    def save_cassette(cassette_path: Any, cassette_dict: Any, serializer: Any) -> None:
+        from vcr.persisters.filesystem import FilesystemPersister
+
+        FilesystemPersister.save_cassette(cassette_path, cassette_dict, serializer)
+
+
 def check_cassette(path: Path) -> None:
     """Raise ReplayError naming ``path`` and what is wrong if the cassette cannot be replayed as recorded."""
     import yaml
@@ -539,12 +595,9 @@ def check_cassette(path: Path) -> None:
     from harness.errors import ReplayError
 
     try:
-        text = path.read_text(encoding="utf-8")
+        data = load_yaml(path)  # safe: a !!python tag is refused, never constructed
     except (OSError, UnicodeDecodeError) as exc:
         raise ReplayError(f"damaged cassette {path}: cannot be read ({type(exc).__name__}: {exc})") from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        data = yaml.load(text, Loader=loader)  # safe: a !!python tag is refused, never constructed
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,23 @@ class Reply:
     finish_reason: str | None = None
 
 
+@functools.cache
+def _parsed(path: Path, stamp: tuple[int, int]) -> Any:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def _recorded(path: Path) -> Any:
+    """The recorded reply file, parsed once per process while unchanged (a fresh copy each time)."""
+    st = path.stat()
+    return copy.deepcopy(_parsed(path, (st.st_mtime_ns, st.st_size)))
+
+
 def _find_source(root: Path, backend: str) -> Path:
+    return _source_under(root.resolve(), backend)
+
+
+@functools.cache
+def _source_under(root: Path, backend: str) -> Path:
     matches = sorted(root.glob(f"**/{backend}/{SOURCE[0]}/{SOURCE[1]}"))
     if not matches:
         raise FileNotFoundError(f"no recorded reply for {backend!r}: expected {root}/{backend}/{'/'.join(SOURCE)}")
@@ -76,7 +93,7 @@ class RecordedReplyResponder:
     def __init__(self, backend: str, wire_format: str, cassette_root: Path) -> None:
         self.backend = backend
         self.wire_format = wire_format
-        data = yaml.safe_load(_find_source(cassette_root, backend).read_text(encoding="utf-8"))
+        data = _recorded(_find_source(cassette_root, backend))
         interactions = data["interactions"]
         self._plain = interactions[0]["response"]
         self._stream = interactions[1]["response"]
