@@ -508,12 +508,40 @@ def block_network() -> Iterator[None]:
         # a name lookup already reaches a DNS server, before any connect
         raise NetworkBlockedError(f"replay mode blocks the network; a lookup of {host!r} was attempted")
 
-    with patched(
+    patches: list[tuple[Any, str, Any]] = [
         (socket.socket, "connect", refuse),
         (socket.socket, "connect_ex", refuse),
         (socket, "getaddrinfo", refuse_lookup),
-    ):
+    ]
+    try:
+        import httpx._transports.default as httpx_transports
+    except ImportError:
+        pass
+    else:
+        # no TLS handshake can happen here, so every client may share one default SSL context
+        # (loading the CA bundle costs about 40 ms per client, and each SDK client builds one)
+        shared = _shared_ssl_context(httpx_transports.create_ssl_context)
+        patches.append((httpx_transports, "create_ssl_context", shared))
+    with patched(*patches):
         yield
+
+
+_SSL_CONTEXTS: dict[Any, Any] = {}
+
+
+def _shared_ssl_context(create: Any) -> Any:
+    """httpx's ``create_ssl_context``, returning one context per set of inputs for the default verify."""
+    import os
+
+    def create_once(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None:
+            return create(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in _SSL_CONTEXTS:
+            _SSL_CONTEXTS[key] = create(verify=verify, cert=cert, trust_env=trust_env)
+        return _SSL_CONTEXTS[key]
+
+    return create_once
 
 
 @contextlib.contextmanager
