@@ -125,8 +125,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
     report = outcome.get_result()
     callspec = getattr(item, "callspec", None)
     backend = callspec.params.get("backend_name") if callspec is not None else None
-    if backend and report.when == "call" and report.passed:
-        generated = [n for k, n in item.user_properties if k == "checked_cases"]
+    if backend and report.when == "call":
+        # carried by the report, so that a pytest-xdist controller counts its workers' cases too
+        # (a new list: the report may share item.user_properties)
+        report.user_properties = [*report.user_properties, ("checked_backend", backend)]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call" or not report.passed:
+        return
+    properties = dict(report.user_properties)
+    backend = properties.get("checked_backend")
+    if backend:
+        generated = [n for k, n in report.user_properties if k == "checked_cases"]
         _CHECKED[backend] += sum(generated) if generated else 1
 
 
