@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -133,6 +134,7 @@ class LocalOpenAIServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=os.name == "posix",
+                preexec_fn=_die_with_parent if _can_die_with_parent() else None,
             )
         try:
             self._wait_healthy()
@@ -262,6 +264,19 @@ def make_server(name: str, **kwargs: object) -> LocalOpenAIServer:
     except KeyError:
         raise ValueError(f"{name!r} is not a local server. Valid servers are: {', '.join(SERVER_CLASSES)}") from None
     return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _can_die_with_parent() -> bool:
+    # Linux only; and the signal follows the thread that started the child, so only from the main thread
+    return sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the harness process dies, even by SIGKILL (no orphan server)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
 
 
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
