@@ -41,10 +41,6 @@ _ARN_ACCOUNT = re.compile(rf"(arn{_SEP}aws[a-z-]*{_SEP}[a-z0-9-]+{_SEP}[a-z0-9-]
 EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 
 
-class MissingCassetteError(HarnessError):
-    """Replay asked for a cassette that was never recorded."""
-
-
 class SecretInCassetteError(HarnessError):
     """A recording still held a credential after scrubbing; it was not written."""
 
