@@ -17,6 +17,7 @@ its checked cases (see the terminal summary).
 from __future__ import annotations
 
 import base64
+import io
 import json
 import string
 from typing import Any
@@ -448,9 +449,40 @@ def test_generated_text_tool_calls_surface_exactly(request, backend, model, cont
     run_property(request, st.tuples(NAMES, ARGUMENTS), check, examples(backend, http=300, local=600))
 
 
-@pytest.mark.parametrize("form", ["bytes", "base64", "data_url"])
+def _pixels(png: bytes) -> Any:
+    from PIL import Image  # pillow: a smolagents dependency
+
+    with Image.open(io.BytesIO(png)) as image:
+        return image.format, image.size, list(image.convert("RGBA").getdata())
+
+
+@pytest.mark.parametrize("form", ["bytes", "base64", "data_url", "pil"])
 def test_image_forms_reach_the_wire(backend, model, wire, responder, form):
-    """An image given as bytes, base64 or a data URL goes out as the same PNG, in its place among the text."""
+    """An image given as bytes, base64, a data URL or a PIL image goes out as PNG, in its place among the text.
+
+    Bytes and base64 go out as the same PNG; a PIL image is encoded, so it goes out as a PNG with
+    the same pixels.
+    """
+    if form == "pil":
+        from PIL import Image
+
+        image: Any = Image.open(io.BytesIO(PNG))
+        image.load()
+        responder.reply = Reply(text="A dot.")
+        message = model([{"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                                      {"type": "image", "image": image}]}])
+        assert text_of(message) == "A dot."
+        sent = wire.last().raw["messages"][0]["content"]
+        assert [p.get("text") for p in sent if "text" in p] == ["What is this?"]
+        if backend.wire_format == "bedrock":
+            assert sent[1]["image"]["format"] == "png"
+            png = base64.b64decode(sent[1]["image"]["source"]["bytes"])
+        else:
+            url = sent[1]["image_url"]["url"]
+            assert url.startswith("data:image/png;base64,"), f"image sent as {url[:40]!r}"
+            png = base64.b64decode(url.split(",", 1)[1])
+        assert _pixels(png) == _pixels(PNG)
+        return
     image = {"bytes": PNG, "base64": PNG_B64, "data_url": f"data:image/png;base64,{PNG_B64}"}[form]
     responder.reply = Reply(text="A dot.")
     content = [{"type": "text", "text": "What is this?"}, {"type": "image", "image": image},
@@ -464,3 +496,11 @@ def test_image_forms_reach_the_wire(backend, model, wire, responder, form):
         assert block["format"] == "png" and base64.b64decode(block["source"]["bytes"]) == PNG
     else:
         assert sent[1] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}}
+
+
+def test_image_of_another_type_is_a_clear_error(backend, model, wire, responder):
+    """Reply side: a TypeError naming the image part and the type given; wire side: nothing was sent."""
+    with pytest.raises(TypeError, match=r"image.*\bint\b"):
+        model([{"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                            {"type": "image", "image": 42}]}])
+    assert wire.calls() == [], "a request was sent for invalid input"

@@ -10,6 +10,7 @@ Bedrock). Expected stopped text comes from the suite's reference definition, not
 from __future__ import annotations
 
 import pytest
+from responder import Reply
 
 from conftest import STORY_PROMPT, WEEK_PROMPT, assert_stop_on_wire, distinct_words, text_of
 from oracles import cut_at_first_stop
@@ -192,3 +193,21 @@ def test_empty_stop_in_stream_is_a_value_error(model, wire):
     with pytest.raises(ValueError, match="stop_sequences"):
         list(model.generate_stream(HELLO, stop_sequences=["ok", ""]))
     assert wire.calls() == [], "a request was sent for invalid input"
+
+
+@pytest.mark.no_cassette
+def test_text_no_stop_can_begin_in_is_not_held_back(model, contract, backend, wire, capture, responder):
+    """Stops hold back only text that may begin one: other text streams out as the backend sent it.
+
+    Reply side: the backend streams "Monday, " then "Tuesday" (the suites' recorded-reply
+    responder) under the stop "Friday"; no end of either piece begins "Friday", so the content
+    deltas are those two pieces, written down here (holding back even one character delays it to
+    the next piece). Wire side: the stop went out as given.
+    """
+    capture.http.clear()
+    responder.reply = Reply(text="Monday, Tuesday", text_pieces=[8])
+    deltas = list(model.generate_stream(_user(WEEK_PROMPT), stop_sequences=["Friday"]))
+    assert [d.content for d in deltas if d.content] == ["Monday, ", "Tuesday"], f"deltas {deltas!r}"
+    assert text_of(contract.agglomerate_stream_deltas(deltas)) == "Monday, Tuesday"
+    assert wire.last().texts == [WEEK_PROMPT]
+    assert_stop_on_wire(backend, wire.last(), ["Friday"])

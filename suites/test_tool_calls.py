@@ -53,6 +53,7 @@ TEXT_FORMS = {
     "python_dict": "{'name': 'get_weather', 'arguments': {'city': 'Paris'}}",
     "prose_around": 'I will check. {"name": "get_weather", "arguments": {"city": "Paris"}} Then I answer.',
     "json_string_arguments": '{"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}',
+    "call_then_period": 'I will check {"name": "get_weather", "arguments": {"city": "Paris"}}.',
 }
 
 
@@ -122,6 +123,20 @@ def test_text_without_a_tool_call_is_a_clear_error(model, contract):
         model.parse_tool_calls(message)
 
 
+@pytest.mark.no_cassette
+def test_long_text_without_a_tool_call_is_a_clear_error(model, contract):
+    """Reply side only: parse_tool_calls reads a message given by hand and sends nothing.
+
+    For a long output (1,300 characters here) the error still is a ValueError that shows the
+    output's beginning, as an excerpt: the message stays shorter than the output itself.
+    """
+    long_text = "It is sunny. " * 100
+    message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=long_text)
+    with pytest.raises(ValueError, match=r"It is sunny\. It is sunny\.") as error:
+        model.parse_tool_calls(message)
+    assert len(str(error.value)) < len(long_text), f"the whole output is in the error: {len(str(error.value))} chars"
+
+
 @pytest.mark.requires("text_tools")
 def test_chat_template_renders_the_tools(model, wire, weather_tool):
     message = model(WEATHER, tools_to_call_from=[weather_tool])
@@ -163,3 +178,21 @@ def test_text_tool_call_amid_braces_with_quotes_and_braces_in_arguments(model, c
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=text)
     call = model.parse_tool_calls(message).tool_calls[0]
     assert (call.function.name, call.function.arguments) == ("get_weather", arguments)
+
+
+@pytest.mark.no_cassette
+def test_custom_tool_keys_read_text_tool_calls(backend, model_factory, contract):
+    """Reply side only: parse_tool_calls reads messages given by hand and sends nothing.
+
+    A model built with ``tool_name_key="tool"`` and ``tool_arguments_key="params"`` reads a call
+    written with those keys, and its error for text without a call names those keys. HTTP
+    backends only: a second local engine would load the model again for the same parser.
+    """
+    if backend.kind != "http":
+        pytest.skip(f"{backend.name}: building a second engine loads the model again; the parser is shared")
+    model = model_factory(tool_name_key="tool", tool_arguments_key="params")
+    text = 'Calling {"tool": "get_weather", "params": {"city": "Paris"}} now.'
+    parsed = model.parse_tool_calls(contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=text))
+    assert [(c.function.name, c.function.arguments) for c in parsed.tool_calls] == [("get_weather", {"city": "Paris"})]
+    with pytest.raises(ValueError, match=r"(?s)'tool'.*'params'.*It is sunny\."):
+        model.parse_tool_calls(contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content="It is sunny."))

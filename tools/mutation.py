@@ -91,6 +91,8 @@ def _run_mutmut(globs: list[str], backends: str, jobs: int, log: Path) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     env.setdefault("HF_HUB_OFFLINE", "1")
+    # the property suites' short derandomized profile (suites/conftest.py): many mutants, each run kept short
+    env.setdefault("HYPOTHESIS_PROFILE", "mutation")
     # the suites' options: the backends here; the cassette directory in pyproject's [tool.mutmut]
     env["PYTEST_ADDOPTS"] = f"--backend={backends}"
     mutmut = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *globs]
