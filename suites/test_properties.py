@@ -422,6 +422,22 @@ def test_generated_native_tool_calls_surface_exactly(request, backend, model, co
     run_property(request, cases(), check, examples(backend, http=100, local=0))
 
 
+@pytest.mark.requires("native_tools")
+def test_native_tool_call_without_a_name_is_a_clear_error(backend, model, weather_tool, wire, capture, responder):
+    """A native call the backend sent with no function name (the suites' recorded-reply responder).
+
+    Reply side: the returned call's name is still a string, empty, never another value, and
+    parse_tool_calls raises a ValueError naming the missing name. Wire side: the tool was offered.
+    """
+    capture.http.clear()
+    responder.reply = Reply(tool_calls=[ToolCallSpec(id="call_1", name=None, arguments={"city": "Paris"})])  # type: ignore[arg-type]
+    message = model([{"role": "user", "content": "What is the weather in Paris?"}], tools_to_call_from=[weather_tool])
+    assert [c.function.name for c in message.tool_calls] == [""], f"tool calls: {message.tool_calls!r}"
+    with pytest.raises(ValueError, match="name"):
+        model.parse_tool_calls(message)
+    assert wire.last().tools == ["get_weather"]
+
+
 def _text_forms(name: str, arguments: dict[str, Any]) -> dict[str, str]:
     blob = {"name": name, "arguments": arguments}
     as_json = json.dumps(blob, ensure_ascii=False)

@@ -91,12 +91,24 @@ def test_native_arguments_become_a_dict(model, contract, arguments):
     assert model.parse_tool_calls(message).tool_calls[0].function.arguments == {"city": "Paris"}
 
 
+BAD_ARGUMENTS = {
+    # not JSON: the error names the tool and shows the arguments
+    "not_json": ('{"city": "Par', r"get_weather.*city.*Par"),
+    # JSON, but not an object: the error names the tool and what they decoded to
+    "not_an_object": ("[1, 2]", r"get_weather.*\blist\b"),
+    # three layers of JSON: the contract decodes at most two (a dict, a JSON string, a JSON string of one)
+    "three_layers": (json.dumps(json.dumps(json.dumps({"city": "Paris"}))), r"get_weather"),
+}
+
+
 @pytest.mark.no_cassette
-def test_malformed_arguments_are_a_clear_error(model, contract):
+@pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))
+def test_malformed_arguments_are_a_clear_error(model, contract, case):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
+    arguments, named = BAD_ARGUMENTS[case]
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=None,
-                                   tool_calls=[_native(contract, '{"city": "Par')])
-    with pytest.raises(ValueError, match="get_weather"):
+                                   tool_calls=[_native(contract, arguments)])
+    with pytest.raises(ValueError, match=named):
         model.parse_tool_calls(message)
 
 
@@ -120,6 +132,24 @@ def test_text_without_a_tool_call_is_a_clear_error(model, contract):
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content="It is sunny.")
     # the error names what it looked for (the name and arguments keys) and shows the output
     with pytest.raises(ValueError, match=r"(?s)'name'.*'arguments'.*It is sunny\."):
+        model.parse_tool_calls(message)
+
+
+BAD_TEXT_CALLS = {
+    # the name is not a non-empty string: the error shows the value given
+    "name_not_a_string": ('{"name": ["get_weather"], "arguments": {"city": "Paris"}}', r"name.*\['get_weather'\]"),
+    # the arguments do not decode: the error names the tool
+    "arguments_not_json": ('{"name": "get_weather", "arguments": "{\\"city\\": "}', r"get_weather.*city"),
+}
+
+
+@pytest.mark.no_cassette
+@pytest.mark.parametrize("case", sorted(BAD_TEXT_CALLS))
+def test_bad_text_tool_call_is_a_clear_error(model, contract, case):
+    """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
+    text, named = BAD_TEXT_CALLS[case]
+    message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=text)
+    with pytest.raises(ValueError, match=named):
         model.parse_tool_calls(message)
 
 
