@@ -18,7 +18,7 @@ from harness.registry import Target, backend
 
 # Greedy and short: recordings are reproducible and live runs on two CPU cores stay quick.
 API_GENERATION: dict[str, Any] = {"max_tokens": 48, "temperature": 0.0}
-HTTP_CAPABILITIES = ("tools", "native_tools", "stream", "stop_parameter", "structured_output")
+HTTP_CAPABILITIES = ("tools", "native_tools", "stream", "stop_parameter", "structured_output", "token_usage")
 
 
 # -- OpenAI wire ------------------------------------------------------------------------------
@@ -31,6 +31,7 @@ def _openai_settings(target: Target) -> dict[str, Any]:
 @backend(
     "openai",
     extra="openai",
+    libraries=("openai",),
     modules=("openai",),
     smolagents_class="OpenAIServerModel",
     kind="http",
@@ -51,7 +52,7 @@ def load_openai() -> type[Model]:
 # and smolagents' (which forwards them to generate() / stream_generate() / SamplingParams).
 LOCAL_MAX_NEW_TOKENS = 48
 # tools are rendered by the chat template; the model writes its tool call as text
-LOCAL_CAPABILITIES = ("tools", "text_tools")
+LOCAL_CAPABILITIES = ("tools", "text_tools", "token_usage")
 
 
 def _transformers_settings(target: Target) -> dict[str, Any]:
@@ -90,6 +91,7 @@ def _vllm_unavailable() -> str | None:
 @backend(
     "transformers",
     extra="transformers",
+    libraries=("transformers", "torch"),
     modules=("torch", "transformers"),
     smolagents_class="TransformersModel",
     kind="local",
@@ -107,6 +109,7 @@ def load_transformers() -> type[Model]:
 @backend(
     "mlx",
     extra="mlx",
+    libraries=("mlx", "mlx-lm"),
     modules=("mlx", "mlx_lm"),
     smolagents_class="MLXModel",
     kind="local",
@@ -124,6 +127,7 @@ def load_mlx() -> type[Model]:
 @backend(
     "vllm",
     extra="vllm",
+    libraries=("vllm",),
     # vllm is checked by `unavailable` instead, so `--backend=vllm` skips with the reason rather than failing
     modules=(),
     smolagents_class="VLLMModel",
@@ -242,6 +246,7 @@ def _bedrock_settings(target: Target) -> dict[str, Any]:
 @backend(
     "azure",
     extra="openai",
+    libraries=("openai",),
     modules=("openai",),
     smolagents_class="AzureOpenAIServerModel",
     kind="http",
@@ -260,6 +265,7 @@ def load_azure() -> type[Model]:
 @backend(
     "bedrock",
     extra="bedrock",
+    libraries=("boto3", "botocore"),
     modules=("boto3",),
     smolagents_class="AmazonBedrockServerModel",
     kind="http",
@@ -300,6 +306,7 @@ def _litellm_router_settings(target: Target) -> dict[str, Any]:
 @backend(
     "inference-client",
     extra="hf",
+    libraries=("huggingface_hub",),
     modules=("huggingface_hub",),
     smolagents_class="InferenceClientModel",
     kind="http",
@@ -317,6 +324,7 @@ def load_inference_client() -> type[Model]:
 @backend(
     "litellm",
     extra="litellm",
+    libraries=("litellm",),
     modules=("litellm", "mcp"),
     smolagents_class="LiteLLMModel",
     kind="http",
@@ -334,6 +342,7 @@ def load_litellm() -> type[Model]:
 @backend(
     "litellm-router",
     extra="litellm",
+    libraries=("litellm",),
     modules=("litellm", "mcp"),
     smolagents_class="LiteLLMRouterModel",
     kind="http",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,14 +50,26 @@ class Capture:
     http: list[CapturedRequest] = field(default_factory=list)
     templates: list[dict[str, Any]] = field(default_factory=list)
 
-    def calls(self, wire_format: str) -> list[WireCall]:
+    def calls(self, wire_format: str, reader: RequestReader | None = None) -> list[WireCall]:
+        """The requests sent, read in ``wire_format``, or by a backend's own ``reader``."""
         if wire_format == "chat_template":
             return [_from_template(t) for t in self.templates]
-        reader = _from_bedrock if wire_format == "bedrock" else _from_openai
-        return [reader(r.body) for r in self.http if isinstance(r.body, dict)]
+        if wire_format == "custom":  # a model of the user's: whatever could be observed of it
+            return [_from_template(t) for t in self.templates] + [
+                call for call in map(_from_openai, self.http) if call is not None and call.messages
+            ]
+        if reader is None:
+            try:
+                reader = READERS[wire_format]
+            except KeyError:
+                raise ValueError(
+                    f"no request reader for wire format {wire_format!r}; built in: {', '.join(READERS)}, "
+                    "chat_template"
+                ) from None
+        return [call for call in map(reader, self.http) if call is not None]
 
-    def last(self, wire_format: str) -> WireCall:
-        calls = self.calls(wire_format)
+    def last(self, wire_format: str, reader: RequestReader | None = None) -> WireCall:
+        calls = self.calls(wire_format, reader)
         if not calls:
             raise AssertionError(f"no outgoing request was captured ({wire_format} wire)")
         return calls[-1]
@@ -89,7 +101,10 @@ def _tool_names(tools: Any) -> list[str]:
     return names
 
 
-def _from_openai(body: dict[str, Any]) -> WireCall:
+def _from_openai(request: CapturedRequest) -> WireCall | None:
+    body = request.body
+    if not isinstance(body, dict):
+        return None
     messages = [
         {"role": m.get("role"), "text": _text_of(m.get("content")), "content": m.get("content")}
         for m in body.get("messages", [])
@@ -111,7 +126,10 @@ def _converse_content(message: dict[str, Any]) -> Any:
     return content
 
 
-def _from_bedrock(body: dict[str, Any]) -> WireCall:
+def _from_bedrock(request: CapturedRequest) -> WireCall | None:
+    body = request.body
+    if not isinstance(body, dict):
+        return None
     messages = [
         {"role": "system", "text": _text_of(body["system"]), "content": _converse_content({"content": body["system"]})}
     ] if body.get("system") else []
@@ -120,6 +138,11 @@ def _from_bedrock(body: dict[str, Any]) -> WireCall:
     stop = (body.get("inferenceConfig") or {}).get("stopSequences")
     tools = (body.get("toolConfig") or {}).get("tools")
     return WireCall(messages=messages, stop=stop, tools=_tool_names(tools), raw=body)
+
+
+# One captured HTTP request -> what the suites check (None: not a model call).
+RequestReader = Callable[[CapturedRequest], "WireCall | None"]
+READERS: dict[str, RequestReader] = {"openai": _from_openai, "bedrock": _from_bedrock}
 
 
 def _from_template(call: dict[str, Any]) -> WireCall:
@@ -192,6 +215,23 @@ def capture_http(capture: Capture) -> Iterator[Capture]:
         patch(Endpoint, "_send", boto_send)
     with patched(*patches):
         yield capture
+
+
+@contextlib.contextmanager
+def capture_callable(model: Any, capture: Capture) -> Iterator[Capture]:
+    """Record what a wrapped plain callable (``model.function``) is given: its messages and stops are its wire."""
+    original = model.function
+
+    def function(messages: Any, *args: Any, **kwargs: Any) -> Any:
+        capture.templates.append({"messages": list(messages), "stop": kwargs.get("stop_sequences"), "tools": None,
+                                  "grammar": kwargs.get("grammar")})
+        return original(messages, *args, **kwargs)
+
+    model.function = function
+    try:
+        yield capture
+    finally:
+        model.function = original
 
 
 @contextlib.contextmanager

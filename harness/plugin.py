@@ -6,12 +6,13 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.capture import Capture, WireCall, capture_chat_template, capture_http
+from harness.capture import Capture, WireCall, capture_callable, capture_chat_template, capture_http
 from harness.cassettes import (
     CLOUD_SERVER,
     DEFAULT_SERVER,
@@ -31,10 +32,12 @@ from harness.cassettes import (
 )
 from harness.errors import HarnessError
 from harness.patching import patched
-from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, resolve_backends
+from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, register, resolve_backends
 from harness.secrets import scrubbed_logs
 
 BACKENDS = pytest.StashKey[list[str]]()
+CUSTOM_MODEL = pytest.StashKey[Any]()  # what --model-factory names
+ENDPOINT = pytest.StashKey["Endpoint | None"]()
 # The message-types dimension: every conversation of a suite is also given as smolagents' own
 # ChatMessage/MessageRole objects. The same cassette replays for both forms (matching is by
 # method, path and order); what the request must contain is asserted either way.
@@ -81,6 +84,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where cassettes live (default: <rootdir>/cassettes)",
     )
     group.addoption(
+        "--model-factory",
+        default=None,
+        metavar="PKG.MODULE:ATTR",
+        help="with --backend=custom: your model, as a Model subclass, an instance, a factory, or a plain "
+        "callable custom_model(messages, stop_sequences=None) returning an object with .content",
+    )
+    group.addoption(
+        "--base-url",
+        default=None,
+        help="--mode live: your OpenAI-compatible endpoint for the openai-wire backends instead of the local "
+        "server (default: $OPENAI_BASE_URL)",
+    )
+    group.addoption(
+        "--api-key",
+        default=None,
+        help="--mode live: the key for --base-url (default: $OPENAI_API_KEY; $HF_TOKEN for inference-client)",
+    )
+    group.addoption("--model-id", default=None, help="--mode live: the model id your endpoint serves")
+    group.addoption(
         "--results",
         default=None,
         help="write one JSON line per suite check to this file (read by 'harness report')",
@@ -95,6 +117,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption("--server") is not None:
             validate_server(config.getoption("--server"))
         explicit = config.getoption("--backend")
+        explicit = _configure_custom(config, explicit)
+        config.stash[ENDPOINT] = user_endpoint(config)
         config.stash[BACKENDS] = resolve_backends(explicit, require_installed=explicit not in (None, "all"))
         if config.getoption("--subject") == "smolagents":
             import importlib.util
@@ -108,13 +132,88 @@ def pytest_configure(config: pytest.Config) -> None:
     _controller_rows.clear()
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def _configure_custom(config: pytest.Config, backends: str | None) -> str | None:
+    """Register the ``custom`` backend when --model-factory names a model; return the --backend value."""
+    from harness.custom import CUSTOM, FORMS, load_model_factory
+
+    factory = config.getoption("--model-factory")
+    names = [n.strip() for n in (backends or "").split(",") if n.strip()]
+    if factory is None:
+        if CUSTOM in names:
+            raise HarnessError(f"--backend={CUSTOM} needs --model-factory=pkg.module:attr naming {FORMS}")
+        return backends
+    if names and CUSTOM not in names and "all" not in names:
+        raise HarnessError(f"--model-factory is for --backend={CUSTOM}; --backend={backends} does not include it")
+    if config.getoption("--subject") == "smolagents":
+        raise HarnessError(f"--backend={CUSTOM} tests your own model; --subject smolagents does not apply to it")
+    config.stash[CUSTOM_MODEL] = load_model_factory(factory)
+    register(BackendSpec(
+        name=CUSTOM, loader=lambda: None, extra="", modules=(), smolagents_class=None, kind=CUSTOM,  # type: ignore
+        wire_format=CUSTOM, settings=lambda target: {}, description=f"your model: --model-factory={factory}",
+    ))
+    return backends or CUSTOM
+
+
+@dataclass
+class Endpoint:
+    """The user's own OpenAI-compatible deployment, for --mode live instead of the local server."""
+
+    base_url: str
+    model_id: str
+    api_key: str | None
+    source: str  # where base_url came from
+
+
+def user_endpoint(config: pytest.Config) -> Endpoint | None:
+    """The endpoint --base-url (or $OPENAI_BASE_URL) names in --mode live, else None (the local server)."""
+    options = {name: config.getoption(name) for name in ("--base-url", "--api-key", "--model-id")}
+    mode = config.getoption("--mode")
+    if mode != "live":
+        given = [f"{k}" for k, v in options.items() if v]
+        if given:
+            raise HarnessError(f"{', '.join(given)} apply to --mode live only (this run is --mode {mode})")
+        return None
+    base_url, source = options["--base-url"], "--base-url"
+    if not base_url and os.environ.get("OPENAI_BASE_URL"):
+        base_url, source = os.environ["OPENAI_BASE_URL"], "$OPENAI_BASE_URL"
+    if not base_url:
+        if options["--api-key"] or options["--model-id"]:
+            raise HarnessError("--api-key and --model-id name a model on your endpoint: give --base-url too "
+                               "(or set OPENAI_BASE_URL)")
+        return None
+    if not base_url.startswith(("http://", "https://")):
+        raise HarnessError(f"{source}={base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+    if not options["--model-id"]:
+        raise HarnessError(f"--mode live against {source}={base_url} needs --model-id, the model your endpoint serves")
+    return Endpoint(base_url=base_url.rstrip("/"), model_id=options["--model-id"], api_key=options["--api-key"],
+                    source=source)
+
+
+def _endpoint_target(endpoint: Endpoint, spec: BackendSpec) -> Target:
+    key = endpoint.api_key
+    if key is None:
+        variables = ("HF_TOKEN", "OPENAI_API_KEY") if spec.name == "inference-client" else ("OPENAI_API_KEY",)
+        key = next((os.environ[v] for v in variables if os.environ.get(v)), None)
+    # an endpoint without authentication still needs a non-empty key for the SDKs to send a request
+    return Target(mode="live", base_url=endpoint.base_url, served_model_id=endpoint.model_id,
+                  api_key=key or "no-key")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
     backends: list[str] = config.stash.get(BACKENDS, [])
-    return (
+    lines = [
         f"model-conformance: backends={','.join(backends)} "
         f"subject={config.getoption('--subject')} mode={config.getoption('--mode')} "
         f"server={config.getoption('--server') or DEFAULT_SERVER}"
-    )
+    ]
+    endpoint = config.stash.get(ENDPOINT, None)
+    if endpoint is not None:
+        lines.append(f"model-conformance: live target {endpoint.base_url} (from {endpoint.source}), "
+                     f"model {endpoint.model_id}, for the backends that run on the local server")
+    if CUSTOM_MODEL in config.stash:
+        lines.append(f"model-conformance: custom = --model-factory={config.getoption('--model-factory')} "
+                     "(run live: your model answers every call)")
+    return lines
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -131,7 +230,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Live engines check smolagents-typed conversations only in the suites about messages."""
+    """Live engines and custom models check smolagents-typed conversations only in the suites about messages."""
     keep = []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -140,7 +239,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 kind = get_backend(params["backend_name"]).kind
             except (HarnessError, KeyError):
                 kind = "local"
-            if kind == "local":
+            if kind in ("local", "custom"):  # a model that generates for real: each extra check costs time
                 continue
         keep.append(item)
     if len(keep) != len(items):
@@ -232,7 +331,7 @@ def server_of(spec: BackendSpec, mode: str, option: str | None) -> str | None:
     Replay reads the recordings of ``--server``; record and live start that local server, except
     for a cloud backend, which records the real service (its local-server cassettes are derived).
     """
-    if spec.kind == "local":
+    if spec.kind != "http":  # a local engine, or the user's own model
         return None
     if spec.live_target == "cloud" and mode != "replay":
         return CLOUD_SERVER
@@ -287,8 +386,57 @@ def _sharing_engine(spec: BackendSpec) -> Iterator[None]:
 
 
 def _construct(spec: BackendSpec, subject: str, target: Target, overrides: dict[str, Any]) -> Any:
+    if subject == "smolagents" and spec.smolagents_class is None:
+        pytest.skip(f"{spec.name}: smolagents has no class for this backend (its registration names none)")
     cls = spec.load() if subject == "adapters" else load_smolagents_class(spec)
     return cls(**{**spec.settings(target), **overrides})
+
+
+def _custom_factory(
+    request: pytest.FixtureRequest, capture: Capture, stack: contextlib.ExitStack
+) -> Callable[..., Any]:
+    """Builds the user's model (--model-factory), observed at whatever can be seen of its requests."""
+    from harness.custom import (
+        CUSTOM,
+        CallableModel,
+        UnsupportedSettings,
+        build_custom_model,
+        custom_capabilities,
+        missing_reason,
+    )
+
+    config = request.config
+    origin = f"--model-factory={config.getoption('--model-factory')}"
+    stack.enter_context(capture_http(capture))  # it may call an endpoint: its HTTP requests are its wire
+
+    def build(**overrides: Any) -> Any:
+        try:
+            if overrides:
+                model = build_custom_model(config.stash[CUSTOM_MODEL], overrides, origin)
+            else:
+                if (CUSTOM, "") not in _ENGINES:
+                    _ENGINES[(CUSTOM, "")] = build_custom_model(config.stash[CUSTOM_MODEL], {}, origin)
+                model = _ENGINES[(CUSTOM, "")]
+        except UnsupportedSettings as exc:
+            pytest.skip(f"{CUSTOM}: {exc}")
+        except HarnessError as exc:
+            pytest.fail(f"{CUSTOM}: {exc}", pytrace=False)
+        if isinstance(model, CallableModel):
+            stack.enter_context(capture_callable(model, capture))
+        else:
+            tokenizer = getattr(model, "tokenizer", None) or getattr(model, "processor", None)
+            if tokenizer is not None and hasattr(tokenizer, "apply_chat_template"):
+                stack.enter_context(capture_chat_template(tokenizer, capture))
+        return model
+
+    default = build()
+    spec = get_backend(CUSTOM)
+    spec.capabilities = custom_capabilities(default)  # what the suites read from `backend`, as for any backend
+    for marker in request.node.iter_markers("requires"):
+        for capability in marker.args:
+            if capability not in spec.capabilities:
+                pytest.skip(f"{CUSTOM}: {missing_reason(default, capability)}")
+    return build
 
 
 @pytest.fixture
@@ -310,12 +458,15 @@ def model_factory(
 ) -> Iterator[Callable[..., Any]]:
     """Builds the model under test; keyword arguments override the backend's suite settings."""
     node = request.node
-    for marker in node.iter_markers("requires"):
-        for capability in marker.args:
-            if capability not in backend.capabilities:
-                pytest.skip(f"{backend.name} does not support {capability!r}")
+    if backend.kind != "custom":
+        for marker in node.iter_markers("requires"):
+            for capability in marker.args:
+                if capability not in backend.capabilities:
+                    pytest.skip(f"{backend.name} does not support {capability!r}")
     with contextlib.ExitStack() as stack:
-        if backend.kind == "local":
+        if backend.kind == "custom":
+            build = _custom_factory(request, capture, stack)
+        elif backend.kind == "local":
             build = _local_factory(request, backend, subject, capture, stack)
         else:
             build = _http_factory(request, backend, subject, harness_mode, capture, stack)
@@ -397,6 +548,8 @@ def _http_factory(
         stack.enter_context(block_network())
     elif spec.live_target == "cloud":
         target = Target(mode=mode, api_key="")  # settings read the user's credentials from the environment
+    elif mode == "live" and (endpoint := config.stash.get(ENDPOINT, None)) is not None:
+        target = _endpoint_target(endpoint, spec)  # the user's deployment, not the local server
     else:
         server = request.getfixturevalue("local_server")
         target = Target(mode=mode, base_url=server.base_url, served_model_id=server.model_id)
@@ -459,14 +612,19 @@ class SmolagentsTyped:
 
 @pytest.fixture
 def wire(backend: BackendSpec, capture: Capture) -> Any:
-    """The outgoing requests of this test, read in the backend's wire format."""
+    """The outgoing requests of this test, read in the backend's wire format (or by its own reader)."""
 
     class Wire:
         def calls(self) -> list[WireCall]:
-            return capture.calls(backend.wire_format)
+            return capture.calls(backend.wire_format, backend.request_reader)
 
         def last(self) -> WireCall:
-            return capture.last(backend.wire_format)
+            calls = self.calls()
+            if not calls and backend.kind == "custom":
+                pytest.skip("custom: the request this model sends cannot be observed (no chat template on its "
+                            "`tokenizer`, no HTTP through httpx or botocore, not a plain callable); the checks "
+                            "of its reply before this point passed")
+            return capture.last(backend.wire_format, backend.request_reader)
 
     return Wire()
 

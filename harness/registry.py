@@ -6,13 +6,19 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import MissingDependencyError, UnknownBackendError
+from harness.errors import HarnessError, MissingDependencyError, UnknownBackendError
 
 if TYPE_CHECKING:
+    from harness.capture import CapturedRequest, WireCall
     from harness.model import Model
+
+# How the suites read a backend's outgoing requests when it brings no reader of its own.
+BUILTIN_WIRE_FORMATS = ("openai", "bedrock", "chat_template")
+# Distributions every report and cassette names, whatever the backend.
+CORE_LIBRARIES = ("model-conformance", "smolagents", "vcrpy")
 
 ENTRY_POINT_GROUP = "model_conformance.backends"
 DISTRIBUTION = "model-conformance"
@@ -37,9 +43,10 @@ class BackendSpec:
     loader: Callable[[], type[Model]]
     extra: str
     modules: tuple[str, ...]
-    smolagents_class: str
+    smolagents_class: str | None  # None: smolagents has no such class; --subject smolagents skips
     kind: str  # "http" (cassettes) or "local" (runs the embedded model in-process)
-    wire_format: str  # "openai", "bedrock" or "chat_template": how the suites read the outgoing request
+    # "openai", "bedrock", "chat_template", or the backend's own name for a wire it reads with request_reader
+    wire_format: str
     settings: Callable[[Target], dict[str, Any]]
     capabilities: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
@@ -50,6 +57,10 @@ class BackendSpec:
     # "module:Class" of an in-process engine that takes a minute to load: the suites build it once
     # per set of arguments and hand the same instance to every model built with them
     shared_engine: str | None = None
+    # reads one captured HTTP request as the suites see it (None: not a model call); built-in formats need none
+    request_reader: Callable[[CapturedRequest], WireCall | None] | None = None
+    # distributions whose versions cassettes' provenance and reports name (the SDK or engine)
+    libraries: tuple[str, ...] = ()
 
     def unavailable_reason(self) -> str | None:
         return self.unavailable() if self.unavailable else None
@@ -80,20 +91,36 @@ def backend(
     *,
     extra: str,
     modules: Iterable[str],
-    smolagents_class: str,
     kind: str,
     wire_format: str,
     settings: Callable[[Target], dict[str, Any]],
+    smolagents_class: str | None = None,
     capabilities: Iterable[str] = (),
     description: str = "",
     unavailable: Callable[[], str | None] | None = None,
     live_target: str = "local_server",
     shared_engine: str | None = None,
+    request_reader: Callable[[CapturedRequest], WireCall | None] | None = None,
+    libraries: Iterable[str] = (),
 ) -> Callable[[Callable[[], type[Model]]], Callable[[], type[Model]]]:
-    """Register a backend; the decorated function imports and returns its Model class."""
+    """Register a backend; the decorated function imports and returns its Model class.
+
+    A backend whose requests are not in a built-in wire format (``openai``, ``bedrock``,
+    ``chat_template``) names its own format and passes ``request_reader``, which turns one
+    captured HTTP request into the :class:`~harness.capture.WireCall` the suites check.
+    """
+    if kind not in ("http", "local"):
+        raise HarnessError(f"backend {name!r}: kind must be 'http' or 'local', got {kind!r}")
+    if wire_format not in BUILTIN_WIRE_FORMATS and request_reader is None:
+        raise HarnessError(
+            f"backend {name!r}: wire_format {wire_format!r} is not built in ({', '.join(BUILTIN_WIRE_FORMATS)}); "
+            "pass request_reader= to read its requests"
+        )
+    if wire_format == "chat_template" and request_reader is not None:
+        raise HarnessError(f"backend {name!r}: chat_template requests are read by the harness; drop request_reader")
 
     def decorate(loader: Callable[[], type[Model]]) -> Callable[[], type[Model]]:
-        _BACKENDS[name] = BackendSpec(
+        register(BackendSpec(
             name=name,
             loader=loader,
             extra=extra,
@@ -107,10 +134,17 @@ def backend(
             unavailable=unavailable,
             live_target=live_target,
             shared_engine=shared_engine,
-        )
+            request_reader=request_reader,
+            libraries=tuple(libraries),
+        ))
         return loader
 
     return decorate
+
+
+def register(spec: BackendSpec) -> None:
+    """Add (or replace) one backend."""
+    _BACKENDS[spec.name] = spec
 
 
 def _load_entry_points() -> None:
@@ -158,8 +192,31 @@ def resolve_backends(value: str | None, require_installed: bool = True) -> list[
     return list(dict.fromkeys(names))
 
 
+def library_versions(backends: Iterable[str] | None = None) -> dict[str, str]:
+    """Installed versions of the core distributions and of the named backends' (default: every backend's)."""
+    names = backend_names() if backends is None else list(backends)
+    dists = list(CORE_LIBRARIES)
+    for name in names:
+        spec = _BACKENDS.get(name)
+        dists += list(spec.libraries) if spec else []
+    return distribution_versions(dists)
+
+
+def distribution_versions(dists: Iterable[str]) -> dict[str, str]:
+    """The installed version of each distribution that is installed."""
+    out = {}
+    for dist in dict.fromkeys(dists):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
 def load_smolagents_class(spec: BackendSpec) -> type[Any]:
     """The smolagents class that implements the same backend, for ``--subject smolagents``."""
+    if spec.smolagents_class is None:
+        raise MissingDependencyError(f"smolagents has no class for backend {spec.name!r} (none registered)")
     if importlib.util.find_spec("smolagents") is None:
         raise MissingDependencyError(
             f"--subject smolagents requires smolagents. Install with: pip install '{DISTRIBUTION}[test]'"

@@ -366,7 +366,7 @@ def bench_engine(name: str, tokens: int, rounds: int, with_smolagents: bool, log
 
     model_dir = str(embedded_model().model_dir)
     settings = _settings(spec, model_dir, tokens)
-    log(f"[{name}] loading the adapter and {'smolagents.' + spec.smolagents_class if with_smolagents else ''}")
+    log(f"[{name}] loading the adapter and {f'smolagents.{spec.smolagents_class}' if with_smolagents else ''}")
     ours = spec.load()(**settings)
     smol_settings = {k: v for k, v in settings.items() if k not in SMOLAGENTS_DROPS.get(name, ())}
     smol, smol_error = None, None

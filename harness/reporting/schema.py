@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +63,9 @@ class SchemaError(HarnessError, ValueError):
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for dist in ("model-conformance", "smolagents", "openai", "huggingface_hub", "litellm", "boto3",
-                 "transformers", "torch", "mlx", "mlx-lm", "vllm"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
+    from harness.registry import library_versions
+
+    return library_versions()  # every registered backend's libraries, third-party ones included
 
 
 def hardware_kind() -> str:
