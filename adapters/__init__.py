@@ -197,7 +197,7 @@ def _cloud_env(backend_name: str, names: tuple[str, ...], hint: str) -> dict[str
 
 def _azure_settings(target: Target) -> dict[str, Any]:
     if target.mode == "replay":
-        from harness.derive import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
+        from harness.placeholders import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
 
         return {"model_id": AZURE_DEPLOYMENT, "azure_endpoint": AZURE_ENDPOINT, "api_key": target.api_key,
                 "api_version": AZURE_API_VERSION, **API_GENERATION}
@@ -217,7 +217,7 @@ def _azure_settings(target: Target) -> dict[str, Any]:
 
 def _bedrock_settings(target: Target) -> dict[str, Any]:
     if target.mode == "replay":
-        from harness.derive import BEDROCK_MODEL_ID, BEDROCK_REGION
+        from harness.placeholders import BEDROCK_MODEL_ID, BEDROCK_REGION
 
         return {"model_id": BEDROCK_MODEL_ID, "client": _replay_bedrock_client(BEDROCK_REGION),
                 "inferenceConfig": dict(BEDROCK_GENERATION)}

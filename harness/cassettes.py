@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.patching import patched
+from harness.placeholders import AZURE_RESOURCE_PLACEHOLDER
 
 # What counts as a secret is defined once, in harness.secrets.
 from harness.secrets import is_secret_name, scan_text, scrub_query
@@ -27,7 +28,6 @@ _ACCOUNT_ID = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
 
 # Cloud identifiers that say whose account recorded a cassette: the Azure resource (the host
 # name) and the AWS account id inside ARNs, plain or URL-encoded as in a Bedrock model path.
-AZURE_RESOURCE_PLACEHOLDER = "example-resource"
 AWS_ACCOUNT_PLACEHOLDER = "000000000000"
 _AZURE_HOST = re.compile(
     r"(?<![A-Za-z0-9.-])[A-Za-z0-9][A-Za-z0-9-]*\.(openai\.azure\.com|cognitiveservices\.azure\.com"

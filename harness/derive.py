@@ -43,25 +43,27 @@ from urllib.parse import quote, urlsplit
 import yaml
 
 from harness.cassettes import (
-    AZURE_RESOURCE_PLACEHOLDER,
     EVENT_STREAM_CONTENT_TYPE,
     LOCAL_SERVERS,
     encode_event_message,
 )
 from harness.errors import HarnessError
+from harness.placeholders import (
+    AZURE_API_VERSION,
+    AZURE_DEPLOYMENT,
+    AZURE_ENDPOINT,
+    AZURE_REGION,
+    AZURE_RESOURCE_PLACEHOLDER,
+    BEDROCK_MODEL_ID,
+    BEDROCK_REGION,
+)
 
 DERIVE_COMMAND = "harness derive-cassettes"
 SOURCE_BACKEND = "openai"
 TARGETS = ("azure", "bedrock")
 
-# Placeholders the derived cassettes carry; the azure and bedrock replay settings use the same.
+# The placeholders the derived cassettes carry live in harness.placeholders (replay settings read them).
 AZURE_RESOURCE = AZURE_RESOURCE_PLACEHOLDER
-AZURE_ENDPOINT = f"https://{AZURE_RESOURCE}.openai.azure.com"
-AZURE_DEPLOYMENT = "example-deployment"
-AZURE_API_VERSION = "2024-10-21"
-AZURE_REGION = "East US"
-BEDROCK_REGION = "us-east-1"
-BEDROCK_MODEL_ID = "example.smollm2-135m-instruct-v1:0"
 
 _SAFE = {"filtered": False, "severity": "safe"}
 _NOT_DETECTED = {"filtered": False, "detected": False}
