@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import copy
 import io
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ import urllib3
 from botocore.config import Config
 
 from adapters._openai_wire import raise_if_cut_tool_call
+from harness.converse import converse_turns, output_config, tool_config
 from harness.errors import BackendError, http_error, redact_chain, transport_error
 from harness.model import ApiModel, Request
 from harness.secrets import is_secret_name
@@ -100,75 +100,12 @@ def _blocks(content: Any, index: int) -> list[dict[str, Any]]:
 
 
 def converse_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(system blocks, messages) for Converse from normalised wire messages.
+    """(system blocks, messages) for Converse from normalised wire messages, images sent as bytes.
 
-    Leading system messages become ``system``; a later one becomes a user turn, since Converse
-    has no system turn inside a conversation. Consecutive turns of one role are merged.
+    Refused before anything is sent: an empty user turn (Converse forbids an empty text block, and
+    dropping the turn would send another conversation) and a conversation with no turn at all.
     """
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        blocks = _blocks(message.get("content"), i)
-        role = message["role"]
-        if role == MessageRole.SYSTEM.value and not turns:
-            system.extend(blocks)
-            continue
-        role = MessageRole.USER.value if role == MessageRole.SYSTEM.value else role
-        if not blocks and role == MessageRole.USER.value:
-            # Converse forbids an empty text block; dropping the turn would send another conversation
-            raise ValueError(f"messages[{i}] is a user turn with empty content {message.get('content')!r}; "
-                             "Bedrock Converse refuses empty text")
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    if not turns:
-        raise ValueError("messages hold no user or assistant turn with content; Bedrock Converse needs one")
-    return system, turns
-
-
-def _tool_choice(choice: Any) -> dict[str, Any] | None:
-    if choice in (None, "auto"):
-        return {"auto": {}}
-    if choice == "required":
-        return {"any": {}}
-    if isinstance(choice, Mapping):
-        name = (choice.get("function") or {}).get("name") or choice.get("name")
-        if name:
-            return {"tool": {"name": name}}
-    raise ValueError(f"tool_choice {choice!r} has no Converse equivalent; use 'auto', 'required' or a tool name")
-
-
-def tool_config(tools: Sequence[Mapping[str, Any]], choice: Any) -> dict[str, Any]:
-    """Converse ``toolConfig`` from OpenAI function schemas and a tool_choice."""
-    specs = []
-    for tool in tools:
-        function = tool.get("function", tool)
-        spec: dict[str, Any] = {"name": function["name"]}
-        if function.get("description"):
-            spec["description"] = function["description"]
-        spec["inputSchema"] = {"json": function.get("parameters") or {"type": "object", "properties": {}}}
-        specs.append({"toolSpec": spec})
-    config: dict[str, Any] = {"tools": specs}
-    config["toolChoice"] = _tool_choice(choice)
-    return config
-
-
-def output_config(response_format: Mapping[str, Any]) -> dict[str, Any]:
-    """Converse ``outputConfig`` for an OpenAI ``json_schema`` response_format."""
-    if response_format.get("type") != "json_schema" or "json_schema" not in response_format:
-        raise ValueError(
-            f"Bedrock Converse takes only a json_schema response_format, got type {response_format.get('type')!r}"
-        )
-    spec = response_format["json_schema"]
-    schema: dict[str, Any] = {"schema": json.dumps(spec.get("schema") or {})}
-    if spec.get("name"):
-        schema["name"] = spec["name"]
-    if spec.get("description"):
-        schema["description"] = spec["description"]
-    return {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": schema}}}
+    return converse_turns(messages, _blocks, strict=True)
 
 
 def converse_request(request: Request, model_id: str | None) -> dict[str, Any]:

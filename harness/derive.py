@@ -47,6 +47,7 @@ from harness.cassettes import (
     LOCAL_SERVERS,
     encode_event_message,
 )
+from harness.converse import converse_turns, output_config, tool_config
 from harness.errors import HarnessError
 from harness.placeholders import (
     AZURE_API_VERSION,
@@ -269,22 +270,10 @@ def converse_body(body: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(body) - known)
     if unknown:
         raise DerivationError(f"no Converse equivalent for {', '.join(unknown)}")
-    system: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
     for i, message in enumerate(body.get("messages") or []):
         if message.get("tool_calls") or message["role"] not in ("system", "user", "assistant"):
             raise DerivationError(f"messages[{i}] (role {message['role']!r}) holds tool traffic, not derivable")
-        blocks = _converse_blocks(message.get("content"), i)
-        if message["role"] == "system" and not messages:
-            system.extend(blocks)
-            continue
-        role = "user" if message["role"] == "system" else message["role"]  # no system turn mid-conversation
-        if not blocks:
-            continue
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)
-        else:
-            messages.append({"role": role, "content": blocks})
+    system, messages = converse_turns(body.get("messages") or [], _converse_blocks)
     out: dict[str, Any] = {"messages": messages}
     if system:
         out["system"] = system
@@ -298,33 +287,13 @@ def converse_body(body: Mapping[str, Any]) -> dict[str, Any]:
         inference["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     if inference:
         out["inferenceConfig"] = inference
-    if body.get("tools") and body.get("tool_choice") != "none":
-        specs = []
-        for tool in body["tools"]:
-            function = tool.get("function", tool)
-            spec: dict[str, Any] = {"name": function["name"]}
-            if function.get("description"):
-                spec["description"] = function["description"]
-            spec["inputSchema"] = {"json": function.get("parameters") or {"type": "object", "properties": {}}}
-            specs.append({"toolSpec": spec})
-        choice = body.get("tool_choice")
-        if choice in (None, "auto"):
-            tool_choice: dict[str, Any] = {"auto": {}}
-        elif choice == "required":
-            tool_choice = {"any": {}}
-        elif isinstance(choice, Mapping) and (choice.get("function") or {}).get("name"):
-            tool_choice = {"tool": {"name": choice["function"]["name"]}}
-        else:
-            raise DerivationError(f"tool_choice {choice!r} has no Converse equivalent")
-        out["toolConfig"] = {"tools": specs, "toolChoice": tool_choice}
-    if body.get("response_format") is not None:
-        fmt = body["response_format"]
-        if fmt.get("type") != "json_schema":
-            raise DerivationError(f"response_format type {fmt.get('type')!r} has no Converse equivalent")
-        spec = fmt["json_schema"]
-        schema = {"schema": json.dumps(spec.get("schema") or {})}
-        schema.update({k: spec[k] for k in ("name", "description") if spec.get(k)})
-        out["outputConfig"] = {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": schema}}}
+    try:
+        if body.get("tools") and body.get("tool_choice") != "none":
+            out["toolConfig"] = tool_config(body["tools"], body.get("tool_choice"))
+        if body.get("response_format") is not None:
+            out["outputConfig"] = output_config(body["response_format"])
+    except ValueError as exc:
+        raise DerivationError(str(exc)) from None
     return out
 
 

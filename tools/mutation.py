@@ -39,10 +39,11 @@ ADAPTER_TARGETS = {
     ],
     "adapters.bedrock": [
         f"adapters.bedrock.x_{name}__mutmut_*"
-        for name in ("_image_bytes", "_image_block", "_blocks", "converse_messages", "_tool_choice", "tool_config",
-                     "output_config", "converse_request", "_usage", "message_from_converse",
-                     "deltas_from_converse_stream")
+        for name in ("_image_bytes", "_image_block", "_blocks", "converse_messages", "converse_request", "_usage",
+                     "message_from_converse", "deltas_from_converse_stream")
     ],
+    # the Converse shapes the Bedrock adapter (and the cassette derivation) share
+    "harness.converse": ["harness.converse.*"],
 }
 TARGETS = {**HARNESS_TARGETS, **ADAPTER_TARGETS}
 # One backend per wire family by default: each target is reached by one of them.
