@@ -190,25 +190,45 @@ def test_bad_factory_is_a_usage_error_before_any_test(pytester, on_path):
 NAIVE = '''
 from examples.custom_models import Reply, custom_model
 
+_ASKED = {}
+
 
 def naive_stops(messages, stop_sequences=None):
-    """Cuts at each stop in list order, a common mistake: the stop that completes first must win."""
-    text = custom_model(messages).content
-    for stop in stop_sequences or []:
-        text = text.split(stop)[0]
-    return Reply(content=text)
+    """Cuts before the stop that starts first, a common mistake: the stop that completes first must win."""
+    key = repr(messages)
+    if key not in _ASKED:  # greedy: the same conversation gives the same text, so ask the model once
+        _ASKED[key] = custom_model(messages).content
+    text = _ASKED[key]
+    starts = [text.find(stop) for stop in stop_sequences or [] if stop in text]
+    return Reply(content=text[: min(starts)] if starts else text)
 '''
 
 
-def test_the_stop_suite_certifies_the_callable_example_and_fails_a_naive_one(pytester, on_path):
-    """Real generation (transformers on the embedded model) through the documented plain-callable form."""
+@pytest.fixture
+def embedded_engine(monkeypatch):
+    """The examples' transformers engine, loaded once in this process for the in-process suite runs."""
+    from examples import custom_models
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    custom_models._engine()
+    yield
+    custom_models._LOADED.clear()  # the weights are not kept for the rest of the session
+
+
+def test_the_stop_suite_certifies_the_callable_example_and_fails_a_naive_one(pytester, embedded_engine):
+    """Real generation (transformers on the embedded model) through the documented plain-callable form.
+
+    In-process runs share one loaded engine; two checks only (one generates twice, one refuses bad
+    input before calling the model): the full suites on the examples are the commands in the README.
+    """
     suite = str(ROOT / "suites" / "test_stop_sequences.py")
-    good = _run(pytester, suite, "--backend=custom", "--model-factory=examples.custom_models:custom_model",
-                "-k", "overlapping or earliest or empty", "-rs")
-    good.assert_outcomes(passed=3)
+    good = pytester.runpytest_inprocess(suite, "--backend=custom", "--model-factory=examples.custom_models:custom_model",
+                                        "-k", "overlapping or empty", "-rs", "-p", "no:randomly")
+    good.assert_outcomes(passed=2)
     good.stdout.fnmatch_lines(["*custom = --model-factory=examples.custom_models:custom_model*"])
     pytester.makepyfile(naive=NAIVE)
     pytester.syspathinsert()
-    bad = _run(pytester, suite, "--backend=custom", "--model-factory=naive:naive_stops", "-k", "overlapping")
+    bad = pytester.runpytest_inprocess(suite, "--backend=custom", "--model-factory=naive:naive_stops",
+                                       "-k", "overlapping", "-p", "no:randomly")
     bad.assert_outcomes(failed=1)
     bad.stdout.fnmatch_lines(["*test_overlapping_stops_inside_one_word?custom?*", "*stops * got *expected*"])

@@ -2,7 +2,8 @@
 
 The "user's endpoint" here is the harness's own local server (transformers serve on the embedded
 model), started once on 127.0.0.1 for this module; the suites are pointed at it with --base-url,
-so the plugin starts no server of its own.
+so the plugin starts no server of its own. Each run selects a handful of checks (dicts only: the
+smolagents-typed form is the replay suites' business) to keep the generation on two cores short.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 UNUSED_PLUGINS = ("-p", "no:hypothesispytest", "-p", "no:anyio")
 OPENAI_WIRE = "openai,inference-client,litellm,litellm-router"
+ONE_CHECK = "string_content and not smolagents_types"
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_live_run_targets_the_given_endpoint(pytester, endpoint):
     base_url, model_id = endpoint
     suite = str(ROOT / "suites" / "test_message_format.py")
     result = _run(pytester, suite, f"--backend={OPENAI_WIRE}", "--mode=live", f"--base-url={base_url}",
-                  f"--model-id={model_id}", "--api-key=user-key", "-k", "string_content")
+                  f"--model-id={model_id}", "--api-key=user-key", "-k", ONE_CHECK)
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines([f"model-conformance: live target {base_url} (from --base-url), model {model_id}*"])
 
@@ -52,16 +54,17 @@ def test_live_run_reads_the_sdk_environment_and_never_falls_back(pytester, endpo
     suite = str(ROOT / "suites" / "test_message_format.py")
     monkeypatch.setenv("OPENAI_BASE_URL", base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "user-key")
-    ok = _run(pytester, suite, "--backend=openai", "--mode=live", f"--model-id={model_id}", "-k", "string_content")
+    ok = _run(pytester, suite, "--backend=openai", "--mode=live", f"--model-id={model_id}", "-k", ONE_CHECK)
     ok.assert_outcomes(passed=1)
     ok.stdout.fnmatch_lines([f"*live target {base_url} (from $OPENAI_BASE_URL)*"])
-    # a dead endpoint fails the check: the run never quietly uses a server of its own instead
-    from harness.server import free_port
-
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
-    dead = _run(pytester, suite, "--backend=openai", "--mode=live", f"--model-id={model_id}", "-k", "string_content")
+    # an endpoint that answers with an error (here a path the server does not serve: a 404, which is
+    # not retried, so the check fails at once) fails the check: the run never quietly uses a server
+    # of its own instead
+    wrong = base_url.replace("/v1", "/not-served/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", wrong)
+    dead = _run(pytester, suite, "--backend=openai", "--mode=live", f"--model-id={model_id}", "-k", ONE_CHECK)
     dead.assert_outcomes(failed=1)
-    dead.stdout.fnmatch_lines(["*Connection*"])
+    dead.stdout.fnmatch_lines([f"*live target {wrong} (from $OPENAI_BASE_URL)*", "*404*"])
 
 
 def test_endpoint_options_need_live_mode_and_a_model_id(pytester):
@@ -198,12 +201,12 @@ def test_a_suite_runs_on_the_third_party_backend(pytester, installed, endpoint):
     base_url, model_id = endpoint
     suite = str(ROOT / "suites" / "test_message_format.py")
     # the checks that read the request: its own reader turns the prompt it sent back into roles and texts
-    checks = "string_content or mixed_string or consecutive_same_role or flatten or token_usage"
+    checks = "(mixed_string or token_usage) and not smolagents_types"
     result = _run(pytester, suite, "--backend=chatml-completions", "--mode=live", f"--base-url={base_url}",
                   f"--model-id={model_id}", "-v", "-rs", "-k", checks)
-    result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["*test_mixed_string_and_parts_in_one_conversation?chatml-completions? PASSED*"])
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_mixed_string_and_parts_in_one_conversation?chatml-completions-dicts? PASSED*"])
     smol = _run(pytester, suite, "--backend=chatml-completions", "--mode=live", f"--base-url={base_url}",
-                f"--model-id={model_id}", "--subject=smolagents", "-k", "string_content", "-rs")
+                f"--model-id={model_id}", "--subject=smolagents", "-k", ONE_CHECK, "-rs")
     smol.assert_outcomes(skipped=1)
     smol.stdout.fnmatch_lines(["*chatml-completions: smolagents has no class for this backend*"])
