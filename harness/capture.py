@@ -9,6 +9,7 @@ template, which every in-process implementation calls.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -222,6 +223,7 @@ def capture_callable(model: Any, capture: Capture) -> Iterator[Capture]:
     """Record what a wrapped plain callable (``model.function``) is given: its messages and stops are its wire."""
     original = model.function
 
+    @functools.wraps(original)
     def function(messages: Any, *args: Any, **kwargs: Any) -> Any:
         capture.templates.append({"messages": list(messages), "stop": kwargs.get("stop_sequences"), "tools": None,
                                   "grammar": kwargs.get("grammar")})

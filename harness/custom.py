@@ -209,7 +209,7 @@ class CallableModel(Model):
         if grammar is not None:
             if not self.takes_grammar:
                 raise ValueError(f"{getattr(self.function, '__name__', 'the callable')} takes no grammar argument; "
-                                 f"cannot constrain it to {grammar!r}")
+                                 f"cannot honour response_format/grammar {grammar!r}")
             call["grammar"] = grammar
         if request.kwargs:
             unknown = ", ".join(sorted(request.kwargs))

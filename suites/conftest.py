@@ -107,6 +107,13 @@ def assert_usage(message: Any) -> None:
     assert usage.total_tokens == usage.input_tokens + usage.output_tokens
 
 
+def one_new_token(backend: Any) -> dict[str, Any]:
+    """The keyword that makes a local engine generate one token; a custom model gets none (its own settings)."""
+    if backend.kind == "custom":
+        return {}
+    return {"max_tokens": 1} if backend.name in ("mlx", "vllm") else {"max_new_tokens": 1}
+
+
 def assert_stop_on_wire(backend: Any, sent: Any, stops: list[str]) -> None:
     """The stops went out as given where the backend takes a stop parameter; none went out elsewhere."""
     if "stop_parameter" in backend.capabilities:

@@ -88,6 +88,7 @@ def _run(agent: Any) -> Any:
     return result
 
 
+@pytest.mark.requires("tools")
 def test_tool_calling_agent_reaches_the_final_answer(backend_name, model):
     if backend_name in TOOL_CALLING_NOT_STEERED:
         pytest.skip(f"{backend_name}: {TOOL_CALLING_NOT_STEERED[backend_name]}")

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import settings
 from responder import Reply, ToolCallSpec
 
-from conftest import tool_parameters
+from conftest import one_new_token, tool_parameters
 
 pytestmark = pytest.mark.no_cassette
 
@@ -199,7 +199,7 @@ def test_bfcl_tools_reach_the_chat_template(backend, model, wire):
     # the case with the shortest function list: the live engine reads the whole prompt for one token
     case, _ = min(_cases("multiple"), key=lambda c: len(json.dumps(c[0]["function"])))
     tools = [BfclTool(f) for f in case["function"]]
-    one_token = {"max_tokens": 1} if backend.name in ("mlx", "vllm") else {"max_new_tokens": 1}
+    one_token = one_new_token(backend)
     message = model(case["question"][0], tools_to_call_from=tools, **one_token)
     sent = wire.last()
     assert sent.tools == [t.name for t in tools]

@@ -222,7 +222,8 @@ def test_the_stop_suite_certifies_the_callable_example_and_fails_a_naive_one(pyt
     input before calling the model): the full suites on the examples are the commands in the README.
     """
     suite = str(ROOT / "suites" / "test_stop_sequences.py")
-    good = pytester.runpytest_inprocess(suite, "--backend=custom", "--model-factory=examples.custom_models:custom_model",
+    good = pytester.runpytest_inprocess(suite, "--backend=custom",
+                                        "--model-factory=examples.custom_models:custom_model",
                                         "-k", "overlapping or empty", "-rs", "-p", "no:randomly")
     good.assert_outcomes(passed=2)
     good.stdout.fnmatch_lines(["*custom = --model-factory=examples.custom_models:custom_model*"])
