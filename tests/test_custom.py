@@ -208,8 +208,11 @@ def naive_stops(messages, stop_sequences=None):
 def embedded_engine(monkeypatch):
     """The examples' transformers engine, loaded once in this process for the in-process suite runs."""
     from examples import custom_models
+    from harness import registry
 
     monkeypatch.syspath_prepend(str(ROOT))
+    # the in-process runs register the "custom" backend; later tests see the registry as it was
+    monkeypatch.setattr(registry, "_BACKENDS", dict(registry._BACKENDS))
     custom_models._engine()
     yield
     custom_models._LOADED.clear()  # the weights are not kept for the rest of the session
