@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from responder import RecordedReplyResponder
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
@@ -20,8 +20,10 @@ _DEFAULT = settings.get_profile("default")
 settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=50, deadline=None, print_blob=True)
 settings.register_profile("dev", parent=_DEFAULT)
 settings.register_profile("nightly", parent=_DEFAULT, max_examples=3000, deadline=None)
-# mutation: the suites as the judge of many mutants, each run kept short (tools/mutation.py)
-settings.register_profile("mutation", parent=_DEFAULT, derandomize=True, max_examples=12, deadline=None)
+# mutation: the suites as the judge of many mutants, each run kept short (tools/mutation.py): a
+# failing example kills the mutant as it is, so it is not shrunk, and nothing is stored
+settings.register_profile("mutation", parent=_DEFAULT, derandomize=True, max_examples=12, deadline=None,
+                          database=None, phases=[Phase.explicit, Phase.generate])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "ci")
 
 # Prompts that make even the 135M embedded model write several plain words.

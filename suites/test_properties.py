@@ -520,6 +520,24 @@ def test_image_forms_reach_the_wire(backend, model, wire, responder, form):
         assert sent[1] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}}
 
 
+def test_image_first_in_a_message_merged_after_text(backend, model, wire, responder):
+    """Two user messages in a row, the second opening with an image: one user turn, nothing lost.
+
+    Wire side: the text of the first, the image, then the text of the second, in that order
+    (written down here). Reply side: the reply's text.
+    """
+    responder.reply = Reply(text="A dot.")
+    messages = [{"role": "user", "content": "Look at this."},
+                {"role": "user", "content": [{"type": "image", "image": PNG_B64},
+                                             {"type": "text", "text": "What is it?"}]}]
+    message = model(messages)
+    assert text_of(message) == "A dot."
+    sent = wire.last()
+    assert sent.roles == ["user"], f"roles sent {sent.roles}"
+    pieces = _pieces_of_sent(sent.messages[0]["content"], backend.wire_format)
+    assert pieces == [("text", "Look at this."), ("image", None), ("text", "What is it?")], pieces
+
+
 def test_image_of_another_type_is_a_clear_error(backend, model, wire, responder):
     """Reply side: a TypeError naming the image part and the type given; wire side: nothing was sent."""
     with pytest.raises(TypeError, match=r"image.*\bint\b"):

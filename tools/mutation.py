@@ -1,11 +1,14 @@
 """Mutation testing of the contract's logic, judged by the conformance suites alone.
 
     python tools/mutation.py [--backends openai,bedrock] [--jobs 2] [--fail-under 95] [--only harness.tool_calls]
+    python tools/mutation.py --rerun-survivors [--only ...]   # after strengthening the suites
 
 Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the targets below, with
 ``pytest suites`` replaying cassettes as the only judge, then prints killed / survived per target
 and every survivor (``mutmut show NAME`` prints its diff). Work happens in ``mutants/``, a copy of
-the tree, which each run starts afresh. Exit status: 0, or 1 when the harness modules' score is
+the tree, which each run starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
+survivors again, with the suites as they are now (mutmut copies ``suites/`` again and collects
+coverage for the new tests; killed verdicts stand). Exit status: 0, or 1 when the harness modules' score is
 under ``--fail-under``, or 2 when mutmut itself failed.
 """
 
@@ -124,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-under", type=float, default=None,
                         help="exit 1 when the harness modules' score (percent killed) is lower")
     parser.add_argument("--report-only", action="store_true", help="print the last run's results; run nothing")
+    parser.add_argument("--rerun-survivors", action="store_true",
+                        help="keep mutants/ and judge the last run's survivors again with the suites as they are now")
     args = parser.parse_args(argv)
 
     chosen = [t.strip() for t in args.only.split(",") if t.strip()] or list(TARGETS)
@@ -132,11 +137,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{', '.join(map(repr, unknown))}: not a target. Valid targets are: {', '.join(TARGETS)}")
     globs = {t: TARGETS[t] for t in chosen}
     log = ROOT / "mutants" / "mutmut-run.log"
-    if not args.report_only:
+    run: list[str] = []
+    if args.rerun_survivors:
+        if not (ROOT / "mutants").is_dir():
+            print("no mutants/ directory: run without --rerun-survivors first", file=sys.stderr)
+            return 2
+        run = [name for statuses in _results(ROOT, globs).values() for name, s in statuses.items()
+               if s in ("survived", "no tests", "suspicious")]
+        print(f"judging {len(run)} survivors again; judge: pytest suites --backend={args.backends} (replay)",
+              flush=True)
+    elif not args.report_only:
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)  # mutmut caches verdicts: start afresh
         (ROOT / "mutants").mkdir()
         print(f"mutmut on {', '.join(chosen)}; judge: pytest suites --backend={args.backends} (replay)", flush=True)
-        code = _run_mutmut([g for gs in globs.values() for g in gs], args.backends, args.jobs, log)
+        run = [g for gs in globs.values() for g in gs]
+    if run:
+        code = _run_mutmut(run, args.backends, args.jobs, log)
         if code != 0:
             print(f"mutmut failed (exit {code}); its output is in {log.relative_to(ROOT)}", file=sys.stderr)
             print(log.read_text(encoding="utf-8", errors="replace")[-3000:], file=sys.stderr)
