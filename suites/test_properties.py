@@ -520,6 +520,27 @@ def test_image_forms_reach_the_wire(backend, model, wire, responder, form):
         assert sent[1] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}}
 
 
+@pytest.mark.parametrize("url", ["https://example.com/cat.png", "http://example.com/cat.png"], ids=["https", "http"])
+def test_image_url_goes_out_as_given(backend, model, wire, responder, url):
+    """An image given as an http(s) URL: sent as that URL where the wire takes URLs.
+
+    Bedrock Converse takes image bytes only: there, a ValueError naming URLs, and nothing sent.
+    Elsewhere the request carries the URL unchanged (written down here) and the reply's text returns.
+    """
+    responder.reply = Reply(text="A cat.")
+    messages = [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                             {"type": "image", "image": url}]}]
+    if backend.wire_format == "bedrock":
+        with pytest.raises(ValueError, match="URL"):
+            model(messages)
+        assert wire.calls() == [], "a request was sent for a conversation Converse cannot take"
+        return
+    message = model(messages)
+    assert text_of(message) == "A cat."
+    sent = wire.last().raw["messages"][0]["content"]
+    assert sent[1] == {"type": "image_url", "image_url": {"url": url}}, f"image sent as {sent[1]!r}"
+
+
 def test_image_first_in_a_message_merged_after_text(backend, model, wire, responder):
     """Two user messages in a row, the second opening with an image: one user turn, nothing lost.
 
