@@ -95,7 +95,7 @@ BAD_ARGUMENTS = {
     # not JSON: the error names the tool and shows the arguments
     "not_json": ('{"city": "Par', r"get_weather.*city.*Par"),
     # JSON, but not an object: the error names the tool and what they decoded to
-    "not_an_object": ("[1, 2]", r"get_weather.*\blist\b"),
+    "not_an_object": ("[1, 2]", r"get_weather.*\[1, 2\].*\blist\b"),
     # three layers of JSON: the contract decodes at most two (a dict, a JSON string, a JSON string of one)
     "three_layers": (json.dumps(json.dumps(json.dumps({"city": "Paris"}))), r"get_weather"),
 }
