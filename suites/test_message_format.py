@@ -139,7 +139,7 @@ BAD_CONVERSATIONS = {
     "no_role": ([{"role": "user", "content": "Hi."}, {"content": "Hi."}], ValueError, r"messages\[1\].*'role'"),
     "not_a_message": ([{"role": "user", "content": "Hi."}, 42], TypeError, r"messages\[1\].*\bint\b"),
     "object_without_role": ([SimpleNamespace(content="Hi.")], TypeError, r"messages\[0\]"),
-    "role_not_a_string": ([{"role": 42, "content": "Hi."}], TypeError, r"messages\[0\]\.role.*\b42\b"),
+    "role_not_a_string": ([{"role": 42, "content": "Hi."}], TypeError, r"messages\[0\]\.role.*\b42\b.*\bint\b"),
     "content_not_text_or_parts": ([{"role": "user", "content": 42}], TypeError, r"messages\[0\]\.content.*\bint\b"),
     "part_without_type": ([{"role": "user", "content": [{"text": "Hi."}]}], ValueError,
                           r"messages\[0\]\.content\[0\]"),
@@ -167,4 +167,13 @@ def test_bad_custom_role_conversion_is_a_clear_error(model_factory, wire, conver
     """Reply side: constructing the model fails naming the role; wire side: nothing was sent."""
     with pytest.raises(ValueError, match=named):
         model_factory(custom_role_conversions=conversions)([{"role": "user", "content": "Hi."}])
+    assert wire.calls() == []
+
+
+@pytest.mark.no_cassette
+def test_custom_role_conversion_not_a_string_is_a_clear_error(model_factory, wire):
+    """Reply side: constructing the model fails with a TypeError naming the parameter and the value; wire side:
+    nothing was sent."""
+    with pytest.raises(TypeError, match=r"custom_role_conversions.*\b42\b"):
+        model_factory(custom_role_conversions={"system": 42})([{"role": "user", "content": "Hi."}])
     assert wire.calls() == []

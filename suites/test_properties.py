@@ -559,22 +559,25 @@ def test_image_url_goes_out_as_given(backend, model, wire, responder, url):
     assert sent[1] == {"type": "image_url", "image_url": {"url": url}}, f"image sent as {sent[1]!r}"
 
 
-def test_image_first_in_a_message_merged_after_text(backend, model, wire, responder):
-    """Two user messages in a row, the second opening with an image: one user turn, nothing lost.
+def test_images_at_the_seams_of_merged_messages(backend, model, wire, responder):
+    """Three user messages in a row, the middle one opening and ending with an image: one user turn, nothing lost.
 
-    Wire side: the text of the first, the image, then the text of the second, in that order
-    (written down here). Reply side: the reply's text.
+    Wire side: the text of the first, an image, the middle text, an image, the text of the last,
+    in that order (written down here). Reply side: the reply's text.
     """
     responder.reply = Reply(text="A dot.")
     messages = [{"role": "user", "content": "Look at this."},
                 {"role": "user", "content": [{"type": "image", "image": PNG_B64},
-                                             {"type": "text", "text": "What is it?"}]}]
+                                             {"type": "text", "text": "What is it?"},
+                                             {"type": "image", "image": PNG_B64}]},
+                {"role": "user", "content": "Be brief."}]
     message = model(messages)
     assert text_of(message) == "A dot."
     sent = wire.last()
     assert sent.roles == ["user"], f"roles sent {sent.roles}"
     pieces = _pieces_of_sent(sent.messages[0]["content"], backend.wire_format)
-    assert pieces == [("text", "Look at this."), ("image", None), ("text", "What is it?")], pieces
+    assert pieces == [("text", "Look at this."), ("image", None), ("text", "What is it?"), ("image", None),
+                      ("text", "Be brief.")], pieces
 
 
 def test_image_of_another_type_is_a_clear_error(backend, model, wire, responder):
