@@ -108,3 +108,11 @@ def test_non_string_stop_is_a_clear_error(model, wire):
     with pytest.raises(ValueError, match=r"stop_sequences\[1\].*int"):
         model([{"role": "user", "content": "Say hello."}], stop_sequences=["ok", 3])
     assert wire.calls() == [], "a request was sent for invalid input"
+
+
+@pytest.mark.no_cassette
+def test_stop_sequences_not_a_list_is_a_clear_error(model, wire):
+    """Reply side: a TypeError naming the parameter and the type given; wire side: nothing was sent."""
+    with pytest.raises(TypeError, match=r"stop_sequences.*\bint\b"):
+        model([{"role": "user", "content": "Say hello."}], stop_sequences=42)
+    assert wire.calls() == [], "a request was sent for invalid input"
