@@ -89,7 +89,7 @@ report: install install-vllm model
 
 # Mutants of harness/{stop_sequences,tool_calls,messages}.py and the adapters' wire translation,
 # judged by `pytest suites` alone on replayed cassettes. MUTATION_FAIL_UNDER=95 makes a low score fail.
-MUTATION_BACKENDS ?= openai,bedrock
+MUTATION_BACKENDS ?= openai,inference-client,bedrock
 MUTATION_JOBS ?= 2
 mutation: install
 	$(BIN)/python tools/mutation.py --backends=$(MUTATION_BACKENDS) --jobs=$(MUTATION_JOBS) \

@@ -49,8 +49,9 @@ ADAPTER_TARGETS = {
     "harness.converse": ["harness.converse.*"],
 }
 TARGETS = {**HARNESS_TARGETS, **ADAPTER_TARGETS}
-# One backend per wire family by default: each target is reached by one of them.
-DEFAULT_BACKENDS = "openai,bedrock"
+# One backend per wire family by default, and inference-client: huggingface_hub's tool calls are
+# dataclasses, the one SDK shape that reaches native_tool_calls' vars() branch.
+DEFAULT_BACKENDS = "openai,inference-client,bedrock"
 
 # mutmut's exit codes of a mutant's test run, as its own `stats.status_by_exit_code` reads them
 KILLED = {1, 3, 37}
