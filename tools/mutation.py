@@ -50,7 +50,7 @@ ADAPTER_TARGETS = {
 }
 TARGETS = {**HARNESS_TARGETS, **ADAPTER_TARGETS}
 # One backend per wire family by default, and inference-client: huggingface_hub's tool calls are
-# dataclasses, the one SDK shape that reaches native_tool_calls' vars() branch.
+# dict subclasses without model_dump, the one SDK shape that reaches native_tool_calls' Mapping path.
 DEFAULT_BACKENDS = "openai,inference-client,bedrock"
 
 # mutmut's exit codes of a mutant's test run, as its own `stats.status_by_exit_code` reads them
