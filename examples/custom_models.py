@@ -84,7 +84,14 @@ class EmbeddedChatModel(Model):
         super().__init__(model_id="SmolLM2-135M-Instruct", **kwargs)
         self.tokenizer, self.model = _engine()
 
+    @staticmethod
+    def _refuse_unsupported(request: Request) -> None:
+        # greedy decoding here has no constrained mode: silently ignoring the schema would be wrong
+        if request.response_format is not None:
+            raise ValueError(f"EmbeddedChatModel cannot honour response_format={request.response_format!r}")
+
     def _generate(self, request: Request) -> ChatMessage:
+        self._refuse_unsupported(request)
         inputs = _prompt(self.tokenizer, request.messages, request.tools)
         prompt_length = int(inputs["input_ids"].shape[1])
         output = self.model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
@@ -98,6 +105,7 @@ class EmbeddedChatModel(Model):
     def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
         from transformers import TextIteratorStreamer
 
+        self._refuse_unsupported(request)
         inputs = _prompt(self.tokenizer, request.messages, request.tools)
         prompt_length = int(inputs["input_ids"].shape[1])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
