@@ -35,6 +35,7 @@ def test_string_content(model, wire, contract):
     assert isinstance(message.content, str) and message.content.strip()
 
 
+@pytest.mark.requires("token_usage")
 def test_token_usage_filled(model, wire):
     message = model([{"role": "user", "content": "Say hello."}])
     assert_usage(message)
