@@ -15,6 +15,7 @@ Nothing here reaches the HF hub; every write is atomic (temp dir, then rename).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -126,11 +127,29 @@ def cache_dir() -> Path:
 
 
 def _is_current(model_dir: Path) -> bool:
-    """Tell whether the safetensors copy is complete and built by this COPY_VERSION."""
+    """Tell whether the safetensors copy is complete, built by this COPY_VERSION, with every engine's config keys."""
     marker = model_dir / "VERSION"
     return (
-        marker.is_file() and marker.read_text().strip() == COPY_VERSION and (model_dir / "model.safetensors").is_file()
+        marker.is_file()
+        and marker.read_text().strip() == COPY_VERSION
+        and (model_dir / "model.safetensors").is_file()
+        and (model_dir / "config.json").is_file()
+        and not _legacy_rope_keys(json.loads((model_dir / "config.json").read_text()))
     )
+
+
+def _legacy_rope_keys(config: dict) -> dict:
+    """The RoPE keys that ``config`` lacks under their pre-transformers-5 names (empty when it has them).
+
+    transformers 5 saves the RoPE base only inside ``rope_parameters``; mlx-lm (0.32) reads the
+    top-level ``rope_theta`` and, without it, runs the model with its default base 10000 instead of
+    the model's 100000: a different model (logits off by up to 11 on a 128-token prompt, other
+    greedy text). Writing both names keeps every engine on the same model.
+    """
+    rope = config.get("rope_parameters") or {}
+    if "rope_theta" in rope and "rope_theta" not in config:
+        return {"rope_theta": rope["rope_theta"]}
+    return {}
 
 
 def embedded_model(fetch: bool = True, progress: Progress = print) -> EmbeddedModel:
@@ -216,6 +235,9 @@ def _build_copy(gguf: Path, model_dir: Path, progress: Progress) -> None:
         tokenizer.response_template = RESPONSE_TEMPLATE
         model.save_pretrained(build)
         tokenizer.save_pretrained(build)
+        config_path = build / "config.json"
+        config = json.loads(config_path.read_text())
+        config_path.write_text(json.dumps({**config, **_legacy_rope_keys(config)}, indent=2) + "\n")
         (build / "VERSION").write_text(COPY_VERSION + "\n")
         _install(build, model_dir, staging)
     finally:

