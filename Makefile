@@ -29,7 +29,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install install-vllm model test test-harness test-suites test-vllm report lint mutation clean
+.PHONY: install install-vllm model test test-in-order test-beside test-harness test-suites test-vllm report lint mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +58,31 @@ install-vllm: $(if $(filter none,$(VLLM_EXTRA)),install,$(VLLM_STAMP))
 model: install
 	$(BIN)/harness fetch-model
 
-test: install model test-harness test-suites test-vllm
+# mlx-lm on a CPU computes on one core: the live suites of these backends run beside the rest, which
+# gets the other core (transformers with one thread). Their output is printed when their run ends
+# (also kept in reports/_runs/test-<backend>.log). Empty: everything in order, in one stream.
+BESIDE_BACKENDS ?= $(filter mlx,$(subst $(comma), ,$(LOCAL_BACKENDS)))
+IN_ORDER_BACKENDS := $(filter-out $(BESIDE_BACKENDS),$(subst $(comma), ,$(LOCAL_BACKENDS)))
+
+test: install model
+	$(MAKE) --no-print-directory -j2 test-in-order test-beside
+	$(MAKE) --no-print-directory test-vllm
+
+test-in-order:
+	$(if $(BESIDE_BACKENDS),OMP_NUM_THREADS=1) $(MAKE) --no-print-directory -j1 test-harness test-suites \
+		LOCAL_BACKENDS="$(IN_ORDER_BACKENDS)"
+
+test-beside:
+	@for backend in $(BESIDE_BACKENDS); do \
+		mkdir -p reports/_runs; log=reports/_runs/test-$$backend.log; \
+		echo "pytest suites --backend=$$backend runs beside the rest; its output follows when it ends ($$log)"; \
+		$(call live_suites,$$backend) > $$log 2>&1; status=$$?; \
+		echo "---- pytest suites --backend=$$backend ----"; cat $$log; [ $$status -eq 0 ] || exit $$status; done
+
+# one local engine's suites, live (mlx and the like: the smolagents-typed forms only where asked)
+live_suites = { if echo ",$(DICTS_ONLY_BACKENDS)," | grep -q ",$(1),"; then only='not smolagents_types'; else only=''; fi; \
+		echo "pytest suites -q --backend=$(1)$${only:+ -k '$$only'}"; \
+		$(BIN)/python -m pytest suites -q --backend=$(1) $${only:+-k "$$only"}; }
 
 test-harness:
 	$(BIN)/python -m harness.cli scan cassettes
@@ -75,10 +99,7 @@ test-suites:
 		$(BIN)/python -m pytest suites -q --backend=$(HTTP_BACKENDS) --server=$$server --ignore=suites/test_faults.py \
 			--ignore=suites/test_agents.py \
 		|| exit 1; done
-	@for backend in $(subst $(comma), ,$(LOCAL_BACKENDS)); do \
-		if echo ",$(DICTS_ONLY_BACKENDS)," | grep -q ",$$backend,"; then only='not smolagents_types'; else only=''; fi; \
-		echo "pytest suites -q --backend=$$backend$${only:+ -k '$$only'}"; \
-		$(BIN)/python -m pytest suites -q --backend=$$backend $${only:+-k "$$only"} || exit 1; done
+	@for backend in $(subst $(comma), ,$(LOCAL_BACKENDS)); do $(call live_suites,$$backend) || exit 1; done
 
 # the vllm suites, live on the embedded model (one engine for the whole run)
 test-vllm: install-vllm model
