@@ -244,3 +244,14 @@ def test_finalize_refuses_a_secret_split_across_event_stream_frames(tmp_path, mo
 def test_registered_short_values_are_ignored():
     register_secret("short")
     assert find_secret("a short text") is None
+
+
+def test_a_credential_set_after_a_scrub_is_scrubbed_next_time(monkeypatch):
+    """The secret forms are cached; a change to the credential environment must reach the next scrub."""
+    from harness.secrets import scrub_text
+
+    first, second = "plain-env-value-one-0001", "plain-env-value-two-0002"  # no credential shape
+    monkeypatch.setenv("OPENAI_API_KEY", first)
+    assert first not in scrub_text(f"key={first}")
+    monkeypatch.setenv("OPENAI_API_KEY", second)
+    assert second not in scrub_text(f"key={second}")
