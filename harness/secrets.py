@@ -119,13 +119,19 @@ def _env_values() -> Iterator[str]:
             yield value
 
 
-def _aws_file_values() -> Iterator[str]:
+def _aws_files() -> tuple[str, str]:
     home = Path.home()
-    files = (
-        os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(home / ".aws" / "credentials"),
-        os.environ.get("AWS_CONFIG_FILE") or str(home / ".aws" / "config"),
-    )
-    for file in files:
+    return (os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(home / ".aws" / "credentials"),
+            os.environ.get("AWS_CONFIG_FILE") or str(home / ".aws" / "config"))
+
+
+def _hf_token_files() -> tuple[str, str]:
+    hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    return os.environ.get("HF_TOKEN_PATH") or str(Path(hf_home) / "token"), str(Path(hf_home) / "stored_tokens")
+
+
+def _aws_file_values() -> Iterator[str]:
+    for file in _aws_files():
         parser = configparser.RawConfigParser()
         try:
             parser.read(file, encoding="utf-8")
@@ -138,8 +144,7 @@ def _aws_file_values() -> Iterator[str]:
 
 
 def _hf_token_file_values() -> Iterator[str]:
-    hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-    for file in (os.environ.get("HF_TOKEN_PATH") or str(Path(hf_home) / "token"), str(Path(hf_home) / "stored_tokens")):
+    for file in _hf_token_files():
         try:
             text = Path(file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -190,11 +195,7 @@ def variants(value: str) -> list[str]:
 def _sources_fingerprint() -> tuple[Any, ...]:
     """What ``known_secrets`` reads, cheaply: the credential environment, the files' stat, the registry."""
     env = tuple(sorted((n, v) for n, v in os.environ.items() if n in SECRET_ENV or _SECRET_ENV_NAME.search(n)))
-    home = Path.home()
-    hf_home = os.environ.get("HF_HOME") or str(home / ".cache" / "huggingface")
-    files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(home / ".aws" / "credentials"),
-             os.environ.get("AWS_CONFIG_FILE") or str(home / ".aws" / "config"),
-             os.environ.get("HF_TOKEN_PATH") or str(Path(hf_home) / "token"), str(Path(hf_home) / "stored_tokens"))
+    files = (*_aws_files(), *_hf_token_files())
     stats: list[tuple[Any, ...]] = []
     for file in files:
         try:

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from harness.cassettes import decode_event_stream, encode_event_message
+from harness.cassettes import decode_event_stream, encode_event_message, load_yaml
 from harness.patching import patched
 
 # The recorded replies the responder is built from: a generate and a streamed call with a tool call.
@@ -48,17 +46,6 @@ class Reply:
     argument_pieces: Sequence[int] = ()  # character offsets where tool-call argument deltas are cut
     byte_cuts: Sequence[int] = ()  # byte offsets where the transport delivers the body in chunks
     finish_reason: str | None = None
-
-
-@functools.cache
-def _parsed(path: Path, stamp: tuple[int, int]) -> Any:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-def _recorded(path: Path) -> Any:
-    """The recorded reply file, parsed once per process while unchanged (a fresh copy each time)."""
-    st = path.stat()
-    return copy.deepcopy(_parsed(path, (st.st_mtime_ns, st.st_size)))
 
 
 def _find_source(root: Path, backend: str) -> Path:
@@ -93,7 +80,7 @@ class RecordedReplyResponder:
     def __init__(self, backend: str, wire_format: str, cassette_root: Path) -> None:
         self.backend = backend
         self.wire_format = wire_format
-        data = _recorded(_find_source(cassette_root, backend))
+        data = load_yaml(_find_source(cassette_root, backend))  # parsed once per run, a fresh copy
         interactions = data["interactions"]
         self._plain = interactions[0]["response"]
         self._stream = interactions[1]["response"]
