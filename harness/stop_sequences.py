@@ -35,24 +35,18 @@ def validate_stop_sequences(stop_sequences: Iterable[str] | str | None) -> list[
     return out
 
 
-def find_stop(text: str, stop_sequences: Sequence[str], start: int = 0) -> tuple[int, int] | None:
-    """(cut, end) of the first stop sequence completed in ``text``, looking at matches from ``start``."""
-    best: tuple[int, int] | None = None
-    for stop in stop_sequences:
-        at = text.find(stop, start)
-        if at < 0:
-            continue
-        end = at + len(stop)
-        # earliest completion wins; at a tie the longest stop, which starts first
-        if best is None or end < best[1] or (end == best[1] and at < best[0]):
-            best = (at, end)
-    return best
+def find_stop(text: str, stop_sequences: Sequence[str]) -> tuple[int, int] | None:
+    """(cut, end) of the first stop sequence completed in ``text``, or None."""
+    # earliest completion wins; at a tie the longest stop, which starts first
+    hits = [(at + len(stop), at) for stop in stop_sequences if (at := text.find(stop)) >= 0]
+    if not hits:
+        return None
+    end, cut = min(hits)
+    return cut, end
 
 
-def trim_at_stop(text: str, stop_sequences: Sequence[str] | None) -> str:
+def trim_at_stop(text: str, stop_sequences: Sequence[str]) -> str:
     """``text`` cut before the stop sequence that completes first (unchanged if none does)."""
-    if not stop_sequences or not text:
-        return text
     hit = find_stop(text, stop_sequences)
     return text if hit is None else text[: hit[0]]
 
@@ -75,28 +69,27 @@ class StopScanner:
     whether it is; :meth:`flush` releases it at the end of the stream.
     """
 
-    def __init__(self, stop_sequences: Sequence[str] | None) -> None:
-        self.stop_sequences = list(stop_sequences or [])
-        self._max = max((len(s) for s in self.stop_sequences), default=0)
+    def __init__(self, stop_sequences: Sequence[str]) -> None:
+        self.stop_sequences = list(stop_sequences)
         self.text = ""
         self.emitted = 0
-        self.stopped = False
+        # where the text was cut, once a stop sequence completed in it
+        self.cut: int | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.cut is not None
 
     def feed(self, chunk: str) -> str:
         """Add ``chunk``; return the newly safe text ('' once stopped)."""
-        if self.stopped or not chunk:
+        if self.stopped:
             return ""
-        if not self.stop_sequences:
-            self.text += chunk
-            self.emitted = len(self.text)
-            return chunk
-        scan_from = max(0, len(self.text) - self._max + 1)
         self.text += chunk
-        hit = find_stop(self.text, self.stop_sequences, scan_from)
+        hit = find_stop(self.text, self.stop_sequences)
         if hit is not None:
-            self.stopped = True
+            self.cut = hit[0]
             self.text = self.text[: hit[0]]
-            return self._release(len(self.text))
+            return self._release(hit[0])
         return self._release(len(self.text) - _held_back(self.text, self.stop_sequences))
 
     def flush(self) -> str:
@@ -104,8 +97,7 @@ class StopScanner:
         return self._release(len(self.text))
 
     def _release(self, upto: int) -> str:
-        if upto <= self.emitted:
-            return ""
+        # never below ``emitted``: a stop cannot start in text already released (it was held back)
         out = self.text[self.emitted : upto]
         self.emitted = upto
         return out
