@@ -173,7 +173,7 @@ def message_from_converse(response: Mapping[str, Any], backend: str = "bedrock")
             texts.append(block["text"])
         elif "toolUse" in block:
             use = block["toolUse"]
-            calls.append(make_tool_call(use.get("name"), use.get("input"), use.get("toolUseId"), strict=False))
+            calls.append(make_tool_call(use.get("name"), use.get("input"), use.get("toolUseId")))
     return ChatMessage(
         role=MessageRole.ASSISTANT,
         content="".join(texts) if texts or not calls else None,

@@ -20,7 +20,7 @@ _FENCE = re.compile(r"```(?:json|JSON|python|py)?\s*\n?(.*?)```", re.DOTALL)
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 
 
-def parse_arguments(arguments: Any, tool_name: str = "?") -> dict[str, Any]:
+def parse_arguments(arguments: Any, tool_name: Any) -> dict[str, Any]:
     """Tool-call arguments as a dict, from a dict, a JSON string or a double-encoded JSON string."""
     value = arguments
     for _ in range(3):  # dict, JSON string, JSON string of a JSON string
@@ -78,14 +78,12 @@ def _balanced_end(text: str, start: int) -> int | None:
     """End of the object opening at ``start``: braces counted outside quoted strings (JSON or Python)."""
     depth = 0
     quote: str | None = None
-    escaped = False
-    for j in range(start, len(text)):
+    j = start
+    while j < len(text):
         ch = text[j]
         if quote is not None:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
+            if ch == "\\":
+                j += 1  # the escaped character neither closes the string nor escapes the next
             elif ch == quote:
                 quote = None
         elif ch in "\"'":
@@ -96,10 +94,11 @@ def _balanced_end(text: str, start: int) -> int | None:
             depth -= 1
             if depth == 0:
                 return j + 1
+        j += 1
     return None
 
 
-def parse_json_blob(text: str, tool_name_key: str = "name", tool_arguments_key: str = "arguments") -> dict[str, Any]:
+def parse_json_blob(text: str, tool_name_key: str, tool_arguments_key: str) -> dict[str, Any]:
     """The first object in ``text`` (JSON, fenced, Python-literal, amid prose) that names a tool."""
     for candidate in _candidates(text):
         obj = _load_object(candidate)
@@ -115,31 +114,28 @@ def new_tool_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-def make_tool_call(name: Any, arguments: Any, call_id: str | None = None, strict: bool = True) -> ChatMessageToolCall:
-    """A tool call with dict arguments; ``strict=False`` keeps arguments that do not decode as they came
-    (what ``generate`` returns: ``parse_tool_calls`` raises the clear error later, where an agent
-    turns it into an observation)."""
-    if strict and (not isinstance(name, str) or not name):
-        raise ToolCallParseError(f"tool call name must be a non-empty string, got {_excerpt(name)}")
+def make_tool_call(name: Any, arguments: Any, call_id: str | None) -> ChatMessageToolCall:
+    """A tool call as a backend sent it: arguments decoded to a dict where they decode, else kept as they
+    came (``generate`` never raises on them: ``parse_tool_calls`` raises the clear error later, where an
+    agent turns it into an observation); a name that is not a string becomes ``""``."""
     try:
         decoded = parse_arguments(arguments, name)
     except ToolCallParseError:
-        if strict:
-            raise
         decoded = arguments
     return ChatMessageToolCall(
         id=call_id or new_tool_call_id(),
-        type="function",
         function=ChatMessageToolCallFunction(name=name if isinstance(name, str) else "", arguments=decoded),
     )
 
 
-def tool_call_from_text(
-    text: str, tool_name_key: str = "name", tool_arguments_key: str = "arguments"
-) -> ChatMessageToolCall:
-    """One tool call written as text (JSON blob, fenced block, Python dict, prose around it)."""
+def tool_call_from_text(text: str, tool_name_key: str, tool_arguments_key: str) -> ChatMessageToolCall:
+    """One tool call written as text (JSON blob, fenced block, Python dict, prose around it); a name that
+    is not a non-empty string, or arguments that do not decode to an object, are a ToolCallParseError."""
     blob = parse_json_blob(text, tool_name_key, tool_arguments_key)
-    return make_tool_call(blob[tool_name_key], blob.get(tool_arguments_key))
+    name = blob[tool_name_key]
+    if not isinstance(name, str) or not name:
+        raise ToolCallParseError(f"tool call name must be a non-empty string, got {_excerpt(name)}")
+    return make_tool_call(name, parse_arguments(blob.get(tool_arguments_key), name), None)
 
 
 def native_tool_calls(raw_calls: Iterable[Any] | None) -> list[ChatMessageToolCall] | None:
@@ -148,13 +144,10 @@ def native_tool_calls(raw_calls: Iterable[Any] | None) -> list[ChatMessageToolCa
         return None
     calls = []
     for raw in raw_calls:
+        # pydantic objects (openai, litellm) are dumped; huggingface_hub's and Bedrock's calls are Mappings
         data = raw.model_dump() if hasattr(raw, "model_dump") else raw
-        if not isinstance(data, Mapping):
-            data = vars(data)
         function = data.get("function") or {}
-        if not isinstance(function, Mapping):
-            function = vars(function)
-        calls.append(make_tool_call(function.get("name"), function.get("arguments"), data.get("id"), strict=False))
+        calls.append(make_tool_call(function.get("name"), function.get("arguments"), data.get("id")))
     return ensure_unique_ids(calls)
 
 
@@ -177,12 +170,12 @@ def merge_tool_call_deltas(deltas: Iterable[ChatMessageToolCallStreamDelta]) -> 
         if delta.id:
             slot["id"] = delta.id
         if delta.function is not None:
-            if delta.function.name and not slot["name"]:
+            if delta.function.name:  # as smolagents merges: a later name replaces an earlier one
                 slot["name"] = delta.function.name
             args = delta.function.arguments
             if isinstance(args, Mapping):
                 slot["arguments"] = dict(args)
             elif args:
                 slot["arguments"] = (slot["arguments"] if isinstance(slot["arguments"], str) else "") + args
-    calls = [make_tool_call(s["name"], s["arguments"], s["id"], strict=False) for _, s in sorted(merged.items())]
+    calls = [make_tool_call(s["name"], s["arguments"], s["id"]) for _, s in sorted(merged.items())]
     return ensure_unique_ids(calls)

@@ -79,7 +79,7 @@ def test_malformed_arguments_raise_a_tool_call_parse_error_naming_the_tool(bad):
     with pytest.raises(ToolCallParseError, match="get_weather"):
         parse_arguments(bad, "get_weather")
     with pytest.raises(ValueError, match="get_weather"):
-        tool_call_from_text(json.dumps({"name": "get_weather", "arguments": bad}))
+        tool_call_from_text(json.dumps({"name": "get_weather", "arguments": bad}), "name", "arguments")
 
 
 def _written_forms(name: str, args: dict[str, Any], before: str, after: str) -> dict[str, str]:
@@ -103,7 +103,7 @@ def _written_forms(name: str, args: dict[str, Any], before: str, after: str) -> 
 @given(names, arguments, prose, prose)
 def test_a_tool_call_written_as_text_is_found_in_every_form(name, args, before, after):
     for form, text in _written_forms(name, args, before, after).items():
-        call = tool_call_from_text(text)
+        call = tool_call_from_text(text, "name", "arguments")
         assert (call.function.name, call.function.arguments) == (name, args), form
         assert call.type == "function" and call.id, form
 
@@ -111,20 +111,20 @@ def test_a_tool_call_written_as_text_is_found_in_every_form(name, args, before, 
 @given(names, arguments)
 def test_custom_name_and_arguments_keys(name, args):
     text = json.dumps({"tool": name, "args": args})
-    call = tool_call_from_text(text, tool_name_key="tool", tool_arguments_key="args")
+    call = tool_call_from_text(text, "tool", "args")
     assert (call.function.name, call.function.arguments) == (name, args)
 
 
 def test_braces_in_the_prose_do_not_hide_the_call():
     text = 'I will use {the tool} now: {"name": "get_weather", "arguments": {"city": "Paris"}} (see {docs}).'
-    call = tool_call_from_text(text)
+    call = tool_call_from_text(text, "name", "arguments")
     assert (call.function.name, call.function.arguments) == ("get_weather", {"city": "Paris"})
 
 
 @pytest.mark.parametrize("text", ["", "no call here", "{}", '{"arguments": {}}', "```json\n[1]\n```"])
 def test_text_without_a_call_is_a_tool_call_parse_error(text):
     with pytest.raises(ToolCallParseError, match="no tool call found"):
-        tool_call_from_text(text)
+        tool_call_from_text(text, "name", "arguments")
 
 
 ids = st.one_of(st.none(), st.just(""), st.sampled_from(["call_a", "call_b", "x"]))
