@@ -43,7 +43,7 @@ def role_conversions(custom: Mapping[str, str] | None = None) -> dict[str, str]:
 _merged_role_conversions = role_conversions  # the parameter below shadows the name
 
 
-def role_value(role: Any, where: str = "role") -> str:
+def role_value(role: Any, where: str) -> str:
     """A role as its plain string, read by value from a ``str`` or any ``str``-valued Enum.
 
     ``str()`` is never used: ``str(smolagents.MessageRole.USER)`` is ``'MessageRole.USER'``.
@@ -88,9 +88,10 @@ def _encode_image(image: Any) -> str:
     raise TypeError(f"image part must hold bytes, a base64/URL string or a PIL image, got {type(image).__name__}")
 
 
-def _image_part(part: Mapping[str, Any], convert_images_to_image_urls: bool) -> dict[str, Any]:
+def _copy_part(part: Mapping[str, Any], convert_images_to_image_urls: bool) -> dict[str, Any]:
+    """A plain dict that shares nothing with the caller's part; an image as an image_url when converting."""
     if not convert_images_to_image_urls or part.get("type") != "image":
-        return dict(part)
+        return copy.deepcopy(dict(part))
     image = _encode_image(part.get("image"))
     if not image.startswith(("data:", "http://", "https://")):
         image = f"data:image/png;base64,{image}"
@@ -98,23 +99,18 @@ def _image_part(part: Mapping[str, Any], convert_images_to_image_urls: bool) -> 
 
 
 def _parts(content: Any, index: int, convert_images_to_image_urls: bool) -> list[dict[str, Any]]:
+    """The content as new part dicts (the caller's are never changed); ``validate_call`` has already
+    refused a list item that is not a dict with a known ``type``."""
     if content is None:
         return []
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    if isinstance(content, Sequence):
+    if isinstance(content, (list, tuple)):
         parts = []
         for j, part in enumerate(content):
-            if isinstance(part, str):
-                parts.append({"type": "text", "text": part})
-            elif isinstance(part, Mapping) and "type" in part:
-                if part["type"] == "text" and not isinstance(part.get("text"), str):
-                    raise ValueError(f"messages[{index}].content[{j}] is a text part without a string 'text'")
-                parts.append(_image_part(part, convert_images_to_image_urls))
-            else:
-                raise ValueError(
-                    f"messages[{index}].content[{j}] must be a string or a part with a 'type', got {part!r}"
-                )
+            if part["type"] == "text" and not isinstance(part.get("text"), str):
+                raise ValueError(f"messages[{index}].content[{j}] is a text part without a string 'text'")
+            parts.append(_copy_part(part, convert_images_to_image_urls))
         return parts
     raise TypeError(
         f"messages[{index}].content must be a string or a list of parts, got {type(content).__name__}"
@@ -133,8 +129,9 @@ def flatten_parts(parts: Sequence[Mapping[str, Any]]) -> str:
 def get_clean_message_list(
     messages: Sequence[Any],
     role_conversions: Mapping[str, str] | None = None,
-    convert_images_to_image_urls: bool = False,
-    flatten_messages_as_text: bool = False,
+    *,
+    convert_images_to_image_urls: bool,
+    flatten_messages_as_text: bool,
 ) -> list[dict[str, Any]]:
     """Normalise ``messages`` to wire messages.
 
@@ -152,10 +149,7 @@ def get_clean_message_list(
         if role not in _ROLES:
             raise ValueError(f"messages[{i}] has role {role!r}; valid roles are {MessageRole.roles()}")
         role = conversions.get(role, role)
-        parts = [
-            {"type": "text", "text": p["text"]} if p.get("type") == "text" and len(p) == 2 else copy.deepcopy(p)
-            for p in _parts(message["content"], i, convert_images_to_image_urls)
-        ]
+        parts = _parts(message["content"], i, convert_images_to_image_urls)
         if out and out[-1]["role"] == role:
             # as smolagents merges: a text part joins the text part before it, on a new line, so a
             # chat template that concatenates parts still sees the two messages apart

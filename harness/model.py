@@ -120,7 +120,7 @@ def validate_call(messages: Any, response_format: Any, tools: Any) -> None:
     if isinstance(messages, Sequence) and not isinstance(messages, (str, bytes)):
         for i, message in enumerate(messages):
             content = message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
-            if isinstance(content, list):
+            if isinstance(content, (list, tuple)):
                 for j, part in enumerate(content):
                     if not isinstance(part, Mapping):
                         raise TypeError(f"messages[{i}].content[{j}] must be a dict part such as "

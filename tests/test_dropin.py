@@ -72,7 +72,8 @@ def _smolagents_conversation() -> list[Any]:
 
 @pytest.mark.parametrize("flatten", [True, False])
 def test_smolagents_messages_normalise_like_smolagents_own_normaliser(flatten):
-    ours = get_clean_message_list(_smolagents_conversation(), flatten_messages_as_text=flatten)
+    ours = get_clean_message_list(_smolagents_conversation(), convert_images_to_image_urls=False,
+                                  flatten_messages_as_text=flatten)
     reference = sm.get_clean_message_list(_smolagents_conversation(), role_conversions=sm.tool_role_conversions,
                                           flatten_messages_as_text=flatten)
     assert [m["role"] for m in ours] == [m["role"].value if isinstance(m["role"], Enum) else m["role"]
@@ -82,19 +83,22 @@ def test_smolagents_messages_normalise_like_smolagents_own_normaliser(flatten):
 
 def test_a_role_is_read_by_value_from_any_str_enum():
     out = get_clean_message_list([{"role": Role.SYSTEM, "content": "S"}, {"role": Role.USER, "content": "U"},
-                                  {"role": sm.MessageRole.ASSISTANT, "content": "A"}])
+                                  {"role": sm.MessageRole.ASSISTANT, "content": "A"}],
+                                 convert_images_to_image_urls=False, flatten_messages_as_text=False)
     assert [m["role"] for m in out] == ["system", "user", "assistant"]
     assert all(type(m["role"]) is str for m in out)
 
 
 def test_a_role_that_is_not_a_string_is_a_clear_error():
     with pytest.raises(TypeError, match=r"messages\[0\].role .* int"):
-        get_clean_message_list([{"role": 3, "content": "x"}])
+        get_clean_message_list([{"role": 3, "content": "x"}], convert_images_to_image_urls=False,
+                               flatten_messages_as_text=False)
 
 
 def test_smolagents_role_conversions_are_accepted():
     out = get_clean_message_list([{"role": "system", "content": "S"}],
-                                 role_conversions={sm.MessageRole.SYSTEM: sm.MessageRole.USER})
+                                 role_conversions={sm.MessageRole.SYSTEM: sm.MessageRole.USER},
+                                 convert_images_to_image_urls=False, flatten_messages_as_text=False)
     assert out == [{"role": "user", "content": [{"type": "text", "text": "S"}]}]
 
 

@@ -19,7 +19,7 @@ ROLES = MessageRole.roles()
 texts = st.text(alphabet="ab \n", max_size=6)
 text_parts = texts.map(lambda t: {"type": "text", "text": t})
 image_parts = st.sampled_from([{"type": "image", "image": "aGVsbG8="}, {"type": "image", "image": b"\x89PNG"}])
-parts = st.one_of(text_parts, texts, image_parts)  # a bare string in a list is a text part too
+parts = st.one_of(text_parts, image_parts)
 contents = st.one_of(st.none(), texts, st.lists(parts, max_size=4))
 roles = st.sampled_from(ROLES)
 
@@ -61,7 +61,7 @@ def _input_texts(message: Any) -> list[str]:
         return []
     if isinstance(content, str):
         return [content]
-    return [p if isinstance(p, str) else p["text"] for p in content if isinstance(p, str) or p["type"] == "text"]
+    return [p["text"] for p in content if p["type"] == "text"]
 
 
 def _output_texts(message: dict[str, Any]) -> list[str]:
@@ -91,7 +91,8 @@ def test_normalisation_is_idempotent(messages, mapping, flatten, images_as_urls)
 
 @given(messages_lists(), conversions)
 def test_every_text_part_kept_in_order_as_parts(messages, mapping):
-    out = get_clean_message_list(messages, role_conversions=mapping)
+    out = get_clean_message_list(messages, role_conversions=mapping, convert_images_to_image_urls=False,
+                                 flatten_messages_as_text=False)
     expected = [t for m in messages for t in _input_texts(m)]
     # merged messages join adjacent text parts on a new line (as smolagents does; an empty text adds
     # nothing): no text lost, order kept
@@ -100,7 +101,8 @@ def test_every_text_part_kept_in_order_as_parts(messages, mapping):
 
 @given(messages_lists(), conversions)
 def test_every_text_part_kept_in_order_when_flattened(messages, mapping):
-    out = get_clean_message_list(messages, role_conversions=mapping, flatten_messages_as_text=True)
+    out = get_clean_message_list(messages, role_conversions=mapping, convert_images_to_image_urls=False,
+                                 flatten_messages_as_text=True)
     assert all(isinstance(m["content"], str) for m in out)
     joined = TEXT_JOINER.join(m["content"] for m in out)
     position = 0
@@ -112,7 +114,8 @@ def test_every_text_part_kept_in_order_when_flattened(messages, mapping):
 
 @given(messages_lists(), conversions, st.booleans())
 def test_roles_are_wire_roles_and_never_repeat(messages, mapping, flatten):
-    out = get_clean_message_list(messages, role_conversions=mapping, flatten_messages_as_text=flatten)
+    out = get_clean_message_list(messages, role_conversions=mapping, convert_images_to_image_urls=False,
+                                 flatten_messages_as_text=flatten)
     out_roles = [m["role"] for m in out]
     assert set(out_roles) <= WIRE_ROLES
     assert all(a != b for a, b in pairwise(out_roles)), out_roles
@@ -122,7 +125,8 @@ def test_roles_are_wire_roles_and_never_repeat(messages, mapping, flatten):
 @given(conversions, st.sampled_from(["tool-call", "tool-response"]))
 def test_custom_conversions_add_to_the_tool_role_defaults(mapping, tool_role):
     expected = mapping.get(tool_role, DEFAULT_ROLE_CONVERSIONS[tool_role])
-    out = get_clean_message_list([{"role": tool_role, "content": "x"}], role_conversions=mapping)
+    out = get_clean_message_list([{"role": tool_role, "content": "x"}], role_conversions=mapping,
+                                 convert_images_to_image_urls=False, flatten_messages_as_text=False)
     assert [m["role"] for m in out] == [expected]
     merged = role_conversions(mapping)
     assert merged[tool_role] == expected
@@ -132,7 +136,7 @@ def test_custom_conversions_add_to_the_tool_role_defaults(mapping, tool_role):
 def test_default_tool_roles_without_custom_conversions():
     out = get_clean_message_list(
         [{"role": "tool-call", "content": "call"}, {"role": "tool-response", "content": "result"}],
-        role_conversions={"system": "user"},
+        role_conversions={"system": "user"}, convert_images_to_image_urls=False, flatten_messages_as_text=False,
     )
     assert [m["role"] for m in out] == ["assistant", "user"]
 
@@ -169,7 +173,7 @@ def _scribble(value: Any) -> None:
 def test_invalid_role_is_a_value_error_naming_it(bad_role, position):
     messages: list[Any] = [{"role": "user", "content": "x"}] * position + [{"role": bad_role, "content": "y"}]
     with pytest.raises(ValueError) as info:
-        get_clean_message_list(messages)
+        get_clean_message_list(messages, convert_images_to_image_urls=False, flatten_messages_as_text=False)
     assert repr(bad_role) in str(info.value)
     assert f"messages[{position}]" in str(info.value)
 
@@ -188,18 +192,19 @@ def test_invalid_conversion_source_is_a_value_error_in_role_conversions():
 @pytest.mark.parametrize("target", ["banana", "tool-call"])
 def test_invalid_conversion_target_is_a_value_error_in_get_clean_message_list(target):
     with pytest.raises(ValueError, match=repr(target)):
-        get_clean_message_list([{"role": "system", "content": "x"}], role_conversions={"system": target})
+        get_clean_message_list([{"role": "system", "content": "x"}], role_conversions={"system": target},
+                               convert_images_to_image_urls=False, flatten_messages_as_text=False)
 
 
 def test_both_content_forms_and_chat_messages_mixed():
     messages = [
         ChatMessage(role=MessageRole.SYSTEM, content="Be terse."),
-        {"role": "user", "content": [{"type": "text", "text": "Hi"}, "there"]},
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}]},
         {"role": MessageRole.USER, "content": "again"},
         ChatMessage(role="assistant", content=[{"type": "text", "text": "Hello"}]),
         {"role": "tool-call", "content": "call"},
     ]
-    assert get_clean_message_list(messages, flatten_messages_as_text=True) == [
+    assert get_clean_message_list(messages, convert_images_to_image_urls=False, flatten_messages_as_text=True) == [
         {"role": "system", "content": "Be terse."},
         {"role": "user", "content": "Hi\nthere\nagain"},
         {"role": "assistant", "content": "Hello\ncall"},
