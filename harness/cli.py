@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -60,33 +63,104 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
-def suite_runs(backend: str, servers: str, subject: str, mode: str, results: Path) -> list[list[str]]:
+@dataclass
+class SuiteRun:
+    """One pytest run behind a report: its command line, and the lane it runs in.
+
+    Runs of the ``main`` lane go one after another; runs of the ``beside`` lane (a local engine that
+    computes on one core, such as mlx-lm on a Linux CPU) go one after another on a second lane at
+    the same time, so the machine's other core is not left idle for the length of that engine's runs.
+    """
+
+    lane: str
+    cmd: list[str]
+
+
+def _names(spec: str) -> list[str]:
+    return [n.strip() for n in spec.split(",") if n.strip()]
+
+
+def default_beside() -> str:
+    """mlx beside the rest where mlx-lm computes on a CPU core (not on Apple silicon's GPU)."""
+    return "" if sys.platform == "darwin" else "mlx"
+
+
+def suite_runs(backend: str, servers: str, subject: str, mode: str, results: Path, beside: str = "",
+               dicts_only: str = "") -> list[SuiteRun]:
     """The pytest runs behind a report: every backend once, the HTTP ones again per further server.
 
     vllm runs with the interpreter named by MODEL_CONFORMANCE_VLLM_PYTHON when this one lacks it
-    (``make`` builds vllm an environment of its own, .venv-vllm).
+    (``make`` builds vllm an environment of its own, .venv-vllm). A backend named in ``beside`` gets a
+    run of its own in the ``beside`` lane; one named in ``dicts_only`` gets the suites' conversations
+    as dicts only (``-k 'not smolagents_types'``).
     """
     import importlib.util
 
     from harness.registry import get_backend, resolve_backends
 
     names = resolve_backends(backend, require_installed=False)
+    for option, value in (("--beside", beside), ("--dicts-only", dicts_only)):
+        if value:
+            try:  # a misspelt name is an error naming the valid ones
+                resolve_backends(value, require_installed=False)
+            except HarnessError as exc:
+                raise HarnessError(f"{option}: {exc}") from None
     vllm_python = os.environ.get("MODEL_CONFORMANCE_VLLM_PYTHON")
     apart = ["vllm"] if "vllm" in names and vllm_python and importlib.util.find_spec("vllm") is None else []
-    here = [n for n in names if n not in apart]
-    server_list = [s.strip() for s in servers.split(",") if s.strip()]
+    alone = [n for n in names if n in _names(beside) and n not in apart]
+    here = [n for n in names if n not in apart and n not in alone]
+    server_list = _names(servers)
     common = ["-m", "pytest", "suites", "-q", "-p", "no:randomly", f"--subject={subject}", f"--mode={mode}",
               f"--results={results}"]
+
+    def only(backends: list[str]) -> list[str]:
+        return ["-k", "not smolagents_types"] if set(backends) <= set(_names(dicts_only)) else []
+
     runs = []
     if here:
-        runs.append([sys.executable, *common, f"--backend={','.join(here)}", f"--server={server_list[0]}"])
+        runs.append(SuiteRun("main", [sys.executable, *common, f"--backend={','.join(here)}",
+                                      f"--server={server_list[0]}", *only(here)]))
     http = [n for n in here if get_backend(n).kind == "http"]
     for server in server_list[1:]:
         if http:
-            runs.append([sys.executable, *common, f"--backend={','.join(http)}", f"--server={server}"])
+            runs.append(SuiteRun("main", [sys.executable, *common, f"--backend={','.join(http)}",
+                                          f"--server={server}"]))
     if apart and vllm_python:
-        runs.append([vllm_python, *common, "--backend=vllm"])
+        runs.append(SuiteRun("main", [vllm_python, *common, "--backend=vllm", *only(["vllm"])]))
+    for name in alone:
+        runs.append(SuiteRun("beside", [sys.executable, *common, f"--backend={name}", *only([name])]))
     return runs
+
+
+def _show(cmd: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in cmd[2:])
+
+
+def _run_beside(runs: list[SuiteRun], env: dict[str, str], log: Path, codes: list[int]) -> None:
+    """The beside lane: its runs one after another, their output into ``log``; exit codes into ``codes``."""
+    with log.open("w", encoding="utf-8") as out:
+        for run in runs:
+            out.write(f"$ {_show(run.cmd)}\n")
+            out.flush()
+            code = subprocess.call(run.cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+            codes.append(code)
+            if code not in (0, 1, 5):
+                return
+
+
+def _latency_runs(results: Path, requests: int) -> list[list[str]]:
+    """``harness bench latency`` for the report: here, and vllm in-process in its own environment."""
+    import importlib.util
+
+    from harness.bench.latency import DEFAULT_TARGETS
+
+    base = ["-m", "harness.cli", "bench", "latency", f"--output={results}", f"--requests={requests}"]
+    vllm_python = os.environ.get("MODEL_CONFORMANCE_VLLM_PYTHON")
+    if vllm_python and importlib.util.find_spec("vllm") is None:
+        targets = ",".join(t for t in _names(DEFAULT_TARGETS) if t != "vllm")
+        return [[sys.executable, *base, f"--targets={targets}"],
+                [vllm_python, *base, "--targets=vllm"]]
+    return [[sys.executable, *base]]
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -102,20 +176,52 @@ def _report(args: argparse.Namespace) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         results = run_dir / f"{run}.jsonl"
         env = {**os.environ, "MODEL_CONFORMANCE_RUN": run}
-        for subject in args.subjects.split(","):
-            for cmd in suite_runs(args.backend, args.servers, subject, args.mode, results):
-                print(f"$ {' '.join(cmd[2:])}", flush=True)
-                code = subprocess.call(cmd, env=env)
-                if code not in (0, 1, 5):  # 1 = some checks failed, which the report shows; 5 = none ran
-                    print(f"suite run for subject {subject} exited with {code}", file=sys.stderr)
-                    return code
+        runs = [r for subject in _names(args.subjects)
+                for r in suite_runs(args.backend, args.servers, subject, args.mode, results, args.beside,
+                                    args.dicts_only)]
+        beside = [r for r in runs if r.lane == "beside"]
+        main_env = env
+        thread = None
+        beside_codes: list[int] = []
+        started = time.monotonic()
+        if beside:
+            log = run_dir / f"{run}-beside.log"
+            # the beside lane computes on one core: the rest (transformers included) gets the other one
+            main_env = {**env, "OMP_NUM_THREADS": "1"}
+            print(f"{len(beside)} run(s) beside the rest, output in {log}:", flush=True)
+            for r in beside:
+                print(f"  $ {_show(r.cmd)}", flush=True)
+            thread = threading.Thread(target=_run_beside, args=(beside, {**env, "OMP_NUM_THREADS": "1"}, log,
+                                                                  beside_codes), daemon=True)
+            thread.start()
+        for r in runs:
+            if r.lane != "main":
+                continue
+            print(f"$ {_show(r.cmd)}", flush=True)
+            code = subprocess.call(r.cmd, env=main_env)
+            if code not in (0, 1, 5):  # 1 = some checks failed, which the report shows; 5 = none ran
+                print(f"suite run {_show(r.cmd)} exited with {code}", file=sys.stderr)
+                return code
+        if thread is not None:
+            while thread.is_alive():
+                thread.join(timeout=60)
+                if thread.is_alive():
+                    print(f"waiting for the run(s) beside the rest: {len(beside_codes)} of {len(beside)} done, "
+                          f"{time.monotonic() - started:.0f} s since the start (output in {log})", flush=True)
+            print(f"---- the run(s) beside the rest ({log}) ----", flush=True)
+            print(log.read_text(encoding="utf-8", errors="replace").rstrip(), flush=True)
+            bad = [c for c in beside_codes if c not in (0, 1, 5)]
+            if bad or len(beside_codes) < len(beside):
+                print(f"a suite run beside the rest exited with {bad[0] if bad else 'no code'}", file=sys.stderr)
+                return bad[0] if bad else 1
         if args.latency:
-            cmd = [sys.executable, "-m", "harness.cli", "bench", "latency", f"--output={results}",
-                   f"--requests={args.latency_requests}"]
-            print(f"$ harness {' '.join(cmd[3:])}", flush=True)
-            code = subprocess.call(cmd, env=env)
-            if code != 0:
-                print(f"the latency benchmark exited with {code}; reporting the suites without it", file=sys.stderr)
+            for cmd in _latency_runs(results, args.latency_requests):
+                where = "" if cmd[0] == sys.executable else f" (with {cmd[0]})"
+                print(f"$ harness {_show(cmd)[len('harness.cli '):]}{where}", flush=True)
+                code = subprocess.call(cmd, env=env)
+                if code != 0:
+                    print(f"the latency benchmark exited with {code}; reporting the rest without it", file=sys.stderr)
+        print(f"suites{' and latency' if args.latency else ''} took {time.monotonic() - started:.0f} s", flush=True)
         paths = [results]
     rows = load_results(paths)
     if not rows:
@@ -160,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--mode", default="replay", help="replay (default), record or live")
     report.add_argument("--servers", default="transformers-serve,vllm-serve",
                         help="the servers whose recordings the HTTP backends replay (default: %(default)s)")
+    report.add_argument("--beside", default=default_beside(),
+                        help="backends whose suites run on a second lane beside the rest, each computing on one "
+                             "core (default here: %(default)r; empty: everything in one lane)")
+    report.add_argument("--dicts-only", default=default_beside(),
+                        help="backends given the suites' conversations as dicts only, not also as smolagents' "
+                             "objects (default here: %(default)r; empty: both forms everywhere)")
     report.add_argument("--latency", action="store_true",
                         help="also run 'harness bench latency' on the embedded model (local engines and server)")
     report.add_argument("--latency-requests", type=int, default=20, help="measured requests per latency target")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.reporting.servers import differing_observations, markdown, suite_table, wire_facts
@@ -108,10 +109,34 @@ def test_a_report_replays_the_http_backends_once_per_server_and_vllm_in_its_envi
     monkeypatch.setenv("MODEL_CONFORMANCE_VLLM_PYTHON", "/opt/vllm-env/bin/python")
     runs = suite_runs("openai,vllm,transformers", "transformers-serve,vllm-serve", "adapters", "replay",
                       Path("r.jsonl"))
-    tails = [(run[0] == "/opt/vllm-env/bin/python", [a for a in run if a.startswith(("--backend", "--server"))])
+    tails = [(run.cmd[0] == "/opt/vllm-env/bin/python", [a for a in run.cmd if a.startswith(("--backend", "--server"))])
              for run in runs]
     assert tails == [
         (False, ["--backend=openai,transformers", "--server=transformers-serve"]),
         (False, ["--backend=openai", "--server=vllm-serve"]),
         (True, ["--backend=vllm"]),
     ]
+    assert {run.lane for run in runs} == {"main"}
+
+
+def test_a_report_runs_a_one_core_engine_beside_the_rest_with_dicts_only(monkeypatch):
+    from harness.cli import suite_runs
+
+    monkeypatch.delenv("MODEL_CONFORMANCE_VLLM_PYTHON", raising=False)
+    runs = suite_runs("openai,mlx,transformers", "transformers-serve,vllm-serve", "smolagents", "replay",
+                      Path("r.jsonl"), beside="mlx", dicts_only="mlx")
+    lanes = [(run.lane, [a for a in run.cmd if a.startswith(("--backend", "--server", "--subject"))],
+              run.cmd[run.cmd.index("-k") + 1] if "-k" in run.cmd else None) for run in runs]
+    assert lanes == [
+        ("main", ["--subject=smolagents", "--backend=openai,transformers", "--server=transformers-serve"], None),
+        ("main", ["--subject=smolagents", "--backend=openai", "--server=vllm-serve"], None),
+        ("beside", ["--subject=smolagents", "--backend=mlx"], "not smolagents_types"),
+    ]
+
+
+def test_a_report_names_a_misspelt_beside_backend():
+    from harness.cli import suite_runs
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="--beside: 'mlxx' is not a backend"):
+        suite_runs("openai", "transformers-serve", "adapters", "replay", Path("r.jsonl"), beside="mlxx")
