@@ -111,7 +111,7 @@ def _cases(category: str) -> list[tuple[dict[str, Any], list[tuple[str, dict[str
     questions = _read(data / CATEGORIES[category])
     answers = {a["id"]: a for a in _read(data / "possible_answer" / CATEGORIES[category])}
     budget = settings.default.max_examples
-    every = 1 if os.environ.get("BFCL_CASES") == "all" or budget >= 1000 else 8 if budget >= 50 else 40
+    every = 1 if os.environ.get("BFCL_CASES") == "all" or budget >= 1000 else 8 if budget >= 30 else 40
     return [(q, ground_truth_calls(answers[q["id"]])) for q in questions[::every]]
 
 

@@ -22,7 +22,7 @@ from harness.fault_injector import FaultInjector, Reply, retry_after_date, sse
 PROMPT = [{"role": "user", "content": "Say hello."}]
 ANSWER = "Hello there."
 TIMEOUT = 5.0  # the client's read timeout against the stand-in, seconds (generous: the machine may be busy)
-SHORT_TIMEOUT = 0.3  # the timeout fault's, so that four attempts stay quick
+SHORT_TIMEOUT = 0.1  # the timeout fault's, so that four attempts stay quick (its stall is five times this)
 REQUEST_ID = "req-fault-0001"
 PROVIDER_MESSAGE = "fault-injected provider message"
 OPENAI_WIRE = ("openai", "azure", "inference-client", "litellm", "litellm-router")
