@@ -114,9 +114,13 @@ test-suites:
 test-vllm: install-vllm model
 	$(VLLM_PYTHON) -m pytest suites -q -rs --backend=vllm
 
+# measured streaming requests per latency target (after 2 warm-up ones): 9 targets on the embedded model
+LATENCY_REQUESTS ?= 10
+
 report: install install-vllm model
 	MODEL_CONFORMANCE_VLLM_PYTHON=$(abspath $(VLLM_PYTHON)) $(BIN)/harness report --backend=all --subjects=adapters,smolagents \
-		--beside="$(subst $(space),$(comma),$(strip $(BESIDE_BACKENDS)))" --dicts-only="$(DICTS_ONLY_BACKENDS)" --latency
+		--beside="$(subst $(space),$(comma),$(strip $(BESIDE_BACKENDS)))" --dicts-only="$(DICTS_ONLY_BACKENDS)" --latency \
+		--latency-requests=$(LATENCY_REQUESTS)
 
 # Mutants of harness/{stop_sequences,tool_calls,messages}.py and the adapters' wire translation,
 # judged by `pytest suites` alone on replayed cassettes. MUTATION_FAIL_UNDER=95 makes a low score fail.
