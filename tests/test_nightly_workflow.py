@@ -38,10 +38,12 @@ def test_every_job_feeds_the_merged_report():
     producers = {name for name, job in jobs.items() if any("--results=" in str(s.get("run", "")) or
                                                           "bench latency" in str(s.get("run", ""))
                                                           for s in job["steps"])}
-    assert producers == {"linux-replay-and-local", "gpu", "apple", "cloud"}
+    assert producers == {"linux-replay-and-local", "gpu", "apple", "cloud", "properties-nightly"}
     assert set(jobs["report"]["needs"]) == producers and jobs["report"]["if"] == "always()"
     for name in producers - {"cloud"}:
         runs = " ".join(str(s.get("run", "")) for s in jobs[name]["steps"])
         assert "--junitxml=" in runs, f"{name} writes no JUnit XML"
+    assert jobs["properties-nightly"]["env"]["HYPOTHESIS_PROFILE"] == "nightly"
+    assert "MUTATION_FAIL_UNDER=95" in " ".join(str(s.get("run", "")) for s in jobs["mutation"]["steps"])
     assert "secrets" in str(jobs["cloud"]["env"]) and all(
         "HAS_SECRETS" in str(s.get("if", "")) for s in jobs["cloud"]["steps"])
