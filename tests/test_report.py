@@ -96,3 +96,25 @@ def test_cli_names_a_bad_results_file(tmp_path, bad, capsys):
     assert main(["report", "--results", str(path), "--output-dir", str(tmp_path / "r")]) == 2
     assert "bad.jsonl:1: kind 'nope' is not one of check, sample, summary" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_target_not_measured_is_listed_with_its_reason_not_in_a_figure_column(tmp_path):
+    skipped = make_row("summary", run="r1", backend="vllm", suite="bench-latency", clause="stream",
+                       outcome="skipped", message="vllm not installed", hardware=CPU)
+    md = write_report(_samples("r1", CPU, 0.2) + [skipped], tmp_path).read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "- **vllm (in-process)** on Test CPU, 2 cores: not measured (skipped: vllm not installed)" in md
+    tables = [block for block in md.split("\n\n") if block.startswith("|")]
+    assert tables and not any("vllm" in t for t in tables)  # no row whose cells would sit under other headers
+    assert "<td>vllm (in-process)</td>" not in html
+
+
+def test_every_table_row_has_a_cell_under_every_header(tmp_path):
+    from harness.reporting.report import _Doc
+
+    doc = _Doc()
+    doc.table([{"a": 1, "b": 2}, {"a": 3, "c": 4}])
+    md = doc.markdown(tmp_path)
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["a", "b", "c"]
+    assert [c.strip() for c in lines[3].strip("|").split("|")] == ["3", "-", "4"]

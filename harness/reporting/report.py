@@ -57,8 +57,10 @@ class _Doc:
             self.blocks.append(("ul", list(items)))
 
     def table(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """A table whose columns are every key of its rows, in first-seen order ("-" where a row lacks one)."""
         if rows:
-            self.blocks.append(("table", list(rows)))
+            columns = list(dict.fromkeys(k for r in rows for k in r))
+            self.blocks.append(("table", [{k: r.get(k, "-") for k in columns} for r in rows]))
 
     def img(self, path: Path, alt: str) -> None:
         self.blocks.append(("img", (path, alt)))
@@ -466,11 +468,12 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
         doc.p("Streaming requests after the warm-up; milliseconds, each percentile with its 95% confidence "
               "interval; n = measured requests per target.")
         table = latency_rows(stats)
+        measured = [r for r in table if "note" not in r]
         # two narrower tables read better than one that scrolls: first-token figures, then decode figures
-        first = ("hardware", "target", "n", "TTFT p50 ms", "TTFT p90 ms", "TTFT p99 ms", "E2E p50 ms", "note")
-        doc.table([{k: v for k, v in r.items() if k in first} for r in table])
-        doc.table([{k: v for k, v in r.items() if k in ("hardware", "target") or k not in first} for r in table
-                   if "note" not in r])
+        first = ("hardware", "target", "n", "TTFT p50 ms", "TTFT p90 ms", "TTFT p99 ms", "E2E p50 ms")
+        doc.table([{k: v for k, v in r.items() if k in first} for r in measured])
+        doc.table([{k: v for k, v in r.items() if k in ("hardware", "target") or k not in first} for r in measured])
+        doc.ul([f"**{r['target']}** on {r['hardware']}: not measured ({r['note']})" for r in table if "note" in r])
         hardware = sorted({s["hardware"] for s in stats})
         if len(hardware) > 1:
             doc.h(3, "Latency per hardware")
