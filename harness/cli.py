@@ -76,6 +76,11 @@ class SuiteRun:
     cmd: list[str]
 
 
+# Suites the HTTP backends replay from the first server's recordings only: the fault suite injects its
+# faults at the transport, whatever the server; the agents suite is recorded from the first server.
+FIRST_SERVER_ONLY = ("suites/test_faults.py", "suites/test_agents.py")
+
+
 def _names(spec: str) -> list[str]:
     return [n.strip() for n in spec.split(",") if n.strip()]
 
@@ -124,7 +129,7 @@ def suite_runs(backend: str, servers: str, subject: str, mode: str, results: Pat
     for server in server_list[1:]:
         if http:
             runs.append(SuiteRun("main", [sys.executable, *common, f"--backend={','.join(http)}",
-                                          f"--server={server}"]))
+                                          f"--server={server}", *(f"--ignore={p}" for p in FIRST_SERVER_ONLY)]))
     if apart and vllm_python:
         runs.append(SuiteRun("main", [vllm_python, *common, "--backend=vllm", *only(["vllm"])]))
     for name in alone:

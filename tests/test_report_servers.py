@@ -117,6 +117,10 @@ def test_a_report_replays_the_http_backends_once_per_server_and_vllm_in_its_envi
         (True, ["--backend=vllm"]),
     ]
     assert {run.lane for run in runs} == {"main"}
+    # what make test replays from the first server only (faults at the transport, agents recorded once)
+    assert [a for a in runs[1].cmd if a.startswith("--ignore")] == ["--ignore=suites/test_faults.py",
+                                                                   "--ignore=suites/test_agents.py"]
+    assert not [a for a in runs[0].cmd if a.startswith("--ignore")]
 
 
 def test_a_report_runs_a_one_core_engine_beside_the_rest_with_dicts_only(monkeypatch):
