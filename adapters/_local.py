@@ -2,8 +2,8 @@
 
 A stop sequence can end inside a token (``Tues`` of `` Tuesday``) or span several; a check on the
 last token's text alone misses both. :class:`GeneratedText` decodes the generated tokens a few at
-a time and feeds the text to the one :class:`~harness.stop_sequences.StopScanner`, so an engine
-loop can stop on the very token that completes a stop sequence, whatever the token boundaries.
+a time and looks for a completed stop with the one :func:`~harness.stop_sequences.find_stop`, so an
+engine loop can stop on the very token that completes a stop sequence, whatever the token boundaries.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from harness.model import Model, Request
-from harness.stop_sequences import StopScanner
+from harness.stop_sequences import find_stop
 
 # Decodes token ids to text (special tokens skipped).
 Decode = Callable[[Sequence[int]], str]
@@ -73,12 +73,12 @@ class GeneratedText:
 
     def __init__(self, decode: Decode, stop_sequences: Sequence[str] = ()) -> None:
         self._decoder = IncrementalDecoder(decode)
-        self._scanner = StopScanner(stop_sequences) if stop_sequences else None
+        self._stop_sequences = list(stop_sequences)
         self.pieces: list[str] = []
 
     @property
     def stopped(self) -> bool:
-        return self._scanner is not None and self._scanner.stopped
+        return find_stop(self.text, self._stop_sequences) is not None
 
     @property
     def token_ids(self) -> list[int]:
@@ -103,8 +103,6 @@ class GeneratedText:
     def _take(self, piece: str) -> str:
         if piece:
             self.pieces.append(piece)
-            if self._scanner is not None:
-                self._scanner.feed(piece)
         return piece
 
 

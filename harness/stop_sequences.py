@@ -66,38 +66,31 @@ class StopScanner:
     """Incremental :func:`trim_at_stop`: feed chunks, get the text that is safe to emit.
 
     Text that might be the start of a stop sequence is held back until the next chunk shows
-    whether it is; :meth:`flush` releases it at the end of the stream.
+    whether it is; :meth:`flush` releases it at the end of the stream. Once a stop sequence has
+    completed nothing more is released: a later chunk never completes one that ends earlier.
     """
 
     def __init__(self, stop_sequences: Sequence[str]) -> None:
         self.stop_sequences = list(stop_sequences)
-        self.text = ""
-        self.emitted = 0
-        # where the text was cut, once a stop sequence completed in it
-        self.cut: int | None = None
-
-    @property
-    def stopped(self) -> bool:
-        return self.cut is not None
+        self.text = ""  # everything fed
+        self.emitted = 0  # how much of it was returned
 
     def feed(self, chunk: str) -> str:
         """Add ``chunk``; return the newly safe text ('' once stopped)."""
-        if self.stopped:
-            return ""
         self.text += chunk
-        hit = find_stop(self.text, self.stop_sequences)
-        if hit is not None:
-            self.cut = hit[0]
-            self.text = self.text[: hit[0]]
-            return self._release(hit[0])
-        return self._release(len(self.text) - _held_back(self.text, self.stop_sequences))
+        return self._release(_held_back(self.text, self.stop_sequences))
 
     def flush(self) -> str:
         """Release whatever was held back (the stream ended without completing a stop)."""
-        return self._release(len(self.text))
+        return self._release(0)
 
-    def _release(self, upto: int) -> str:
-        # never below ``emitted``: a stop cannot start in text already released (it was held back)
-        out = self.text[self.emitted : upto]
-        self.emitted = upto
+    def _release(self, held: int) -> str:
+        """The text not returned yet, up to the first completed stop, else short of the last ``held`` characters.
+
+        It never ends before ``emitted``: a stop cannot start in text already returned (it was held back).
+        """
+        hit = find_stop(self.text, self.stop_sequences)
+        end = len(self.text) - held if hit is None else hit[0]
+        out = self.text[self.emitted : end]
+        self.emitted += len(out)
         return out
