@@ -130,7 +130,8 @@ def test_malformed_streamed_arguments_surface_at_parse(model, contract):
 
     A stream whose argument text does not decode still agglomerates (the message is returned,
     arguments as they came); parse_tool_calls then raises naming the tool. Arguments a delta
-    carries as an object are kept as that object.
+    carries as an object are kept as that object. A call no delta names agglomerates with the
+    name ``""``, never another value, and parse_tool_calls raises naming the missing name.
     """
     function = contract.ChatMessageToolCallFunction
     delta = contract.ChatMessageToolCallStreamDelta
@@ -144,6 +145,12 @@ def test_malformed_streamed_arguments_surface_at_parse(model, contract):
         delta(index=0, id="call_y", type="function",
               function=function(name="get_weather", arguments={"city": "Oslo"}))])]
     assert _calls(model, contract.agglomerate_stream_deltas(whole)) == [("get_weather", {"city": "Oslo"})]
+    nameless = [contract.ChatMessageStreamDelta(content=None, tool_calls=[
+        delta(index=0, id="call_z", type="function", function=function(name="", arguments='{"city": "Rome"}'))])]
+    message = contract.agglomerate_stream_deltas(nameless)
+    assert [c.function.name for c in message.tool_calls] == [""], f"tool calls: {message.tool_calls!r}"
+    with pytest.raises(ValueError, match="name"):
+        model.parse_tool_calls(message)
 
 
 def test_stop_in_stream_matches_generate(model, contract, backend, capture, wire):

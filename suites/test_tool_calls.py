@@ -131,8 +131,10 @@ def test_text_without_a_tool_call_is_a_clear_error(model, contract):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content="It is sunny.")
     # the error names what it looked for (the name and arguments keys) and shows the output
-    with pytest.raises(ValueError, match=r"(?s)'name'.*'arguments'.*It is sunny\."):
+    with pytest.raises(ValueError, match=r"(?s)'name'.*'arguments'.*It is sunny\.") as error:
         model.parse_tool_calls(message)
+    # a short output is shown whole, not marked as cut
+    assert not str(error.value).endswith("...'"), f"a short output marked as cut: {str(error.value)!r}"
 
 
 BAD_TEXT_CALLS = {
@@ -165,6 +167,8 @@ def test_long_text_without_a_tool_call_is_a_clear_error(model, contract):
     with pytest.raises(ValueError, match=r"It is sunny\. It is sunny\.") as error:
         model.parse_tool_calls(message)
     assert len(str(error.value)) < len(long_text), f"the whole output is in the error: {len(str(error.value))} chars"
+    # the excerpt ends the message, marked as cut
+    assert str(error.value).endswith("...'"), f"the excerpt is not marked as cut: {str(error.value)[-40:]!r}"
 
 
 @pytest.mark.requires("text_tools")
@@ -196,15 +200,35 @@ def test_tool_call_written_as_text(model, wire, contract, weather_tool):
     assert call.id
 
 
+BRACED_TEXT_CALLS = {
+    # braces in the prose around the call, an escaped quote followed by a brace in an argument
+    "quote_then_brace": ("Given {x} and {y: 1}, I call "
+                         '{"name": "get_weather", "arguments": {"city": "Par\\"}is", "note": "a {b} c", '
+                         '"quote": "it\'s"}} then {z}.',
+                         {"city": 'Par"}is', "note": "a {b} c", "quote": "it's"}),
+    # an argument ending in a backslash: the escaped backslash does not escape the closing quote
+    "backslash_then_quote": ('I call {"name": "get_weather", "arguments": {"city": "C:\\\\", "note": "}"}} now.',
+                             {"city": "C:\\", "note": "}"}),
+    "python_backslash_then_quote": ("I call {'name': 'get_weather', 'arguments': {'city': 'C:\\\\', 'note': '}'}} now.",
+                                    {"city": "C:\\", "note": "}"}),
+    # a brace in the prose that never closes, before the call
+    "unclosed_brace_before": ('Mind the { here. I call {"name": "get_weather", "arguments": {"city": "Paris"}} now.',
+                              {"city": "Paris"}),
+    # a Python literal with a hex number written 0X..: outside a string, an X is no quote
+    "python_hex_number": ("{'name': 'get_weather', 'arguments': {'city': 'Paris', 'zip': 0X1F}}",
+                          {"city": "Paris", "zip": 31}),
+}
+
+
 @pytest.mark.no_cassette
-def test_text_tool_call_amid_braces_with_quotes_and_braces_in_arguments(model, contract):
+@pytest.mark.parametrize("case", sorted(BRACED_TEXT_CALLS))
+def test_text_tool_call_amid_braces_quotes_and_escapes(model, contract, case):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing.
 
-    Prose with braces of its own around the call, and argument strings holding an escaped quote
-    followed by a brace: only a scan that skips quoted text finds the call.
+    Braces and quotes in the prose and in the arguments (expected arguments written down here):
+    only a scan that skips quoted text, escapes included, finds the call.
     """
-    arguments = {"city": 'Par"}is', "note": "a {b} c", "quote": "it's"}
-    text = "Given {x} and {y: 1}, I call " + json.dumps({"name": "get_weather", "arguments": arguments}) + " then {z}."
+    text, arguments = BRACED_TEXT_CALLS[case]
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=text)
     call = model.parse_tool_calls(message).tool_calls[0]
     assert (call.function.name, call.function.arguments) == ("get_weather", arguments)
