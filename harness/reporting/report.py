@@ -201,7 +201,7 @@ def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[P
         if failed:
             doc.h(3, "Findings about smolagents" if subject == "smolagents" else "Failures")
             doc.p("Each check with what it raised, and the backends where it did.")
-            doc.ul(_grouped((f"{r['suite']}::{r['clause']}", str(r.get("message") or "failed"), _where(r))
+            doc.ul(_grouped((f"{r['suite']}::{r['clause']}", _excerpt(str(r.get("message") or "failed")), _where(r))
                             for r in failed))
         observed = [(f"{r['suite']}::{r['clause']}", str(o), _where(r))
                     for r in rows for o in r.get("observations") or []]
@@ -209,13 +209,17 @@ def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[P
             doc.h(3, "Observations about the backends")
             doc.p("What a backend returned that the contract had to correct (not failures).")
             doc.ul(_grouped(observed))
-        skipped: dict[tuple[str, str], int] = defaultdict(int)
+        # one line per reason, naming every backend it was given on: a reason such as "a fault of bedrock
+        # only" holds for most backends, and one line per backend repeated it for each of them
+        skipped: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for r in rows:
             if r.get("outcome") == "skipped":
-                skipped[(_where(r), str(r.get("message") or "skipped"))] += 1
+                skipped[str(r.get("message") or "skipped")][_where(r)] += 1
         if skipped:
             doc.h(3, "Skipped")
-            doc.ul([f"**{b}** ({n} checks): {why}" for (b, why), n in sorted(skipped.items())])
+            doc.p("Each reason, with the backends it was given on and how many checks there.")
+            doc.ul([f"{why} **on** " + ", ".join(f"{b} ({n})" for b, n in backends.items())
+                    for why, backends in sorted(skipped.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))])
     _servers_compared(doc, checks)
 
 
@@ -244,6 +248,14 @@ def _servers_compared(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
 def _where(row: Mapping[str, Any]) -> str:
     server = row.get("server")
     return f"{row['backend']} ({server})" if server else str(row["backend"])
+
+
+FINDING_CHARS = 300  # a failure's message in the report; results.csv keeps it whole
+
+
+def _excerpt(message: str) -> str:
+    text = " ".join(message.split())
+    return text if len(text) <= FINDING_CHARS else text[:FINDING_CHARS] + " [...]"
 
 
 def _grouped(items: Iterable[tuple[str, str, str]]) -> list[str]:
