@@ -300,7 +300,9 @@ def _litellm_router_settings(target: Target) -> dict[str, Any]:
                   "api_key": target.api_key}
     return {"model_id": target.served_model_id,
             "model_list": [{"model_name": target.served_model_id, "litellm_params": deployment}],
-            "client_kwargs": {"routing_strategy": "simple-shuffle"}, **API_GENERATION}
+            # no Router-level retries, as this project's class defaults to (its own retries are typed and
+            # bounded): smolagents' class otherwise retries every failed call with back-off in the Router
+            "client_kwargs": {"routing_strategy": "simple-shuffle", "num_retries": 0}, **API_GENERATION}
 
 
 @backend(
