@@ -192,10 +192,34 @@ def variants(value: str) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
+# The variables that say where the credential files are (Path.home() reads HOME).
+_FILE_ENV = ("HOME", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "HF_HOME", "HF_TOKEN_PATH")
+_NAME_IS_SECRET: dict[Any, bool] = {}
+_FILES_BY_ENV: dict[tuple[str | None, ...], tuple[str, ...]] = {}
+
+
+def _environment_items() -> Iterable[tuple[Any, Any]]:
+    """The environment's raw (name, value) pairs: os.environ decodes every name and value on each pass,
+    and the fingerprint below is taken on every scrub."""
+    data = getattr(os.environ, "_data", None)
+    return data.items() if isinstance(data, dict) else os.environ.items()
+
+
+def _names_a_secret(name: Any) -> bool:
+    known = _NAME_IS_SECRET.get(name)
+    if known is None:
+        text = os.fsdecode(name) if isinstance(name, bytes) else str(name)
+        known = _NAME_IS_SECRET[name] = text in SECRET_ENV or bool(_SECRET_ENV_NAME.search(text))
+    return known
+
+
 def _sources_fingerprint() -> tuple[Any, ...]:
     """What ``known_secrets`` reads, cheaply: the credential environment, the files' stat, the registry."""
-    env = tuple(sorted((n, v) for n, v in os.environ.items() if n in SECRET_ENV or _SECRET_ENV_NAME.search(n)))
-    files = (*_aws_files(), *_hf_token_files())
+    env = tuple(sorted((n, v) for n, v in _environment_items() if _names_a_secret(n)))
+    where = tuple(os.environ.get(n) for n in _FILE_ENV)
+    files = _FILES_BY_ENV.get(where)
+    if files is None:
+        files = _FILES_BY_ENV[where] = (*_aws_files(), *_hf_token_files())
     stats: list[tuple[Any, ...]] = []
     for file in files:
         try:
