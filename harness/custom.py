@@ -116,6 +116,8 @@ class UnsupportedSettings(HarnessError):
 def build_custom_model(obj: Any, overrides: dict[str, Any], origin: str) -> Any:
     """The model ``obj`` stands for, built with ``overrides`` (the suite's keyword arguments)."""
     if isinstance(obj, type):
+        if overrides and all(_accepts(obj, k) for k in overrides):
+            return obj(**overrides)  # it takes these arguments: what it raises is its own verdict on their values
         try:
             return obj(**overrides)
         except TypeError as exc:

@@ -236,3 +236,21 @@ def test_the_stop_suite_certifies_the_callable_example_and_fails_a_naive_one(pyt
                                        "-k", "overlapping", "-p", "no:randomly")
     bad.assert_outcomes(failed=1)
     bad.stdout.fnmatch_lines(["*test_overlapping_stops_inside_one_word?custom?*", "*stops * got *expected*"])
+
+
+class _Strict(Model):
+    def __init__(self, only: str = "") -> None:
+        super().__init__()
+
+    def _generate(self, request: Request) -> ChatMessage:
+        return ChatMessage(role="assistant", content="x")
+
+
+def test_a_class_that_takes_the_arguments_raises_its_own_error_on_a_bad_value():
+    # the suites pass a bad value on purpose (custom_role_conversions={"system": 42}) and expect the
+    # class's own TypeError naming it, not "cannot be built"
+    with pytest.raises(TypeError, match=r"custom_role_conversions.*42"):
+        build_custom_model(_Echo, {"custom_role_conversions": {"system": 42}}, "x:_Echo")
+    # a class that does not take an argument a test asks for still cannot be built with it
+    with pytest.raises(HarnessError, match=r"class _Strict cannot be built with \{'flatten_messages_as_text': True\}"):
+        build_custom_model(_Strict, {"flatten_messages_as_text": True}, "x:_Strict")
