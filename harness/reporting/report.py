@@ -352,6 +352,7 @@ def _plots(out_dir: Path, rows: Sequence[Mapping[str, Any]], checks: Sequence[Ma
             patch.set_alpha(0.6)
         ax.set_yticks(range(1, len(keys) + 1), [f"{t}\n{h}" if len(hardware) > 1 else t for t, h in keys],
                       fontsize=8)
+        ax.invert_yaxis()  # top to bottom in the tables' order
         ax.set_xlabel(f"{name} (ms)")
         everything = [v for k in keys for v in samples[k][metric] if v > 0]
         if everything and max(everything) / min(everything) > 20:  # several orders of magnitude: log scale
@@ -384,13 +385,13 @@ def _plots(out_dir: Path, rows: Sequence[Mapping[str, Any]], checks: Sequence[Ma
             grid = np.where(run > 0, tallies[:, :, 0] / run, np.nan)
         cmap = matplotlib.colors.LinearSegmentedColormap.from_list(
             "verdict", ["#cf222e", "#eac54f", "#2da44e"]).with_extremes(bad="#d0d7de")
-        fig, ax = plt.subplots(figsize=(5 + 0.9 * len(backends), 1.6 + (0.3 if by_suite else 0.16) * len(labels)))
+        fig, ax = plt.subplots(figsize=(5 + 0.9 * len(backends), 1.6 + (0.42 if by_suite else 0.16) * len(labels)))
         ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set_xticks(range(len(backends)), backends, rotation=35, ha="right", fontsize=8)
-        ax.set_yticks(range(len(labels)), labels, fontsize=8 if by_suite else 6)
+        ax.set_xticks(range(len(backends)), backends, rotation=35, ha="right", fontsize=10 if by_suite else 8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=10 if by_suite else 6)
         what = "suite (share of checks passed)" if by_suite else "clause"
         ax.set_title(f"Conformance of this project's adapters: backend x {what}\n(green passed, red failed, "
-                     "grey skipped or not run)", fontsize=9)
+                     "grey skipped or not run)", fontsize=11 if by_suite else 9)
         fig.tight_layout()
         path = plot_dir / "conformance_matrix.png"
         fig.savefig(path, dpi=90)
@@ -464,7 +465,8 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
         for k, v in (r.get("versions") or {}).items():
             versions[k].add(v)
     if versions:
-        doc.p("Libraries: " + ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in sorted(versions.items())))
+        doc.p("Libraries (two versions of one library: the runs used two environments, such as vllm's own): "
+              + ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in sorted(versions.items())))
     if previous:
         doc.h(2, "Changes since the previous run")
         changes = regressions(rows, previous)
