@@ -17,7 +17,7 @@ from responder import RecordedReplyResponder
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
 # thousands of examples per property, mutation a short derandomized run per mutant.
 _DEFAULT = settings.get_profile("default")
-settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=30, deadline=None, print_blob=True)
+settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=25, deadline=None, print_blob=True)
 settings.register_profile("dev", parent=_DEFAULT)
 settings.register_profile("nightly", parent=_DEFAULT, max_examples=3000, deadline=None)
 # mutation: the suites as the judge of many mutants, each run kept short (tools/mutation.py): a

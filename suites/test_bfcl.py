@@ -7,7 +7,7 @@ on HTTP backends (non-streamed and streamed), the text form a model writes on te
 The request must offer every function with its parameters and required list; the calls must
 surface exactly: same names, same arguments, in order.
 
-Profile ci checks every 8th case of each category (always the same ones), mutation every 40th;
+Profile ci checks every 10th case of each category (always the same ones), mutation every 40th;
 nightly and ``BFCL_CASES=all`` check them all. Names with a dot (``spotify.play``) are offered and
 expected with ``_`` instead, as BFCL's own OpenAI handler does: no function-calling wire takes a dot.
 """
@@ -111,7 +111,7 @@ def _cases(category: str) -> list[tuple[dict[str, Any], list[tuple[str, dict[str
     questions = _read(data / CATEGORIES[category])
     answers = {a["id"]: a for a in _read(data / "possible_answer" / CATEGORIES[category])}
     budget = settings.default.max_examples
-    every = 1 if os.environ.get("BFCL_CASES") == "all" or budget >= 1000 else 8 if budget >= 30 else 40
+    every = 1 if os.environ.get("BFCL_CASES") == "all" or budget >= 1000 else 10 if budget >= 25 else 40
     return [(q, ground_truth_calls(answers[q["id"]])) for q in questions[::every]]
 
 

@@ -50,7 +50,7 @@ SHORT_TEXT = st.text(st.characters(codec="utf-8"), min_size=1, max_size=6)
 
 def examples(backend: Any, http: int, local: int) -> int:
     """Examples for one property: the profile's budget scaled down, and much lower for live engines."""
-    base = settings.default.max_examples  # ci: 30, nightly: 3000, mutation: 12
+    base = settings.default.max_examples  # ci: 25, nightly: 3000, mutation: 12
     return max(2, base * (http if backend.kind == "http" else local) // 100)
 
 
