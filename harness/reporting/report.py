@@ -214,7 +214,7 @@ def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[P
         skipped: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for r in rows:
             if r.get("outcome") == "skipped":
-                skipped[str(r.get("message") or "skipped")][_where(r)] += 1
+                skipped[str(r.get("message") or "skipped").removeprefix("Skipped: ")][_where(r)] += 1
         if skipped:
             doc.h(3, "Skipped")
             doc.p("Each reason, with the backends it was given on and how many checks there.")
