@@ -81,6 +81,18 @@ class SuiteRun:
 FIRST_SERVER_ONLY = ("suites/test_faults.py", "suites/test_agents.py")
 
 
+# A suite run's exit codes a report goes on after: 1 = some checks failed, which the report shows; 5 = none ran.
+SUITE_RUN_OK = (0, 1, 5)
+
+
+def _vllm_apart() -> str | None:
+    """The interpreter of vllm's own environment when this one lacks vllm (MODEL_CONFORMANCE_VLLM_PYTHON)."""
+    import importlib.util
+
+    vllm_python = os.environ.get("MODEL_CONFORMANCE_VLLM_PYTHON")
+    return vllm_python if vllm_python and importlib.util.find_spec("vllm") is None else None
+
+
 def _names(spec: str) -> list[str]:
     return [n.strip() for n in spec.split(",") if n.strip()]
 
@@ -99,8 +111,6 @@ def suite_runs(backend: str, servers: str, subject: str, mode: str, results: Pat
     run of its own in the ``beside`` lane; one named in ``dicts_only`` gets the suites' conversations
     as dicts only (``-k 'not smolagents_types'``).
     """
-    import importlib.util
-
     from harness.registry import get_backend, resolve_backends
 
     names = resolve_backends(backend, require_installed=False)
@@ -110,8 +120,8 @@ def suite_runs(backend: str, servers: str, subject: str, mode: str, results: Pat
                 resolve_backends(value, require_installed=False)
             except HarnessError as exc:
                 raise HarnessError(f"{option}: {exc}") from None
-    vllm_python = os.environ.get("MODEL_CONFORMANCE_VLLM_PYTHON")
-    apart = ["vllm"] if "vllm" in names and vllm_python and importlib.util.find_spec("vllm") is None else []
+    vllm_python = _vllm_apart()
+    apart = ["vllm"] if "vllm" in names and vllm_python else []
     alone = [n for n in names if n in _names(beside) and n not in apart]
     here = [n for n in names if n not in apart and n not in alone]
     server_list = _names(servers)
@@ -149,19 +159,17 @@ def _run_beside(runs: list[SuiteRun], env: dict[str, str], log: Path, codes: lis
             out.flush()
             code = subprocess.call(run.cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
             codes.append(code)
-            if code not in (0, 1, 5):
+            if code not in SUITE_RUN_OK:
                 return
 
 
 def _latency_runs(results: Path, requests: int) -> list[list[str]]:
     """``harness bench latency`` for the report: here, and vllm in-process in its own environment."""
-    import importlib.util
-
     from harness.bench.latency import DEFAULT_TARGETS
 
     base = ["-m", "harness.cli", "bench", "latency", f"--output={results}", f"--requests={requests}"]
-    vllm_python = os.environ.get("MODEL_CONFORMANCE_VLLM_PYTHON")
-    if vllm_python and importlib.util.find_spec("vllm") is None:
+    vllm_python = _vllm_apart()
+    if vllm_python:
         targets = ",".join(t for t in _names(DEFAULT_TARGETS) if t != "vllm")
         return [[sys.executable, *base, f"--targets={targets}"],
                 [vllm_python, *base, "--targets=vllm"]]
@@ -204,7 +212,7 @@ def _report(args: argparse.Namespace) -> int:
                 continue
             print(f"$ {_show(r.cmd)}", flush=True)
             code = subprocess.call(r.cmd, env=main_env)
-            if code not in (0, 1, 5):  # 1 = some checks failed, which the report shows; 5 = none ran
+            if code not in SUITE_RUN_OK:
                 print(f"suite run {_show(r.cmd)} exited with {code}", file=sys.stderr)
                 return code
         if thread is not None:
@@ -215,7 +223,7 @@ def _report(args: argparse.Namespace) -> int:
                           f"{time.monotonic() - started:.0f} s since the start (output in {log})", flush=True)
             print(f"---- the run(s) beside the rest ({log}) ----", flush=True)
             print(log.read_text(encoding="utf-8", errors="replace").rstrip(), flush=True)
-            bad = [c for c in beside_codes if c not in (0, 1, 5)]
+            bad = [c for c in beside_codes if c not in SUITE_RUN_OK]
             if bad or len(beside_codes) < len(beside):
                 print(f"a suite run beside the rest exited with {bad[0] if bad else 'no code'}", file=sys.stderr)
                 return bad[0] if bad else 1
