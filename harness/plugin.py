@@ -30,6 +30,7 @@ from harness.cassettes import (
     validate_mode,
     validate_server,
 )
+from harness.clauses import row_fields as clause_fields
 from harness.errors import HarnessError
 from harness.patching import patched
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, register, resolve_backends
@@ -52,6 +53,9 @@ SUBJECTS = ("adapters", "smolagents")
 # and huggingface_hub offline (models load from the local cache only). Set only for the length
 # of a run that uses a backend, never at import: the plugin loads in every pytest session.
 RUN_ENVIRONMENT = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
+
+# the clause marker, --level and the verdict per level
+pytest_plugins = ["harness.clauses"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -663,6 +667,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "mode": item.config.getoption("--mode"),
             "suite": _suite_of(item),
             "clause": _test_name(item, backend_name),
+            **clause_fields(item),
             "outcome": report.outcome,
             "message": message,
             "duration_s": round(report.duration, 4),

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import Phase, settings
 from responder import RecordedReplyResponder
 
+from harness.clauses import use_registry
+
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
 # thousands of examples per property, mutation a short derandomized run per mutant.
@@ -123,6 +125,10 @@ def assert_stop_on_wire(backend: Any, sent: Any, stops: list[str]) -> None:
     else:
         expected = None  # local engines stop inside the engine; nothing is sent
     assert (sent.stop or None) == expected, f"stop on the wire: {sent.stop!r}, expected {expected!r}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    use_registry(config, Path(__file__).with_name("clauses.yaml"))  # every check names its clauses there
 
 
 _CHECKED: Counter[str] = Counter()

@@ -78,6 +78,7 @@ def _run(agent: Any) -> Any:
 
 
 @pytest.mark.requires("tools")
+@pytest.mark.clause("agents.tool-calling-agent")
 def test_tool_calling_agent_reaches_the_final_answer(backend_name, model):
     if backend_name in TOOL_CALLING_NOT_STEERED:
         pytest.skip(f"{backend_name}: {TOOL_CALLING_NOT_STEERED[backend_name]}")
@@ -95,6 +96,7 @@ def test_tool_calling_agent_reaches_the_final_answer(backend_name, model):
     assert all(step.dict()["model_output_message"] for step in agent.memory.steps if isinstance(step, ActionStep))
 
 
+@pytest.mark.clause("agents.code-agent")
 def test_code_agent_reaches_the_final_answer(model):
     agent = CodeAgent(
         tools=[GetWeather()], model=model, prompt_templates=_templates("code_agent", CODE_SYSTEM_PROMPT),

@@ -122,6 +122,7 @@ def _record(request: Any, checked: int, failed: list[str], total: int) -> None:
 
 @pytest.mark.requires("native_tools")
 @pytest.mark.parametrize("category", sorted(CATEGORIES))
+@pytest.mark.clause("tools.bfcl", "tools.native-calls-surface", "tools.arguments-dict")
 def test_bfcl_native_calls_surface_exactly(request, backend, model, contract, wire, capture, responder,
                                            category):
     cases = _cases(category)
@@ -168,6 +169,7 @@ def _nth_tool(backend: Any, raw: dict[str, Any], n: int) -> dict[str, Any]:
 
 @pytest.mark.requires("text_tools")
 @pytest.mark.parametrize("category", sorted(CATEGORIES))
+@pytest.mark.clause("tools.bfcl", "tools.text-calls-parsed", "tools.arguments-dict")
 def test_bfcl_text_calls_surface_exactly(request, backend, model, contract, category):
     """Text-tool engines: each ground-truth call in the text form a model writes, parsed by the contract.
 
@@ -194,6 +196,7 @@ def test_bfcl_text_calls_surface_exactly(request, backend, model, contract, cate
 
 
 @pytest.mark.requires("text_tools")
+@pytest.mark.clause("tools.bfcl", "tools.chat-template-renders-tools")
 def test_bfcl_tools_reach_the_chat_template(backend, model, wire):
     """Local engines, live with one new token: a BFCL case's functions reach the chat template and its prompt."""
     # the case with the shortest function list: the live engine reads the whole prompt for one token

@@ -8,15 +8,13 @@ output (``response_format`` JSON schema: the request per backend, a clear refusa
 backend has none). BFCL cases are in test_bfcl.py.
 
 HTTP backends are answered by the recorded-reply responder (conftest.responder), so each clause
-is checked on the request the real SDK sends and on the message its real parser returns. Every
-clause is listed in CLAUSES; ``test_every_clause_runs_or_declares_why_not`` fails when one is
-dropped for a backend without a declared capability.
+is checked on the request the real SDK sends and on the message its real parser returns. Each check
+names the clauses of the registry (clauses.yaml) it enforces.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,27 +25,6 @@ from conftest import one_new_token, text_of, tool_parameters
 pytestmark = pytest.mark.no_cassette
 
 WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
-
-# clause -> the test that checks it (in this module or another suite module)
-CLAUSES = {
-    "tool_choice on the wire": "test_clauses.py::test_tool_choice_on_the_wire",
-    "a tool without arguments": "test_clauses.py::test_tool_without_arguments",
-    "parallel tool calls": "test_clauses.py::test_parallel_tool_calls",
-    "tool-result round trip, foreign id": "test_clauses.py::test_tool_result_round_trip_with_a_foreign_id",
-    "unicode arguments": "test_clauses.py::test_unicode_arguments",
-    "no tool call in content": "test_clauses.py::test_parallel_tool_calls",
-    "finish reason visible": "test_clauses.py::test_finish_reason_visible",
-    "structured output": "test_clauses.py::test_structured_output_request",
-    "structured output refused": "test_clauses.py::test_structured_output_refused_clearly",
-    "BFCL simple, multiple, parallel (native)": "test_bfcl.py::test_bfcl_native_calls_surface_exactly",
-    "BFCL simple, multiple, parallel (text)": "test_bfcl.py::test_bfcl_text_calls_surface_exactly",
-    "generated conversations on the wire": "test_properties.py::test_generated_conversations_follow_the_wire_rules",
-    "generated stops": "test_properties.py::test_generated_stops_cut_generated_outputs",
-    "generated stops, streamed": "test_properties.py::test_generated_stops_cut_streams_split_anywhere",
-    "generated native tool calls": "test_properties.py::test_generated_native_tool_calls_surface_exactly",
-    "generated text tool calls": "test_properties.py::test_generated_text_tool_calls_surface_exactly",
-}
-
 
 class NoArgumentsTool:
     name = "get_time"
@@ -92,6 +69,7 @@ TOOL_CHOICE_WIRE = {
 
 @pytest.mark.requires("native_tools")
 @pytest.mark.parametrize("choice", ["auto", "none", "required", "named"])
+@pytest.mark.clause("tools.choice-on-wire", "tools.native-calls-surface")
 def test_tool_choice_on_the_wire(backend, model, wire, weather_tool, responder, choice):
     value = TOOL_CHOICE_WIRE["openai"][choice]
     if choice == "none":
@@ -116,6 +94,7 @@ def test_tool_choice_on_the_wire(backend, model, wire, weather_tool, responder, 
 
 @pytest.mark.requires("native_tools")
 @pytest.mark.parametrize("arguments", [{}, "{}", ""], ids=["object", "json", "empty_string"])
+@pytest.mark.clause("tools.no-arguments", "tools.arguments-decoded")
 def test_tool_without_arguments(backend, model, wire, responder, arguments):
     """A tool with no inputs: an empty object schema on the wire; a call with no arguments surfaces as {}."""
     if backend.wire_format == "bedrock" and arguments == "":
@@ -129,6 +108,7 @@ def test_tool_without_arguments(backend, model, wire, responder, arguments):
 
 @pytest.mark.requires("native_tools")
 @pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("tools.parallel-calls", "tools.native-calls-surface", "stream.tool-call-deltas-by-index")
 def test_parallel_tool_calls(model, contract, weather_tool, responder, streamed, wire):
     """Three calls in one answer surface in order, with distinct ids, and nothing of them in content."""
     calls = [ToolCallSpec("call_a", "get_weather", {"city": "Paris"}),
@@ -147,6 +127,7 @@ def test_parallel_tool_calls(model, contract, weather_tool, responder, streamed,
 
 
 @pytest.mark.requires("tools")
+@pytest.mark.clause("tools.foreign-id-round-trip", "roles.tool-roles-converted")
 def test_tool_result_round_trip_with_a_foreign_id(request, backend, model, wire, weather_tool):
     """A tool call and its result from elsewhere (an id this backend never issued) go back as text turns.
 
@@ -177,6 +158,7 @@ def test_tool_result_round_trip_with_a_foreign_id(request, backend, model, wire,
 
 @pytest.mark.requires("native_tools")
 @pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("tools.unicode-arguments", "stream.agglomerates-to-generate")
 def test_unicode_arguments(model, contract, weather_tool, responder, streamed):
     arguments = {"city": "Zürich 東京 🙂 \"quoted\" \\ back", "note": "naïve — ok"}
     responder.reply = Reply(tool_calls=[ToolCallSpec("call_u", "get_weather", arguments)],
@@ -190,6 +172,7 @@ def test_unicode_arguments(model, contract, weather_tool, responder, streamed):
 
 
 @pytest.mark.parametrize("reason", ["stop", "length"])
+@pytest.mark.clause("response.finish-reason-visible", "messages.string-content")
 def test_finish_reason_visible(backend, model, wire, responder, reason):
     """The backend's finish reason is readable on the returned message's raw response."""
     wire_reason = {"stop": "end_turn", "length": "max_tokens"}[reason] if backend.wire_format == "bedrock" else reason
@@ -206,6 +189,7 @@ RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "weather", "sc
 
 
 @pytest.mark.requires("structured_output")
+@pytest.mark.clause("structured.on-the-wire")
 def test_structured_output_request(backend, model, wire, responder):
     """response_format as a JSON schema: sent in the backend's form; the JSON answer comes back as content."""
     responder.reply = Reply(text='{"city": "Paris", "temperature": 21.5}')
@@ -223,6 +207,7 @@ def test_structured_output_request(backend, model, wire, responder):
     assert json.loads(text_of(message)) == {"city": "Paris", "temperature": 21.5}
 
 
+@pytest.mark.clause("structured.refused-clearly")
 def test_structured_output_refused_clearly(backend, model, wire):
     """Where a backend has no structured output, asking for it is a ValueError naming response_format, sent nowhere."""
     if "structured_output" in backend.capabilities:
@@ -230,26 +215,3 @@ def test_structured_output_refused_clearly(backend, model, wire):
     with pytest.raises(ValueError, match="response_format"):
         model(WEATHER, response_format=RESPONSE_FORMAT)
     assert wire.calls() == [], "a request was sent although response_format cannot be honoured"
-
-
-def test_every_clause_runs_or_declares_why_not(request, backend):
-    """Guard: each clause's test is collected for this backend when its module is.
-
-    A clause's test removed, renamed or deselected fails here; a backend skips a clause only
-    through a named capability (``requires``) or a ``pytest.skip`` reason, both in the report.
-    """
-    collected: dict[str, list[Any]] = {}
-    modules = set()
-    for item in request.session.items:
-        module = Path(str(item.path)).name
-        modules.add(module)
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("backend_name") == backend.name:
-            collected.setdefault(f"{module}::{getattr(item, 'originalname', item.name)}", []).append(item)
-    expected = {clause: test for clause, test in CLAUSES.items() if test.split("::")[0] in modules}
-    missing = [clause for clause, test in expected.items() if test not in collected]
-    assert not missing, f"clauses not run for {backend.name} (test removed, renamed or deselected): {missing}"
-    for clause, test in expected.items():
-        for item in collected[test]:
-            needs = [c for m in item.iter_markers("requires") for c in m.args]
-            assert all(isinstance(c, str) and c for c in needs), f"{clause}: {item.nodeid} skips unnamed"

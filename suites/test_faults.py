@@ -261,6 +261,7 @@ def fault_model(backend: Any, subject: str, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.parametrize("fault_name", list(FAULTS))
+@pytest.mark.clause("errors.bounded-retry", "errors.typed-with-provider-message")
 def test_fault(fault_name: str, backend: Any, fault_model: Callable[..., Any], weather_tool: Any) -> None:
     fault = FAULTS[fault_name]
     if fault.only and backend.name not in fault.only:

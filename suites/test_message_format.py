@@ -26,6 +26,7 @@ def _no_consecutive_roles(roles: list[str]) -> None:
         assert a != b, f"consecutive messages share role {a!r}: {roles}"
 
 
+@pytest.mark.clause("messages.string-content", "model.returns-content")
 def test_string_content(model, wire, contract):
     message = model([{"role": "user", "content": "Say hello."}])
     sent = wire.last()
@@ -36,18 +37,21 @@ def test_string_content(model, wire, contract):
 
 
 @pytest.mark.requires("token_usage")
+@pytest.mark.clause("usage.token-usage")
 def test_token_usage_filled(model, wire):
     message = model([{"role": "user", "content": "Say hello."}])
     assert_usage(message)
     assert (wire.last().roles, wire.last().texts) == (["user"], ["Say hello."])
 
 
+@pytest.mark.clause("messages.parts-content", "model.returns-content")
 def test_list_of_parts_content(model, wire, contract):
     message = model([{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}])
     assert (wire.last().roles, wire.last().texts) == (["user"], ["Say hello."])
     _assert_assistant_text(message, contract)
 
 
+@pytest.mark.clause("messages.mixed-forms")
 def test_mixed_string_and_parts_in_one_conversation(model, wire):
     messages = [
         {"role": "system", "content": "You are a helpful assistant."},
@@ -62,6 +66,7 @@ def test_mixed_string_and_parts_in_one_conversation(model, wire):
     assert text_of(message).strip()
 
 
+@pytest.mark.clause("messages.every-text-part-kept")
 def test_every_text_part_kept_in_order(model, wire, contract):
     parts = ["First: Paris.", "Second: Rome.", "Third: Madrid."]
     message = model([{"role": "user", "content": [{"type": "text", "text": p} for p in parts]}])
@@ -73,6 +78,7 @@ def test_every_text_part_kept_in_order(model, wire, contract):
     assert positions == sorted(positions), f"parts out of order: {text!r}"
 
 
+@pytest.mark.clause("messages.every-text-part-kept")
 def test_consecutive_same_role_merged_without_losing_text(model, wire):
     messages = [
         {"role": "user", "content": "My name is Ada."},
@@ -88,6 +94,7 @@ def test_consecutive_same_role_merged_without_losing_text(model, wire):
     assert text_of(message).strip()
 
 
+@pytest.mark.clause("messages.chat-message-objects")
 def test_chat_message_objects_accepted(model, wire, contract):
     messages = [
         contract.ChatMessage(role=contract.MessageRole.SYSTEM, content="You are terse."),
@@ -99,6 +106,7 @@ def test_chat_message_objects_accepted(model, wire, contract):
     _assert_assistant_text(message, contract)
 
 
+@pytest.mark.clause("messages.flatten-as-text")
 def test_flatten_messages_as_text(model, wire, contract):
     parts = [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello."}]
     message = model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": parts}],
@@ -113,6 +121,7 @@ def test_flatten_messages_as_text(model, wire, contract):
     _assert_assistant_text(message, contract)
 
 
+@pytest.mark.clause("messages.not-mutated")
 def test_callers_messages_not_mutated(model, wire, contract):
     messages = [
         {"role": "system", "content": "You are terse."},
@@ -129,6 +138,7 @@ def test_callers_messages_not_mutated(model, wire, contract):
     _assert_assistant_text(message, contract)
 
 
+@pytest.mark.clause("messages.wire-roles-only")
 def test_only_wire_roles_sent(model, wire, contract):
     message = model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}])
     assert set(wire.last().roles) <= WIRE_ROLES
@@ -153,6 +163,7 @@ BAD_CONVERSATIONS = {
 
 @pytest.mark.no_cassette
 @pytest.mark.parametrize("case", sorted(BAD_CONVERSATIONS))
+@pytest.mark.clause("messages.malformed-is-clear-error")
 def test_malformed_conversation_is_a_clear_error(model, wire, case):
     """Reply side: an error naming where the conversation is wrong; wire side: nothing was sent."""
     messages, error, where = BAD_CONVERSATIONS[case]
@@ -164,6 +175,7 @@ def test_malformed_conversation_is_a_clear_error(model, wire, case):
 @pytest.mark.no_cassette
 @pytest.mark.parametrize("conversions, named", [({"system": "robot"}, "robot"), ({"robot": "user"}, "robot")],
                          ids=["target_not_a_wire_role", "unknown_source_role"])
+@pytest.mark.clause("roles.bad-conversion-is-clear-error")
 def test_bad_custom_role_conversion_is_a_clear_error(model_factory, wire, conversions, named):
     """Reply side: constructing the model fails naming the role; wire side: nothing was sent."""
     with pytest.raises(ValueError, match=named):
@@ -172,6 +184,7 @@ def test_bad_custom_role_conversion_is_a_clear_error(model_factory, wire, conver
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("roles.bad-conversion-is-clear-error")
 def test_custom_role_conversion_not_a_string_is_a_clear_error(model_factory, wire):
     """Reply side: constructing the model fails with a TypeError naming the parameter and the value; wire side:
     nothing was sent."""

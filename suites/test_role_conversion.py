@@ -23,6 +23,7 @@ def _assert_alternates(roles: list[str]) -> None:
         assert a != b, f"consecutive messages share role {a!r}: {roles}"
 
 
+@pytest.mark.clause("roles.tool-roles-converted", "messages.wire-roles-only")
 def test_tool_roles_become_assistant_and_user(model, wire):
     message = model(AGENT_TURNS)
     sent = wire.last()
@@ -34,6 +35,7 @@ def test_tool_roles_become_assistant_and_user(model, wire):
     assert text_of(message).strip()
 
 
+@pytest.mark.clause("roles.custom-conversion")
 def test_custom_conversion_adds_to_default(model_factory, wire):
     model = model_factory(custom_role_conversions={"system": "user"})
     message = model(AGENT_TURNS)
@@ -50,6 +52,7 @@ def test_custom_conversion_adds_to_default(model_factory, wire):
     assert "Observation: Sunny, 21 C" in sent.texts[2] and "Now answer the question." in sent.texts[2]
 
 
+@pytest.mark.clause("roles.system-kept")
 def test_system_role_kept_by_default(model, wire):
     message = model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}])
     assert wire.last().roles == ["system", "user"]
@@ -58,6 +61,7 @@ def test_system_role_kept_by_default(model, wire):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("roles.unknown-role-is-clear-error")
 def test_unknown_role_is_a_clear_error(model, wire):
     """Reply side: a ValueError naming the role; wire side: nothing was sent."""
     with pytest.raises(ValueError, match="robot"):

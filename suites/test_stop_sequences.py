@@ -43,6 +43,7 @@ def _check(model, wire, backend, prompt, reference, stops, observe, expected=Non
     return message
 
 
+@pytest.mark.clause("stop.before-stop-sequence", "stop.trimmed-client-side")
 def test_earliest_stop_wins_whatever_the_order(model, wire, backend, observe):
     reference = _reference(model, wire, backend, STORY_PROMPT)
     words = distinct_words(reference)
@@ -54,6 +55,7 @@ def test_earliest_stop_wins_whatever_the_order(model, wire, backend, observe):
            expected=reference[: reference.index(early)])
 
 
+@pytest.mark.clause("stop.before-stop-sequence", "stop.trimmed-client-side")
 def test_stop_ending_inside_a_token(model, wire, backend, observe):
     reference = _reference(model, wire, backend, WEEK_PROMPT)
     word = next((w for w in distinct_words(reference, min_len=6)), None)
@@ -62,6 +64,7 @@ def test_stop_ending_inside_a_token(model, wire, backend, observe):
     _check(model, wire, backend, WEEK_PROMPT, reference, [stop], observe, expected=reference[: reference.index(stop)])
 
 
+@pytest.mark.clause("stop.earliest-completing")
 def test_overlapping_stops_inside_one_word(model, wire, backend, observe):
     """Two stops overlap in one word; the one that *completes* first wins even though the other starts first.
 
@@ -77,6 +80,7 @@ def test_overlapping_stops_inside_one_word(model, wire, backend, observe):
     _check(model, wire, backend, WEEK_PROMPT, reference, stops, observe, expected=reference[: at + 1])
 
 
+@pytest.mark.clause("stop.before-stop-sequence", "stop.trimmed-client-side")
 def test_stop_ending_in_a_space(model, wire, backend, observe):
     reference = _reference(model, wire, backend, STORY_PROMPT)
     words = [w for w in distinct_words(reference, min_len=3) if w + " " in reference]
@@ -85,6 +89,7 @@ def test_stop_ending_in_a_space(model, wire, backend, observe):
     _check(model, wire, backend, STORY_PROMPT, reference, [stop], observe, expected=reference[: reference.index(stop)])
 
 
+@pytest.mark.clause("stop.before-stop-sequence")
 def test_absent_stop_leaves_text_whole(model, wire, backend):
     reference = _reference(model, wire, backend, WEEK_PROMPT)
     message = model([{"role": "user", "content": WEEK_PROMPT}], stop_sequences=["\u2603\u2603"])
@@ -95,6 +100,7 @@ def test_absent_stop_leaves_text_whole(model, wire, backend):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("stop.bad-value-is-clear-error")
 def test_empty_stop_is_a_value_error(model, wire):
     """Reply side: a ValueError naming the parameter; wire side: nothing was sent."""
     with pytest.raises(ValueError, match=r"stop_sequences\[1\]"):
@@ -103,6 +109,7 @@ def test_empty_stop_is_a_value_error(model, wire):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("stop.bad-value-is-clear-error")
 def test_non_string_stop_is_a_clear_error(model, wire):
     """Reply side: a ValueError naming the stop and its type; wire side: nothing was sent."""
     with pytest.raises(ValueError, match=r"stop_sequences\[1\].*int"):
@@ -111,6 +118,7 @@ def test_non_string_stop_is_a_clear_error(model, wire):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("stop.bad-value-is-clear-error")
 def test_stop_sequences_not_a_list_is_a_clear_error(model, wire):
     """Reply side: a TypeError naming the parameter and the type given; wire side: nothing was sent."""
     with pytest.raises(TypeError, match=r"stop_sequences.*\bint\b"):

@@ -65,6 +65,7 @@ def _calls(model, message):
     return [(c.function.name, c.function.arguments) for c in parsed.tool_calls]
 
 
+@pytest.mark.clause("stream.agglomerates-to-generate")
 def test_stream_agglomerates_to_generate(model, contract, backend, capture, wire):
     generated = model(_user(STORY_PROMPT))
     deltas, streamed = _stream(model, contract, _user(STORY_PROMPT))
@@ -76,6 +77,7 @@ def test_stream_agglomerates_to_generate(model, contract, backend, capture, wire
     _assert_same_usage(streamed, generated)
 
 
+@pytest.mark.clause("stream.usage-once", "usage.token-usage")
 def test_usage_counted_once(model, contract, backend, capture, wire):
     generated = model(HELLO)
     deltas, streamed = _stream(model, contract, HELLO)
@@ -85,6 +87,7 @@ def test_usage_counted_once(model, contract, backend, capture, wire):
 
 
 @pytest.mark.requires("native_tools")
+@pytest.mark.clause("stream.agglomerates-to-generate", "tools.native-calls-surface")
 def test_stream_tool_call_matches_generate(model, contract, backend, capture, wire, weather_tool):
     generated = model(WEATHER, tools_to_call_from=[weather_tool])
     deltas, streamed = _stream(model, contract, WEATHER, tools_to_call_from=[weather_tool])
@@ -99,6 +102,7 @@ def test_stream_tool_call_matches_generate(model, contract, backend, capture, wi
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("stream.tool-call-deltas-by-index", "tools.ids-unique")
 def test_tool_call_deltas_merged_by_index(model, contract):
     """Reply side only: deltas given by hand are merged; nothing is sent, so there is no request to check."""
     def fragment(index, arguments, call_id=None, name=None):
@@ -125,6 +129,7 @@ def test_tool_call_deltas_merged_by_index(model, contract):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("tools.malformed-is-clear-error")
 def test_malformed_streamed_arguments_surface_at_parse(model, contract):
     """Reply side only: deltas given by hand, nothing sent.
 
@@ -153,6 +158,7 @@ def test_malformed_streamed_arguments_surface_at_parse(model, contract):
         model.parse_tool_calls(message)
 
 
+@pytest.mark.clause("stream.stop-matches-generate", "stop.before-stop-sequence")
 def test_stop_in_stream_matches_generate(model, contract, backend, capture, wire):
     reference = text_of(model(_user(WEEK_PROMPT)))
     word = next(iter(distinct_words(reference, min_len=6)), None)
@@ -182,6 +188,7 @@ def _stop_across_a_boundary(pieces):
     return None
 
 
+@pytest.mark.clause("stream.stop-matches-generate")
 def test_stop_split_across_chunks(model, contract, backend, wire):
     deltas, reference = _stream(model, contract, _user(WEEK_PROMPT))
     pieces = [d.content for d in deltas if d.content]
@@ -197,6 +204,7 @@ def test_stop_split_across_chunks(model, contract, backend, wire):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("stop.bad-value-is-clear-error")
 def test_empty_stop_in_stream_is_a_value_error(model, wire):
     """Reply side: a ValueError naming the parameter; wire side: nothing was sent."""
     with pytest.raises(ValueError, match="stop_sequences"):
@@ -205,6 +213,7 @@ def test_empty_stop_in_stream_is_a_value_error(model, wire):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("stream.not-held-back")
 def test_text_no_stop_can_begin_in_is_not_held_back(model, contract, backend, wire, capture, responder):
     """Stops hold back only text that may begin one: other text streams out as the backend sent it.
 

@@ -18,6 +18,7 @@ WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 @pytest.mark.requires("native_tools")
+@pytest.mark.clause("tools.native-calls-surface", "tools.offered-on-request", "tools.arguments-dict")
 def test_native_tool_call(model, wire, contract, weather_tool):
     message = model(WEATHER, tools_to_call_from=[weather_tool])
     assert "get_weather" in wire.last().tools, f"tools offered: {wire.last().tools}"
@@ -34,6 +35,7 @@ def test_native_tool_call(model, wire, contract, weather_tool):
 
 
 @pytest.mark.requires("tools")
+@pytest.mark.clause("tools.offered-on-request")
 def test_tools_offered_on_the_request(model, wire, backend, weather_tool):
     message = model(WEATHER, tools_to_call_from=[weather_tool])
     sent = wire.last()
@@ -59,6 +61,7 @@ TEXT_FORMS = {
 
 @pytest.mark.no_cassette
 @pytest.mark.parametrize("form", sorted(TEXT_FORMS))
+@pytest.mark.clause("tools.text-calls-parsed", "tools.text-python-literal")
 def test_text_tool_call_forms(model, contract, form):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=TEXT_FORMS[form])
@@ -84,6 +87,7 @@ def _native(contract, arguments, call_id="call_1"):
     [{"city": "Paris"}, json.dumps({"city": "Paris"}), json.dumps(json.dumps({"city": "Paris"}))],
     ids=["dict", "json_string", "double_encoded"],
 )
+@pytest.mark.clause("tools.arguments-dict", "tools.arguments-decoded")
 def test_native_arguments_become_a_dict(model, contract, arguments):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=None,
@@ -103,6 +107,7 @@ BAD_ARGUMENTS = {
 
 @pytest.mark.no_cassette
 @pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))
+@pytest.mark.clause("tools.malformed-is-clear-error")
 def test_malformed_arguments_are_a_clear_error(model, contract, case):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     arguments, named = BAD_ARGUMENTS[case]
@@ -113,6 +118,7 @@ def test_malformed_arguments_are_a_clear_error(model, contract, case):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("tools.ids-unique")
 def test_tool_call_ids_unique(model, contract):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(
@@ -127,6 +133,7 @@ def test_tool_call_ids_unique(model, contract):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("tools.malformed-is-clear-error")
 def test_text_without_a_tool_call_is_a_clear_error(model, contract):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content="It is sunny.")
@@ -147,6 +154,7 @@ BAD_TEXT_CALLS = {
 
 @pytest.mark.no_cassette
 @pytest.mark.parametrize("case", sorted(BAD_TEXT_CALLS))
+@pytest.mark.clause("tools.malformed-is-clear-error")
 def test_bad_text_tool_call_is_a_clear_error(model, contract, case):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing."""
     text, named = BAD_TEXT_CALLS[case]
@@ -156,6 +164,7 @@ def test_bad_text_tool_call_is_a_clear_error(model, contract, case):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("tools.malformed-is-clear-error")
 def test_long_text_without_a_tool_call_is_a_clear_error(model, contract):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing.
 
@@ -172,6 +181,7 @@ def test_long_text_without_a_tool_call_is_a_clear_error(model, contract):
 
 
 @pytest.mark.requires("text_tools")
+@pytest.mark.clause("tools.chat-template-renders-tools", "tools.offered-on-request")
 def test_chat_template_renders_the_tools(model, wire, weather_tool):
     message = model(WEATHER, tools_to_call_from=[weather_tool])
     assert not message.tool_calls, f"a text-only engine returned native tool calls: {message.tool_calls!r}"
@@ -186,6 +196,7 @@ def test_chat_template_renders_the_tools(model, wire, weather_tool):
 
 
 @pytest.mark.requires("text_tools")
+@pytest.mark.clause("tools.text-calls-parsed", "tools.chat-template-renders-tools")
 def test_tool_call_written_as_text(model, wire, contract, weather_tool):
     message = model(WEATHER, tools_to_call_from=[weather_tool])
     assert "get_weather" in wire.last().tools
@@ -222,6 +233,7 @@ BRACED_TEXT_CALLS = {
 
 @pytest.mark.no_cassette
 @pytest.mark.parametrize("case", sorted(BRACED_TEXT_CALLS))
+@pytest.mark.clause("tools.text-python-literal")
 def test_text_tool_call_amid_braces_quotes_and_escapes(model, contract, case):
     """Reply side only: parse_tool_calls reads a message given by hand and sends nothing.
 
@@ -235,6 +247,7 @@ def test_text_tool_call_amid_braces_quotes_and_escapes(model, contract, case):
 
 
 @pytest.mark.no_cassette
+@pytest.mark.clause("tools.custom-keys", "tools.malformed-is-clear-error")
 def test_custom_tool_keys_read_text_tool_calls(backend, model_factory, contract):
     """Reply side only: parse_tool_calls reads messages given by hand and sends nothing.
 
