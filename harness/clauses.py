@@ -64,7 +64,8 @@ def load_registry(path: str | Path) -> dict[str, Clause]:
         for key in ("id", "level", "sentence", "source"):
             if not isinstance(entry.get(key), str) or not entry[key].strip():
                 raise HarnessError(f"{where}: '{key}' must be a non-empty string, got {entry.get(key)!r}")
-        clause = Clause(**{k: (str(v).strip() if v is not None else None) for k, v in entry.items()})
+        text: dict[str, Any] = {k: (str(v).strip() if v is not None else None) for k, v in entry.items()}
+        clause = Clause(**text)
         where = f"clause registry {path}: {clause.id!r}"
         if not _ID.match(clause.id):
             raise HarnessError(f"{where} is not a clause id (lower-case words joined by '.', "
@@ -169,7 +170,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                     "(pytest suites --level=...)")
         return
     selected = config.stash[SELECTED]
-    keep, drop, problems = [], [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    problems: list[str] = []
     for item in items:
         if not _is_check(item):
             keep.append(item)
@@ -181,6 +184,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         (keep if level_of(ids, registry) in selected else drop).append(item)
     if problems:
+        _tally.clear()  # the run stops here: no verdict
         shown = "\n  ".join(sorted(set(problems))[:10])
         raise pytest.UsageError(
             f"every suite check names its clauses of the registry with @pytest.mark.clause:\n  {shown}")
@@ -210,7 +214,7 @@ def row_fields(item: pytest.Item) -> dict[str, Any]:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    graded = next((v for k, v in report.user_properties if k == _PROPERTY), None)
+    graded: Any = next((v for k, v in report.user_properties if k == _PROPERTY), None)
     if graded is None:
         return
     phase_counts = report.when == "call" or (report.when == "setup" and not report.passed) or (
@@ -227,10 +231,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 _tally: dict[str, dict[str, Any]] = {}
 
 
-def summary_lines(tally: Mapping[str, Mapping[str, Any]], selected: Iterable[str]) -> list[str]:
+def summary_lines(tally: Mapping[str, Mapping[str, Any]], selected: frozenset[str]) -> list[str]:
     """One line per selected level: checks passed, failed, skipped, and the failing clause ids."""
     lines = []
-    for level in (lvl for lvl in LEVELS if lvl in set(selected)):
+    for level in (lvl for lvl in LEVELS if lvl in selected):
         counts = tally[level]
         line = f"{level.upper():<6} {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
         if counts["failing"]:
@@ -241,6 +245,8 @@ def summary_lines(tally: Mapping[str, Mapping[str, Any]], selected: Iterable[str
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if config.stash.get(REGISTRY, None) is None or hasattr(config, "workerinput") or config.option.collectonly:
+        return
+    if not _tally:
         return
     terminalreporter.write_sep("=", "model-conformance verdict per level")
     for line in summary_lines(_tally, config.stash[SELECTED]):

@@ -39,6 +39,9 @@ FIELDS: dict[str, str] = {
     "mode": "replay, record or live",
     "suite": "the suite (file stem under suites/) or the benchmark's name (bench-latency, ...)",
     "clause": "the check (test name without the backend id) or the benchmark's case",
+    "clauses": "the contract clauses the check enforces (ids of suites/clauses.yaml, list); null for benchmarks",
+    "level": "the level the check is graded at: must, should or strict (the strictest of its clauses); null for "
+             "benchmarks",
     "outcome": "passed, failed or skipped for checks; ok or error for samples and summaries",
     "message": "why it failed or was skipped, or the sample's error; empty otherwise",
     "observations": "what the backend returned that the contract had to correct (list of strings)",
@@ -226,6 +229,8 @@ def _upgrade(row: dict[str, Any], where: str) -> dict[str, Any]:
                           f"({SCHEMA_VERSION}); upgrade model-conformance")
     if row.get("kind") not in KINDS:
         raise SchemaError(f"{where}: kind {row.get('kind')!r} is not one of {', '.join(KINDS)}")
+    if len(row) < len(FIELDS):  # written before a key was added (clauses, level): every row has every key
+        return {**dict.fromkeys(FIELDS), **row}
     return row
 
 
