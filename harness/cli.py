@@ -233,7 +233,8 @@ def _report(args: argparse.Namespace) -> int:
                 print(f"$ harness {_show(cmd)[len('harness.cli '):]}{where}", flush=True)
                 code = subprocess.call(cmd, env=env)
                 if code != 0:
-                    print(f"the latency benchmark exited with {code}; reporting the rest without it", file=sys.stderr)
+                    print(f"the latency benchmark exited with {code} (its output above says why); the report holds "
+                          "the rows it wrote before that", file=sys.stderr)
         print(f"suites{' and latency' if args.latency else ''} took {time.monotonic() - started:.0f} s", flush=True)
         paths = [results]
     rows = load_results(paths)

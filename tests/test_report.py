@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+import sys
 
 import pytest
 
@@ -133,3 +135,21 @@ def test_a_skip_reason_is_one_line_naming_its_backends_and_a_long_failure_is_an_
     assert "boom xxx" in finding and finding.endswith("[...]") and "END" not in finding
     with (tmp_path / "results.csv").open() as fh:
         assert any(r["message"].endswith(" END") for r in csv.DictReader(fh))  # the whole message kept
+
+
+@pytest.mark.parametrize("markdown", [False, True], ids=["plain", "markdown"])
+def test_latency_table_without_tabulate_has_the_same_cells(monkeypatch, markdown):
+    """`harness bench latency` prints its table where the report extra (tabulate) is not installed (vllm's venv)."""
+    from harness.reporting.latency import latency_table
+
+    rows = _samples("r1", CPU, ttft=0.05)
+    with_tabulate = latency_table(rows, markdown=markdown)
+    monkeypatch.setitem(sys.modules, "tabulate", None)  # import tabulate now raises ImportError
+    without = latency_table(rows, markdown=markdown)
+
+    def cells(text: str) -> list[list[str]]:
+        lines = [line for line in text.splitlines() if not set(line) <= set("|-: ")]
+        return [[c for c in re.split(r"\s*\|\s*|\s{2,}", line.strip()) if c] for line in lines]
+
+    assert cells(without) == cells(with_tabulate)
+    assert "TTFT" in without.splitlines()[0] or "ttft" in without.splitlines()[0].lower()

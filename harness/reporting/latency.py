@@ -72,14 +72,32 @@ def _cell(est: dict[float, Estimate] | None, q: float, scale: float = 1000.0) ->
 
 
 def latency_table(rows: Iterable[Mapping[str, Any]], markdown: bool = True) -> str:
-    """The latency table (milliseconds, 95% CIs) as markdown or plain text."""
-    from tabulate import tabulate
+    """The latency table (milliseconds, 95% CIs) as markdown or plain text.
 
+    tabulate (the report extra) lays it out where it is installed; elsewhere (a benchmark run in an
+    environment without the report extra, such as vllm's own) the table is laid out here.
+    """
     stats = latency_stats(rows)
     table = latency_rows(stats)
     if not table:
         return "no latency samples"
+    try:
+        from tabulate import tabulate
+    except ImportError:
+        return _columns(table, markdown)
     return tabulate(table, headers="keys", tablefmt="github" if markdown else "simple")
+
+
+def _columns(table: Sequence[Mapping[str, Any]], markdown: bool) -> str:
+    """Rows of dicts as aligned columns (markdown pipes or plain), for want of tabulate."""
+    headers = list(dict.fromkeys(k for row in table for k in row))
+    cells = [headers, *[["" if row.get(h) is None else str(row.get(h)) for h in headers] for row in table]]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
+    lines = [[cell.ljust(width) for cell, width in zip(line, widths)] for line in cells]
+    rule = ["-" * width for width in widths]
+    if markdown:
+        return "\n".join("| " + " | ".join(line) + " |" for line in [lines[0], rule, *lines[1:]])
+    return "\n".join("  ".join(line).rstrip() for line in [lines[0], rule, *lines[1:]])
 
 
 def latency_rows(stats: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
