@@ -48,6 +48,11 @@ def test_wire_fails(backend_name):
 def test_ours_skips(backend_name):
     pytest.skip("not here")
 
+@pytest.mark.clause("demo.ours")
+@pytest.mark.skip(reason="skipped at setup, as a missing capability is")
+def test_ours_skips_at_setup(backend_name):
+    pass
+
 def test_no_backend():
     pass
 """
@@ -143,22 +148,22 @@ def test_every_suite_check_names_known_clauses_and_docs_contract_is_current():
 
 def test_the_run_ends_with_a_verdict_per_level(graded):
     result = run(graded, "--backend=fake-a")
-    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result.assert_outcomes(passed=2, failed=1, skipped=2)
     result.stdout.fnmatch_lines([
         "*model-conformance verdict per level*",
         "MUST   1 passed, 0 failed, 0 skipped",
         "SHOULD 0 passed, 1 failed, 0 skipped; failing clauses: demo.documented, demo.wire",
-        "STRICT 0 passed, 0 failed, 1 skipped",
+        "STRICT 0 passed, 0 failed, 2 skipped",
     ])
 
 
 def test_level_runs_only_the_checks_of_that_level(graded):
     result = run(graded, "--backend=fake-a,fake-b", "--level=must")
-    result.assert_outcomes(passed=3, deselected=4)  # test_documented on two backends, and test_no_backend
+    result.assert_outcomes(passed=3, deselected=6)  # test_documented on two backends, and test_no_backend
     result.stdout.fnmatch_lines(["MUST   2 passed, 0 failed, 0 skipped"])
     result.stdout.no_fnmatch_line("SHOULD*")
     result = run(graded, "--backend=fake-a", "--level=should,strict")
-    result.assert_outcomes(passed=1, failed=1, skipped=1, deselected=1)
+    result.assert_outcomes(passed=1, failed=1, skipped=2, deselected=1)
 
 
 def test_a_bad_level_is_a_usage_error_listing_the_levels(graded):
@@ -185,5 +190,6 @@ def test_result_rows_carry_the_clauses_and_the_level(graded, tmp_path):
     assert sorted((r["clause"], r["clauses"], r["level"], r["outcome"]) for r in rows) == [
         ("test_documented", ["demo.documented"], "must", "passed"),
         ("test_ours_skips", ["demo.ours"], "strict", "skipped"),
+        ("test_ours_skips_at_setup", ["demo.ours"], "strict", "skipped"),
         ("test_wire_fails", ["demo.documented", "demo.wire"], "should", "failed"),
     ]

@@ -152,4 +152,9 @@ def test_latency_table_without_tabulate_has_the_same_cells(monkeypatch, markdown
         return [[c for c in re.split(r"\s*\|\s*|\s{2,}", line.strip()) if c] for line in lines]
 
     assert cells(without) == cells(with_tabulate)
+    lines = without.splitlines()
+    rule = next(line for line in lines if set(line) <= set("|-: ") and "-" in line)
+    starts = [m.start() for m in re.finditer(r"-+", rule)]
+    for line in lines:  # every cell starts where its column's rule starts: the columns are aligned
+        assert all(line[i] != " " and (i == 0 or line[i - 1] == " ") for i in starts if i < len(line)), line
     assert "TTFT" in without.splitlines()[0] or "ttft" in without.splitlines()[0].lower()

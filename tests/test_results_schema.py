@@ -23,6 +23,16 @@ def test_row_has_every_field_and_rejects_unknown_ones():
         make_row("bogus", run="r1")
 
 
+def test_a_row_written_before_clauses_and_level_existed_reads_with_both_null(tmp_path):
+    path = tmp_path / "old.jsonl"
+    old = {k: v for k, v in make_row("check", run="r", backend="openai", clause="test_x", outcome="passed").items()
+           if k not in ("clauses", "level")}
+    path.write_text(json.dumps(old) + "\n", encoding="utf-8")
+    (row,) = list(iter_rows(path))
+    assert set(row) == set(FIELDS) and row["clauses"] is None and row["level"] is None
+    assert row["backend"] == "openai" and row["outcome"] == "passed"
+
+
 def test_reader_names_the_bad_line_and_refuses_newer_versions(tmp_path):
     path = tmp_path / "r.jsonl"
     append_rows(path, [make_row("check", run="r", backend="a", outcome="passed")])
