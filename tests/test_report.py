@@ -158,3 +158,41 @@ def test_latency_table_without_tabulate_has_the_same_cells(monkeypatch, markdown
     for line in lines:  # every cell starts where its column's rule starts: the columns are aligned
         assert all(line[i] != " " and (i == 0 or line[i - 1] == " ") for i in starts if i < len(line)), line
     assert "TTFT" in without.splitlines()[0] or "ttft" in without.splitlines()[0].lower()
+
+
+def _graded(subject: str, backend: str, clauses: list[str], level: str, outcome: str) -> dict:
+    return make_row("check", run="r1", backend=backend, server="transformers-serve", subject=subject, suite="demo",
+                    clause="test_" + "_".join(clauses), clauses=clauses, level=level, outcome=outcome,
+                    hardware=CPU, mode="replay")
+
+
+def test_verdict_by_level_shares_of_clauses_and_the_clause_matrix(tmp_path):
+    from harness.reporting.levels import clause_matrix, level_headline
+
+    rows = [
+        _graded("adapters", "openai", ["a.doc"], "must", "passed"),
+        _graded("adapters", "openai", ["a.doc", "b.ours"], "strict", "passed"),
+        _graded("adapters", "litellm", ["a.doc"], "must", "passed"),
+        _graded("adapters", "litellm", ["a.doc", "b.ours"], "strict", "skipped"),
+        _graded("smolagents", "openai", ["a.doc"], "must", "failed"),
+        _graded("smolagents", "openai", ["a.doc"], "must", "passed"),  # one failed check fails the clause
+        _graded("smolagents", "openai", ["a.doc", "b.ours"], "strict", "failed"),
+        _graded("smolagents", "litellm", ["a.doc"], "must", "passed"),
+        _graded("smolagents", "litellm", ["a.doc", "b.ours"], "strict", "passed"),
+    ]
+    o, lt = "openai (transformers-serve)", "litellm (transformers-serve)"
+    assert level_headline(rows) == [
+        {"subject": "adapters", "level": "MUST", lt: "100% (1/1)", o: "100% (1/1)"},
+        {"subject": "adapters", "level": "STRICT", lt: "-", o: "100% (2/2)"},  # only skipped there: not judged
+        {"subject": "smolagents", "level": "MUST", lt: "100% (1/1)", o: "0% (0/1)"},
+        {"subject": "smolagents", "level": "STRICT", lt: "100% (2/2)", o: "0% (0/2)"},
+    ]
+    assert clause_matrix(rows, "smolagents") == [
+        {"level": "MUST", "clause": "a.doc", lt: "pass", o: "FAIL"},
+        {"level": "STRICT", "clause": "a.doc", lt: "pass", o: "FAIL"},
+        {"level": "STRICT", "clause": "b.ours", lt: "pass", o: "FAIL"},
+    ]
+    assert clause_matrix(rows, "adapters")[-1] == {"level": "STRICT", "clause": "b.ours", lt: "skip", o: "pass"}
+    report = write_report(rows, tmp_path).read_text(encoding="utf-8")
+    assert "## Verdict by level" in report and "### Clauses x backends: smolagents" in report
+    assert "0% (0/2)" in report

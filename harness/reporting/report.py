@@ -223,6 +223,25 @@ def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[P
     _servers_compared(doc, checks)
 
 
+def _levels(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
+    """The verdict per subject and level, then which backend conforms to which clause (rows with clause ids)."""
+    from harness.reporting.levels import clause_matrix, level_headline
+
+    headline = level_headline(checks)
+    if not headline:
+        return
+    doc.h(2, "Verdict by level")
+    doc.p("Share of clauses passed per backend, per subject and level (MUST: the documented smolagents contract; "
+          "SHOULD: the wire specifications and real agents; STRICT: this project's stricter choices; "
+          "docs/contract.md lists every clause). At a level a clause is judged by the checks graded at that level "
+          "(what `pytest suites --level=...` certifies): failed if one of them failed; clauses only skipped are "
+          "left out.")
+    doc.table(headline)
+    for subject in sorted({str(r["subject"]) for r in headline}, key=lambda s: (s != "adapters", s)):
+        doc.h(3, f"Clauses x backends: {subject}")
+        doc.table(clause_matrix(checks, subject))
+
+
 def _servers_compared(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
     """The same suites replayed from each local server's recordings, side by side (harness.reporting.servers)."""
     names = servers.servers_in(checks)
@@ -512,6 +531,7 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
             for path, alt in plots:
                 if path.name == "ours_vs_smolagents.png":
                     doc.img(path, alt)
+        _levels(doc, checks)
         _conformance(doc, checks, next((p for p in plots if p[0].name == "conformance_matrix.png"), None))
     others = sorted({str(r.get("suite")) for r in rows if r.get("kind") == "summary"
                      and r.get("suite") != "bench-latency"})
