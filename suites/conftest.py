@@ -13,6 +13,7 @@ import pytest
 from hypothesis import Phase, settings
 from responder import RecordedReplyResponder
 
+from harness.answers import declare
 from harness.clauses import use_registry
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
@@ -164,10 +165,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture
-def responder(backend: Any, pytestconfig: pytest.Config, capture: Any) -> Any:
+def responder(request: pytest.FixtureRequest, backend: Any, pytestconfig: pytest.Config, capture: Any) -> Any:
     """The recorded-reply responder of this backend (the suites' one fake), answering every request meanwhile."""
     if backend.kind != "http":
         pytest.skip(f"{backend.name} runs in-process: no transport to answer at")
+    declare(request.node, "responder")  # in --mode live too: the endpoint never sees these requests
     root = Path(pytestconfig.getoption("--cassette-dir") or Path(str(pytestconfig.rootpath)) / "cassettes")
     with RecordedReplyResponder(backend.name, backend.wire_format, root).active() as fake:
         yield fake

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from harness.answers import declare
 from harness.cassettes import encode_event_message
 from harness.fault_injector import FaultInjector, Reply, retry_after_date, sse
 
@@ -239,10 +240,12 @@ def _target(backend: str, url: str, timeout: float) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fault_model(backend: Any, subject: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
+                monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """Builds the model under test against a stand-in URL; its sleeps are recorded, not slept."""
     if backend.kind != "http":
         pytest.skip(f"{backend.name} is not reached over HTTP: transport faults do not apply")
+    declare(request.node, "fault-injector")
     from harness.registry import load_smolagents_class
 
     cls = backend.load() if subject == "adapters" else load_smolagents_class(backend)

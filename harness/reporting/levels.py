@@ -16,6 +16,15 @@ from harness.clauses import LEVELS
 
 
 def _target(row: Mapping[str, Any]) -> str:
+    """The column a row is judged in: never shared by two modes or two targets; client-side checks apart."""
+    from harness.answers import client_side
+
+    mode = row.get("mode")
+    if mode in ("live", "record"):
+        where = f"{mode}: {row.get('target') or row.get('server') or '-'}"
+        if client_side(row.get("answered_by")):
+            where += ", client-side"
+        return f"{row.get('backend')} ({where})"
     server = row.get("server")
     return f"{row.get('backend')} ({server})" if server else str(row.get("backend"))
 

@@ -170,13 +170,17 @@ def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[P
     for subject in sorted(by_subject, key=lambda s: (s != "adapters", s)):
         rows = by_subject[subject]
         doc.h(2, f"Conformance: {subject} ({SUBJECT_LABELS.get(subject, subject)})")
-        doc.p("Each cell: passed / failed / skipped checks.")
+        doc.p("Each cell: passed / failed / skipped checks. One line per mode and target, never summed across "
+              "them; in record and live mode the checks a stand-in answered (recorded-reply responder, fault "
+              "injector, or nothing sent) are client-side checks of the model under test, on their own line "
+              "apart from the target's verdict.")
         suites = sorted({str(r["suite"]) for r in rows})
         counts: dict[tuple[str, ...], dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(
             lambda: {"passed": 0, "failed": 0, "skipped": 0}))
         for r in rows:
             key: tuple[str, ...] = (hardware_label(r),) if several_hw else ()
-            key += (str(r["backend"]), str(r.get("server") or "-"))
+            key += (str(r["backend"]), str(r.get("server") or "-"), str(r.get("mode") or "-"),
+                    str(r.get("target") or "-"), _checks_of(r))
             outcome = str(r.get("outcome"))
             if outcome in ("passed", "failed", "skipped"):
                 counts[key][str(r["suite"])][outcome] += 1
@@ -185,7 +189,7 @@ def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[P
             line: dict[str, Any] = {}
             if several_hw:
                 line["hardware"] = key[0]
-            line["backend"], line["server"] = key[-2], key[-1]
+            line["backend"], line["server"], line["mode"], line["target"], line["checks"] = key[-5:]
             total = {"passed": 0, "failed": 0, "skipped": 0}
             for suite in suites:
                 c = counts[key].get(suite)
@@ -221,6 +225,29 @@ def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[P
             doc.ul([f"{why} **on** " + ", ".join(f"{b} ({n})" for b, n in backends.items())
                     for why, backends in sorted(skipped.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))])
     _servers_compared(doc, checks)
+
+
+def _checks_of(row: Mapping[str, Any]) -> str:
+    """Whose verdict a check row is: the target's (it or its cassette answered), or a client-side check."""
+    from harness.answers import client_side
+
+    if row.get("mode") in ("live", "record") and client_side(row.get("answered_by")):
+        return "client-side"
+    return "target"
+
+
+def who_answered(checks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Check rows counted per mode, target, endpoint, model id and backend, by who answered them."""
+    from harness.answers import SOURCES
+
+    counts: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in checks:
+        key = (str(r.get("mode") or "-"), str(r.get("target") or "-"), str(r.get("endpoint") or "-"),
+               str(r.get("model") or "-"), str(r["backend"]), str(r.get("subject")))
+        counts[key][str(r.get("answered_by") or "undeclared")] += 1
+    sources = [s for s in [*SOURCES, "undeclared"] if any(s in c for c in counts.values())]
+    return [{"mode": k[0], "target": k[1], "endpoint": k[2], "model": k[3], "backend": k[4], "subject": k[5],
+             **{s: c.get(s, 0) for s in sources}} for k, c in sorted(counts.items())]
 
 
 def _levels(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
@@ -307,8 +334,8 @@ def _ours_vs_smolagents(checks: Sequence[Mapping[str, Any]]) -> list[dict[str, A
 def regressions(rows: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Checks that went from pass to fail, and latency percentiles whose intervals no longer overlap."""
     def key(r: Mapping[str, Any]) -> tuple[str, ...]:
-        return (hardware_label(r), str(r.get("backend")), str(r.get("server")), str(r.get("subject")),
-                str(r.get("suite")), str(r.get("clause")))
+        return (hardware_label(r), str(r.get("backend")), str(r.get("server")), str(r.get("mode")),
+                str(r.get("target")), str(r.get("subject")), str(r.get("suite")), str(r.get("clause")))
 
     before = {key(r): r.get("outcome") for r in previous if r.get("kind") == "check"}
     out: list[dict[str, Any]] = []
@@ -531,6 +558,11 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
             for path, alt in plots:
                 if path.name == "ours_vs_smolagents.png":
                     doc.img(path, alt)
+        doc.h(2, "Who answered")
+        doc.p("Check rows per mode and target, by what answered their requests: target (the endpoint, server or "
+              "engine itself), cassette (its recording, replayed), responder (the suites' recorded-reply "
+              "responder), fault-injector, fake, none (nothing sent).")
+        doc.table(who_answered(checks))
         _levels(doc, checks)
         _conformance(doc, checks, next((p for p in plots if p[0].name == "conformance_matrix.png"), None))
     others = sorted({str(r.get("suite")) for r in rows if r.get("kind") == "summary"

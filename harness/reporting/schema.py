@@ -36,7 +36,14 @@ FIELDS: dict[str, str] = {
     "server": "what served the model: a local server (transformers-serve, vllm-serve), 'cloud', or null for an "
               "in-process engine",
     "subject": "adapters (this project's classes) or smolagents (smolagents' own classes)",
-    "mode": "replay, record or live",
+    "mode": "replay, record or live: how the check really ran (the user's own model and in-process engines always "
+            "run live)",
+    "target": "what the run pointed at: endpoint=<url>, server=<local server>, cloud=<url>, cassettes=<server>, "
+              "engine=<backend> or model-factory=<pkg.module:attr>; null for benchmarks",
+    "endpoint": "the URL the target was reached at, without user info, query or secrets; null in replay and "
+                "in-process",
+    "answered_by": "who answered the check's requests: target, cassette, responder (recorded-reply responder), "
+                   "fault-injector, fake or none (nothing sent); null for benchmarks",
     "suite": "the suite (file stem under suites/) or the benchmark's name (bench-latency, ...)",
     "clause": "the check (test name without the backend id) or the benchmark's case",
     "clauses": "the contract clauses the check enforces (ids of suites/clauses.yaml, list); null for benchmarks",
