@@ -290,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run 'harness bench latency' on the embedded model (local engines and server)")
     report.add_argument("--latency-requests", type=int, default=20, help="measured requests per latency target")
     report.add_argument("--results", nargs="*",
-                        help="render these results files (one or many machines' runs) instead of running anything")
+                        help="render these results files (one or many machines' runs) instead of running anything; "
+                             "at least one file")
     report.add_argument("--previous", nargs="*", help="results files of a previous run: list regressions against it")
     report.add_argument("--run", help="the run's name (default: UTC time and host hash); the report goes to "
                                       "reports/<run>/")
@@ -306,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
 
     add_derive_parser(sub)
     args = parser.parse_args(argv)
+    for option in ("results", "previous"):  # an empty list would silently mean "run everything"
+        if getattr(args, "fn", None) is _report and getattr(args, option) == []:
+            report.error(f"--{option} needs at least one results file, e.g. --{option} results/linux.jsonl")
     try:
         return int(args.fn(args))
     except HarnessError as exc:

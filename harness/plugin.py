@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.answers import answered_by, declare, public_url
 from harness.capture import Capture, WireCall, capture_callable, capture_chat_template, capture_http
 from harness.cassettes import (
     CLOUD_SERVER,
@@ -34,11 +35,13 @@ from harness.clauses import row_fields as clause_fields
 from harness.errors import HarnessError
 from harness.patching import patched
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, register, resolve_backends
+from harness.run_log import RESULT_PROPERTY
 from harness.secrets import scrubbed_logs
 
 BACKENDS = pytest.StashKey[list[str]]()
 CUSTOM_MODEL = pytest.StashKey[Any]()  # what --model-factory names
 ENDPOINT = pytest.StashKey["Endpoint | None"]()
+LOCAL_SERVER = pytest.StashKey[tuple[str, str]]()  # the started local server's base URL and model id
 # The message-types dimension: every conversation of a suite is also given as smolagents' own
 # ChatMessage/MessageRole objects. The same cassette replays for both forms (matching is by
 # method, path and order); what the request must contain is asserted either way.
@@ -54,8 +57,9 @@ SUBJECTS = ("adapters", "smolagents")
 # of a run that uses a backend, never at import: the plugin loads in every pytest session.
 RUN_ENVIRONMENT = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
 
-# the clause marker, --level and the verdict per level
-pytest_plugins = ["harness.clauses"]
+# the clause marker, --level and the verdict per level; the session's preflight in live and record
+# mode; rows written as each check finishes, and the progress line
+pytest_plugins = ["harness.clauses", "harness.preflight", "harness.run_log"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -133,7 +137,6 @@ def pytest_configure(config: pytest.Config) -> None:
                 )
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    _controller_rows.clear()
 
 
 def _configure_custom(config: pytest.Config, backends: str | None) -> str | None:
@@ -205,14 +208,15 @@ def _endpoint_target(endpoint: Endpoint, spec: BackendSpec) -> Target:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     backends: list[str] = config.stash.get(BACKENDS, [])
+    endpoint = config.stash.get(ENDPOINT, None)
+    served = f"endpoint={public_url(endpoint.base_url)}" if endpoint is not None else \
+        f"server={config.getoption('--server') or DEFAULT_SERVER}"
     lines = [
         f"model-conformance: backends={','.join(backends)} "
-        f"subject={config.getoption('--subject')} mode={config.getoption('--mode')} "
-        f"server={config.getoption('--server') or DEFAULT_SERVER}"
+        f"subject={config.getoption('--subject')} mode={config.getoption('--mode')} {served}"
     ]
-    endpoint = config.stash.get(ENDPOINT, None)
     if endpoint is not None:
-        lines.append(f"model-conformance: live target {endpoint.base_url} (from {endpoint.source}), "
+        lines.append(f"model-conformance: live target {public_url(endpoint.base_url)} (from {endpoint.source}), "
                      f"model {endpoint.model_id}, for the backends that run on the local server")
     if CUSTOM_MODEL in config.stash:
         lines.append(f"model-conformance: custom = --model-factory={config.getoption('--model-factory')} "
@@ -349,6 +353,7 @@ def local_server(pytestconfig: pytest.Config) -> Iterator[Any]:
 
     server = make_server(pytestconfig.getoption("--server") or DEFAULT_SERVER)
     server.start()
+    pytestconfig.stash[LOCAL_SERVER] = (server.base_url, server.model_id)
     try:
         yield server
     finally:
@@ -411,6 +416,7 @@ def _custom_factory(
 
     config = request.config
     origin = f"--model-factory={config.getoption('--model-factory')}"
+    declare(request.node, "target")  # your model answers every call, whatever --mode says
     stack.enter_context(capture_http(capture))  # it may call an endpoint: its HTTP requests are its wire
 
     def build(**overrides: Any) -> Any:
@@ -494,6 +500,7 @@ def _local_factory(
         pytest.skip(f"{spec.name}: {reason}")
     model_dir = request.getfixturevalue("embedded_model_dir")
     target = Target(mode="live", model_dir=model_dir)
+    declare(request.node, "target")  # the in-process engine generates for real in every mode
 
     def build(**overrides: Any) -> Any:
         key = (spec.name, subject)
@@ -524,6 +531,7 @@ def _http_factory(
     node = request.node
     stack.enter_context(hub_clients_online())
     if node.get_closest_marker("no_cassette"):
+        declare(node, "none")
         stack.enter_context(block_network())
         stack.enter_context(capture_http(capture))
         return lambda **overrides: _construct(spec, subject, Target(mode="replay"), overrides)
@@ -570,6 +578,7 @@ def _http_factory(
             provenance(spec.name, subject, node.nodeid, server=server_text, server_name=server_name),
             target.api_key,
         )
+    declare(node, "cassette" if mode == "replay" else "target")
     if mode != "live":
         stack.enter_context(make_vcr(mode, hosts).use_cassette(str(path)))
     stack.enter_context(capture_http(capture))
@@ -643,7 +652,6 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
     return note
 
 
-_RESULT = "model_conformance_result"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -664,7 +672,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "backend": backend_name,
             "server": _row_server(item, backend_name),
             "subject": item.config.getoption("--subject"),
-            "mode": item.config.getoption("--mode"),
+            **row_target(item.config, backend_name),
+            "answered_by": answered_by(item),
             "suite": _suite_of(item),
             "clause": _test_name(item, backend_name),
             **clause_fields(item),
@@ -676,17 +685,51 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         }
         # a new list: the report shares item.user_properties, which the next phase's report would inherit;
         # the row travels inside the report so that pytest-xdist brings it back to the controller
-        report.user_properties = [*report.user_properties, (_RESULT, row)]
+        report.user_properties = [*report.user_properties, (RESULT_PROPERTY, row)]
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    for key, value in report.user_properties:
-        if key == _RESULT:
-            _controller_rows.append(dict(value))  # type: ignore[call-overload]
+def row_target(config: pytest.Config, backend_name: str) -> dict[str, Any]:
+    """The mode a check really ran in and what it pointed at: target label, endpoint (no secrets), model id.
+
+    The user's own model always runs live (it answers every call itself), so does an in-process engine.
+    """
+    mode = str(config.getoption("--mode"))
+    try:
+        spec = get_backend(backend_name)
+    except HarnessError:
+        return {"mode": mode, "target": None, "endpoint": None, "model": None}
+    if spec.kind == "custom":
+        return {"mode": "live", "target": f"model-factory={config.getoption('--model-factory')}",
+                "endpoint": None, "model": None}
+    if spec.kind != "http":
+        from harness.embedded import MODEL_NAME
+
+        return {"mode": "live", "target": f"engine={backend_name}", "endpoint": None, "model": MODEL_NAME}
+    server = server_of(spec, mode, config.getoption("--server"))
+    if mode == "replay":
+        return {"mode": mode, "target": f"cassettes={server}", "endpoint": None, "model": None}
+    if server == CLOUD_SERVER:
+        endpoint, model = cloud_target(spec, mode)
+        return {"mode": mode, "target": f"cloud={endpoint or backend_name}", "endpoint": endpoint, "model": model}
+    user = config.stash.get(ENDPOINT, None)
+    if mode == "live" and user is not None:
+        url = public_url(user.base_url)
+        return {"mode": mode, "target": f"endpoint={url}", "endpoint": url, "model": user.model_id}
+    base_url, model = config.stash.get(LOCAL_SERVER, (None, None))
+    return {"mode": mode, "target": f"server={server}", "endpoint": public_url(base_url), "model": model}
 
 
-# rows received by this process (the controller under pytest-xdist, the only process otherwise)
-_controller_rows: list[dict[str, Any]] = []
+def cloud_target(spec: BackendSpec, mode: str) -> tuple[str | None, str | None]:
+    """The cloud service's endpoint (no secrets) and model id as the backend's settings read them, or Nones."""
+    try:
+        settings = spec.settings(Target(mode=mode, api_key=""))
+    except Exception:  # settings that are missing are the preflight's to report
+        return None, None
+    endpoint = settings.get("azure_endpoint") or settings.get("api_base")
+    region = (settings.get("client_kwargs") or {}).get("region_name")
+    if not endpoint and region:
+        endpoint = f"https://bedrock-runtime.{region}.amazonaws.com"
+    return public_url(endpoint), settings.get("model_id")
 
 
 def _row_server(item: pytest.Item, backend_name: str) -> str | None:
@@ -712,20 +755,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _ENGINES.clear()
     _SHARED_ENGINES.clear()
     gc.collect()
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = session.config.getoption("--results")
-    if not path or hasattr(session.config, "workerinput"):  # xdist workers hand their rows to the controller
-        _controller_rows.clear()
-        return
-    from harness.reporting.schema import append_rows, make_row, new_run_id, run_context
-
-    context = run_context()
-    run = os.environ.get("MODEL_CONFORMANCE_RUN") or new_run_id()
-    rows = [make_row("check", run=run, context=context, **row) for row in _controller_rows]
-    _controller_rows.clear()
-    append_rows(path, rows)
 
 
 __all__ = ["MODES"]
