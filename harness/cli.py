@@ -246,6 +246,15 @@ def _report(args: argparse.Namespace) -> int:
     path = write_report(rows, out_dir, previous)
     print(f"report written to {path} (and report.html, results.csv, plots/) from {len(rows)} rows "
           f"in {time.perf_counter() - started:.2f} s")
+    if args.fail_on_regression and previous:
+        from harness.reporting.report import regressions
+
+        regressed = [c for c in regressions(rows, previous) if c["change"].startswith("REGRESSION")]
+        for change in regressed:
+            print(f"{change['change']}: {change['what']} on {change['hardware']}: {change['detail']}", file=sys.stderr)
+        if regressed:
+            print(f"harness report: {len(regressed)} regression(s) against --previous", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -293,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="render these results files (one or many machines' runs) instead of running anything; "
                              "at least one file")
     report.add_argument("--previous", nargs="*", help="results files of a previous run: list regressions against it")
+    report.add_argument("--fail-on-regression", action="store_true",
+                        help="with --previous: exit 1 when a check went from pass to fail or a latency percentile "
+                             "got slower, after writing the report (what the nightly fails on)")
     report.add_argument("--run", help="the run's name (default: UTC time and host hash); the report goes to "
                                       "reports/<run>/")
     report.add_argument("--output-dir", help="where to write the report (default: reports/<run>/)")

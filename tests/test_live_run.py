@@ -195,3 +195,41 @@ def test_report_without_results_files_is_a_usage_error(tmp_path):
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--results needs at least one results file" in done.stderr
     assert not (tmp_path / "reports").exists()
+
+
+def _check_row(outcome: str, run: str) -> dict:
+    from harness.reporting.schema import make_row
+
+    return make_row("check", run=run, backend="openai", server="transformers-serve", subject="adapters",
+                    mode="replay", target="cassettes=transformers-serve", suite="stop_sequences",
+                    clause="test_stop", outcome=outcome, hardware={"label": "ci"})
+
+
+def test_report_fails_on_a_regression_against_the_previous_night(tmp_path):
+    from harness.reporting.schema import append_rows
+
+    before, now = tmp_path / "before.jsonl", tmp_path / "now.jsonl"
+    append_rows(before, [_check_row("passed", "n1")])
+    append_rows(now, [_check_row("failed", "n2")])
+    args = [sys.executable, "-m", "harness.cli", "report", "--results", str(now), "--previous", str(before),
+            "--output-dir", str(tmp_path / "out")]
+    done = subprocess.run([*args, "--fail-on-regression"], env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "REGRESSION: passed -> failed: openai (transformers-serve)" in done.stderr
+    assert (tmp_path / "out" / "report.md").is_file()  # written before failing
+    same = subprocess.run([*args[:5], str(before), *args[6:], "--fail-on-regression"], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert same.returncode == 0, same.stderr
+
+
+def test_junit_errors_fails_on_an_error_only(tmp_path):
+    failed = tmp_path / "failed.xml"
+    failed.write_text('<testsuites><testsuite><testcase classname="s" name="a"><failure message="no"/></testcase>'
+                      '</testsuite></testsuites>')
+    errored = tmp_path / "errored.xml"
+    errored.write_text('<testsuites><testsuite><testcase classname="s" name="b"><error message="fixture broke"/>'
+                       '</testcase></testsuite></testsuites>')
+    tool = [sys.executable, str(ROOT / "tools" / "junit_errors.py")]
+    assert subprocess.run([*tool, str(failed)], capture_output=True, timeout=30).returncode == 0
+    done = subprocess.run([*tool, str(failed), str(errored)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and f"{errored}: s::b: fixture broke" in done.stdout
