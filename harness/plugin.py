@@ -431,6 +431,7 @@ def _custom_factory(
             pytest.skip(f"{CUSTOM}: {exc}")
         except HarnessError as exc:
             pytest.fail(f"{CUSTOM}: {exc}", pytrace=False)
+        _watch_inherited(model, request.node)
         if isinstance(model, CallableModel):
             stack.enter_context(capture_callable(model, capture))
         else:
@@ -668,6 +669,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             message = str(report.longrepr[2])
         elif report.outcome == "failed":
             message = _first_line(report.longreprtext)
+            inherited = _smolagents_blame(item, call) if backend_name == "custom" else None
+            if inherited:
+                message = f"{inherited}: {message}"
+                report.sections.append(("model-conformance", inherited))
         row = {
             "backend": backend_name,
             "server": _row_server(item, backend_name),
@@ -739,6 +744,66 @@ def _row_server(item: pytest.Item, backend_name: str) -> str | None:
     except HarnessError:
         return None
     return server_of(spec, str(item.config.getoption("--mode")), item.config.getoption("--server"))
+
+
+INHERITED = pytest.StashKey[list[str]]()  # smolagents' Model methods a custom model inherited and a check called
+
+
+def _watch_inherited(model: Any, node: pytest.Item) -> None:
+    """Note on the node each method of smolagents' ``Model`` that the user's model inherits unchanged and runs."""
+    import sys
+
+    models = sys.modules.get("smolagents.models")
+    base = getattr(models, "Model", None)
+    if base is None or not isinstance(model, base):
+        return
+    called = node.stash.setdefault(INHERITED, [])
+    for name, function in vars(base).items():
+        if name.startswith("__") or not callable(function) or getattr(type(model), name, None) is not function:
+            continue
+
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(model, name, _watched(name, getattr(model, name), called))
+
+
+def _watched(name: str, bound: Callable[..., Any], called: list[str]) -> Callable[..., Any]:
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        if name not in called:
+            called.append(name)
+        return bound(*args, **kwargs)
+
+    return watched
+
+
+def _smolagents_blame(item: pytest.Item, call: pytest.CallInfo[None]) -> str | None:
+    """Why a custom model's failure is smolagents' base class's, when it is; None otherwise."""
+    origin = _smolagents_origin(call)
+    called = [n for n in item.stash.get(INHERITED, []) if not n.startswith("_")]
+    names = ", ".join(f"Model.{n}" for n in called)
+    inherits = f"{names}, which your model inherits unchanged from smolagents' base class"
+    if origin:
+        return f"raised in smolagents' own code ({origin})" + (f", under {inherits}" if called else "")
+    if not called:
+        return None
+    return f"this check ran {inherits}: the failure may come from there (override it to change this)"
+
+
+def _smolagents_origin(call: pytest.CallInfo[None]) -> str | None:
+    """``file:line, function`` of the innermost smolagents frame a failure was raised through, if any."""
+    import sys
+
+    module = sys.modules.get("smolagents")
+    if call.excinfo is None or module is None or not getattr(module, "__file__", None):
+        return None
+    root = Path(str(module.__file__)).parent
+    frames = [entry for entry in call.excinfo.traceback if Path(str(entry.path)).is_relative_to(root)]
+    if not frames:
+        return None
+    entry = frames[-1]
+    code = entry.frame.code.raw
+    qualified = getattr(code, "co_qualname", code.co_name)
+    relative = Path(str(entry.path)).relative_to(root.parent)
+    return f"{relative}:{entry.lineno + 1}, {qualified}"
 
 
 def _first_line(text: str) -> str:

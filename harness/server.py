@@ -9,9 +9,11 @@ a private working directory holding a symlink `SmolLM2-135M-Instruct` to the loc
 pinned to that relative name, so requests carry the path-free id `SmolLM2-135M-Instruct` and
 responses report `SmolLM2-135M-Instruct@main`; no machine path reaches a request or a cassette.
 
-Readiness is polled on `GET /health` (`GET /v1/models` scans the HF hub cache instead of
-listing the served model). The hub is never contacted: HF_HUB_OFFLINE=1 and the CLI's PyPI
-update check is disabled.
+Readiness is polled on `GET /health`. `GET /v1/models` (what a client's preflight asks) scans
+the HF hub cache instead of listing the served model, and answers 500 where that cache does not
+exist: the server gets an empty hub cache of its own in its working directory, so it answers 200
+with an empty list. The hub is never contacted: HF_HUB_OFFLINE=1 and the CLI's PyPI update check
+is disabled.
 """
 
 from __future__ import annotations
@@ -117,8 +119,11 @@ class LocalOpenAIServer:
             self.log_path = self._workdir / "server.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = self.command()
+        hub_cache = self._workdir / "hub-cache"  # scanned by GET /v1/models: it must exist
+        hub_cache.mkdir()
         env = {
             **os.environ,
+            "HF_HUB_CACHE": str(hub_cache),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "HF_HUB_DISABLE_UPDATE_CHECK": "1",

@@ -57,14 +57,24 @@ def test_live_run_reads_the_sdk_environment_and_never_falls_back(pytester, endpo
     ok = _run(pytester, suite, "--backend=openai", "--mode=live", f"--model-id={model_id}", "-k", ONE_CHECK)
     ok.assert_outcomes(passed=1)
     ok.stdout.fnmatch_lines([f"*live target {base_url} (from $OPENAI_BASE_URL)*"])
-    # an endpoint that answers with an error (here a path the server does not serve: a 404, which is
-    # not retried, so the check fails at once) fails the check: the run never quietly uses a server
-    # of its own instead
+    # an endpoint that answers with an error (here a path the server does not serve: a 404) stops the
+    # session before any check, naming the URL: the run never quietly uses a server of its own instead
     wrong = base_url.replace("/v1", "/not-served/v1")
     monkeypatch.setenv("OPENAI_BASE_URL", wrong)
     dead = _run(pytester, suite, "--backend=openai", "--mode=live", f"--model-id={model_id}", "-k", ONE_CHECK)
-    dead.assert_outcomes(failed=1)
-    dead.stdout.fnmatch_lines([f"*live target {wrong} (from $OPENAI_BASE_URL)*", "*404*"])
+    assert dead.ret == pytest.ExitCode.USAGE_ERROR
+    dead.stderr.fnmatch_lines([f"  openai: GET {wrong}/models answered HTTP 404*"])
+
+
+def test_the_embedded_server_answers_the_models_list(endpoint):
+    import json
+    import urllib.request
+
+    base_url, _ = endpoint
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+    with opener.open(f"{base_url}/models", timeout=30) as answer:
+        assert answer.status == 200
+        assert json.loads(answer.read())["object"] == "list"
 
 
 def test_endpoint_options_need_live_mode_and_a_model_id(pytester):

@@ -233,3 +233,36 @@ def test_junit_errors_fails_on_an_error_only(tmp_path):
     assert subprocess.run([*tool, str(failed)], capture_output=True, timeout=30).returncode == 0
     done = subprocess.run([*tool, str(failed), str(errored)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 1 and f"{errored}: s::b: fixture broke" in done.stdout
+
+
+def smolagents_echo():
+    """A smolagents ``Model`` subclass that overrides only ``generate`` (echoing the last text)."""
+    import smolagents.models as sm
+
+    class Echo(sm.Model):
+        def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kwargs):
+            last = messages[-1]
+            content = last["content"] if isinstance(last, dict) else last.content
+            text = content if isinstance(content, str) else " ".join(
+                p.get("text", "") for p in content or [] if isinstance(p, dict))
+            return sm.ChatMessage(role=sm.MessageRole.ASSISTANT, content=text)
+
+    return Echo(model_id="echo")
+
+
+def test_a_failure_from_smolagents_base_class_says_so(tmp_path):
+    results = tmp_path / "r.jsonl"
+    _pytest("suites/test_tool_calls.py", "--backend=custom", "--model-factory=tests.test_live_run:smolagents_echo",
+            f"--results={results}", "-q", "-k", "unique or python_dict", timeout=300)
+    failed = {r["clause"]: r["message"] for r in _rows(results) if r["outcome"] == "failed"}
+    assert failed["test_tool_call_ids_unique"].startswith(
+        "this check ran Model.parse_tool_calls, which your model inherits unchanged from smolagents' base class: "
+        "the failure may come from there"), failed
+    assert failed["test_text_tool_call_forms-python_dict"].startswith(
+        "raised in smolagents' own code (smolagents/utils.py:"), failed
+    assert "under Model.parse_tool_calls" in failed["test_text_tool_call_forms-python_dict"]
+    # the user's own model, not smolagents', gets no such note
+    mine = tmp_path / "mine.jsonl"
+    _pytest("suites/test_tool_calls.py", "--backend=custom", "--model-factory=tests.test_live_run:echo_model",
+            f"--results={mine}", "-q", "-k", "unique or python_dict", timeout=300)
+    assert not any("smolagents" in r["message"] for r in _rows(mine))
