@@ -266,3 +266,33 @@ def test_a_failure_from_smolagents_base_class_says_so(tmp_path):
     _pytest("suites/test_tool_calls.py", "--backend=custom", "--model-factory=tests.test_live_run:echo_model",
             f"--results={mine}", "-q", "-k", "unique or python_dict", timeout=300)
     assert not any("smolagents" in r["message"] for r in _rows(mine))
+
+
+def test_the_report_never_sums_two_modes_or_targets(tmp_path):
+    from harness.reporting.levels import level_headline
+    from harness.reporting.report import who_answered, write_report
+    from harness.reporting.schema import make_row
+
+    def row(mode: str, target: str, answered: str, outcome: str) -> dict:
+        return make_row("check", run="r", backend="openai", server="transformers-serve", subject="adapters",
+                        mode=mode, target=target, answered_by=answered, suite="clauses", clause="c",
+                        clauses=["stop.before-first"], level="must", outcome=outcome, hardware={"label": "ci"},
+                        endpoint="http://127.0.0.1:1/v1" if mode == "live" else None,
+                        model="m" if mode == "live" else None)
+
+    rows = [row("replay", "cassettes=transformers-serve", "cassette", "passed"),
+            row("live", "endpoint=http://127.0.0.1:1/v1", "target", "failed"),
+            row("live", "endpoint=http://127.0.0.1:1/v1", "responder", "passed")]
+    report = write_report(rows, tmp_path).read_text()
+    lines = [line for line in report.splitlines() if line.startswith("| openai ")]
+    cells = [[c.strip() for c in line.strip("|").split("|")][2:] for line in lines]  # mode, target, checks, suite...
+    assert sorted(cells) == [["live", "endpoint=http://127.0.0.1:1/v1", "client-side", "1 / 0 / 0", "1 / 0 / 0"],
+                             ["live", "endpoint=http://127.0.0.1:1/v1", "target", "0 / 1 / 0", "0 / 1 / 0"],
+                             ["replay", "cassettes=transformers-serve", "target", "1 / 0 / 0", "1 / 0 / 0"]], lines
+    headline = level_headline(rows)[0]
+    assert headline["openai (transformers-serve)"] == "100% (1/1)"
+    assert headline["openai (live: endpoint=http://127.0.0.1:1/v1)"] == "0% (0/1)"
+    assert headline["openai (live: endpoint=http://127.0.0.1:1/v1, client-side)"] == "100% (1/1)"
+    counts = {(r["mode"], r["target"]): r for r in who_answered(rows)}
+    live = counts[("live", "endpoint=http://127.0.0.1:1/v1")]
+    assert (live["target"], live["responder"], live["cassette"], live["model"]) == (1, 1, 0, "m")
