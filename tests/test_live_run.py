@@ -295,4 +295,4 @@ def test_the_report_never_sums_two_modes_or_targets(tmp_path):
     assert headline["openai (live: endpoint=http://127.0.0.1:1/v1, client-side)"] == "100% (1/1)"
     counts = {(r["mode"], r["target"]): r for r in who_answered(rows)}
     live = counts[("live", "endpoint=http://127.0.0.1:1/v1")]
-    assert (live["target"], live["responder"], live["cassette"], live["model"]) == (1, 1, 0, "m")
+    assert (live["by target"], live["by responder"], live["by cassette"], live["model"]) == (1, 1, 0, "m")

@@ -237,7 +237,7 @@ def _checks_of(row: Mapping[str, Any]) -> str:
 
 
 def who_answered(checks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Check rows counted per mode, target, endpoint, model id and backend, by who answered them."""
+    """Check rows counted per mode, target, endpoint, model id and backend, by who answered them (``by <source>``)."""
     from harness.answers import SOURCES
 
     counts: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -247,7 +247,7 @@ def who_answered(checks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         counts[key][str(r.get("answered_by") or "undeclared")] += 1
     sources = [s for s in [*SOURCES, "undeclared"] if any(s in c for c in counts.values())]
     return [{"mode": k[0], "target": k[1], "endpoint": k[2], "model": k[3], "backend": k[4], "subject": k[5],
-             **{s: c.get(s, 0) for s in sources}} for k, c in sorted(counts.items())]
+             **{f"by {s}": c.get(s, 0) for s in sources}} for k, c in sorted(counts.items())]
 
 
 def _levels(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
