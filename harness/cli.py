@@ -295,7 +295,20 @@ def main(argv: list[str] | None = None) -> int:
                                       "reports/<run>/")
     report.add_argument("--output-dir", help="where to write the report (default: reports/<run>/)")
     report.set_defaults(fn=_report)
-    scan = sub.add_parser("scan", help="exit 1 naming file and line of every secret in the files (or directories)")
+    scan = sub.add_parser(
+        "scan", help="exit 1 naming file and line of every secret in the files (or directories)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Exit 1 naming file and line of every secret in the files (or directories). Files are read as\n"
+                    "an SDK reads a body: gzip and deflate bodies (also stacked, and compressed without saying so),\n"
+                    "YAML !!binary bodies, folded and wrapped YAML scalars, AWS event streams, and .gz files.\n\n"
+                    "Found with no key in the environment (by their shape): OpenAI keys (sk-...), Hugging Face\n"
+                    "tokens (hf_...), AWS access key ids (AKIA/ASIA...) and SigV4 credentials and signatures,\n"
+                    "Bedrock API keys (ABSK..., bedrock-api-key-...), JWTs such as Entra ID tokens, bearer tokens;\n"
+                    "also inside base64 text.\n"
+                    "Found only while the key is configured here (environment, AWS and Hugging Face credential\n"
+                    "files): keys with no recognisable shape, such as Azure OpenAI keys, AWS secret access keys,\n"
+                    "LiteLLM or custom keys. So a run redacts what it knows before writing anything, rather than\n"
+                    "relying on a later scan of downloaded artefacts.")
     scan.add_argument("paths", nargs="+", help="files or directories (cassettes/, logs, JUnit XML, reports)")
     scan.set_defaults(fn=_scan)
     from harness.bench import add_bench_parser

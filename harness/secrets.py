@@ -21,11 +21,13 @@ import base64
 import binascii
 import configparser
 import contextlib
+import gzip
 import json
 import logging
 import os
 import re
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -288,8 +290,10 @@ def find_secret(text: str, extra: Iterable[str | None] = ()) -> str | None:
 
 
 def find_secret_bytes(data: bytes, extra: Iterable[str | None] = ()) -> str | None:
-    """:func:`find_secret` for a body of any encoding."""
-    return find_secret(data.decode("latin-1"), extra)
+    """:func:`find_secret` for a body of any encoding, compressed ones read decompressed too."""
+    found = find_secret(data.decode("latin-1"), extra)
+    inner = None if found else decompressed(data)
+    return found or (None if inner is None else find_secret_bytes(inner, extra))
 
 
 _QUERY_PARAM = re.compile(r"([?&;])([^=&#\s\"']+)=([^&#\s\"']*)")
@@ -313,14 +317,112 @@ def scrub_text(text: str, extra: Iterable[str | None] = ()) -> str:
     return text
 
 
+def _compress(data: bytes, kind: str) -> bytes:
+    return gzip.compress(data, mtime=0) if kind == "gzip" else zlib.compress(data)
+
+
 def scrub_bytes(data: bytes, extra: Iterable[str | None] = ()) -> bytes:
-    """:func:`scrub_text` on bytes of any encoding (a body that is not UTF-8 is scrubbed all the same)."""
+    """:func:`scrub_text` on bytes of any encoding (a body that is not UTF-8 is scrubbed all the same).
+
+    A body compressed without saying so is decompressed, scrubbed and compressed again the same way.
+    """
+    kind = sniff_compression(data)
+    if kind is not None:
+        inner = decompressed(data, layers=1)
+        if inner is not None:
+            return _compress(scrub_bytes(inner, extra), kind)
     for form in _value_forms(extra):
         data = data.replace(form.encode("utf-8"), REDACTED.encode("ascii"))
     text = data.decode("latin-1")
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text.encode("latin-1")
+
+
+# -- compressed bodies: read as the SDK would read them before scrubbing or scanning -------------
+
+class UndecodableBodyError(ValueError):
+    """A body whose content encoding cannot be decoded here: it can be neither scrubbed nor written."""
+
+
+def _gunzip(data: bytes) -> bytes:
+    return gzip.decompress(data)  # every member of a multi-member body, as httpx and urllib3 read it
+
+
+def _inflate(data: bytes) -> bytes:
+    try:
+        return zlib.decompress(data)
+    except zlib.error:  # "deflate" sent as a raw stream, without the zlib wrapper: httpx reads both
+        return zlib.decompress(data, -zlib.MAX_WBITS)
+
+
+def _unbrotli(data: bytes) -> bytes:
+    try:
+        import brotli  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            import brotlicffi as brotli  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            raise UndecodableBodyError("the body is brotli-encoded ('br') and neither brotli nor brotlicffi is "
+                                       "installed: the SDK could not read it either") from None
+    return bytes(brotli.decompress(data))
+
+
+def _unzstd(data: bytes) -> bytes:
+    try:
+        import zstandard  # type: ignore[import-not-found]
+    except ImportError:
+        raise UndecodableBodyError("the body is zstd-encoded and zstandard is not installed: the SDK could not "
+                                   "read it either") from None
+    return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(data))
+
+
+# The content codings httpx, urllib3 and aiohttp decode (br and zstd when their package is installed).
+CONTENT_DECODERS = {"gzip": _gunzip, "x-gzip": _gunzip, "deflate": _inflate, "br": _unbrotli, "zstd": _unzstd}
+
+
+def content_encodings(values: Iterable[str]) -> list[str]:
+    """The codings of Content-Encoding header values in the order applied ('identity' left out; any case)."""
+    names = [name.strip().lower() for value in values for name in str(value).split(",")]
+    return [name for name in names if name and name != "identity"]
+
+
+def decode_content(data: bytes, encodings: Iterable[str]) -> bytes:
+    """``data`` with every coding undone, the last applied first (``gzip, gzip`` is unzipped twice)."""
+    for name in reversed(list(encodings)):
+        decoder = CONTENT_DECODERS.get(name)
+        if decoder is None:
+            raise UndecodableBodyError(f"Content-Encoding {name!r} is not one the SDKs decode "
+                                       f"(known: {', '.join(CONTENT_DECODERS)})")
+        try:
+            data = decoder(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UndecodableBodyError(f"the body does not decode as Content-Encoding {name!r}: {exc}") from None
+    return data
+
+
+def sniff_compression(data: bytes) -> str | None:
+    """The coding of a body compressed without saying so (gzip magic bytes, a zlib header), or None."""
+    if data[:2] == b"\x1f\x8b":
+        return "gzip"
+    if len(data) > 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0:
+        return "deflate"
+    return None
+
+
+def decompressed(data: bytes, layers: int = 4) -> bytes | None:
+    """``data`` with the compression it carries unsaid undone (up to ``layers`` deep), or None if it has none."""
+    out = None
+    for _ in range(layers):
+        kind = sniff_compression(data)
+        if kind is None:
+            break
+        try:
+            data = decode_content(data, [kind])
+        except UndecodableBodyError:
+            break
+        out = data
+    return out
 
 
 # -- scanning files: cassettes, logs, JUnit XML, reports ----------------------------------------
@@ -345,12 +447,12 @@ def _yaml_findings(text: str, forms: list[str]) -> list[tuple[int, str]]:
     """Secrets in the decoded values of a YAML document: escaped strings, ``!!binary`` bodies."""
     import yaml
 
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)  # builds nodes only: no tag is ever constructed
+    try:  # builds nodes only: no tag is ever constructed; every document of a multi-document file
+        roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError:
         return []
     findings: list[tuple[int, str]] = []
-    stack = [root] if root is not None else []
+    stack = [root for root in roots if root is not None]
     while stack:
         node = stack.pop()
         if isinstance(node, yaml.MappingNode):
@@ -365,6 +467,8 @@ def _yaml_findings(text: str, forms: list[str]) -> list[tuple[int, str]]:
                     data = base64.b64decode("".join(node.value.split()))
                 except (binascii.Error, ValueError):
                     data = b""
+                inner = decompressed(data)  # a compressed body is read as the SDK reads it
+                data = data if inner is None else inner
                 found = _find(data.decode("latin-1"), forms)
                 joined = None if found else _event_stream_payloads(data)
                 if joined:
@@ -405,11 +509,15 @@ def scan_paths(paths: Iterable[str | Path]) -> list[str]:
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for file in files:
             data = file.read_bytes()
+            name = file.name
+            inner = decompressed(data)  # a .gz log, a compressed body saved as a file
+            if inner is not None:
+                data, name = inner, name.removesuffix(".gz")
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 text = data.decode("latin-1")  # a body of any encoding is scanned all the same
-            for line, found in scan_text(text, file.name):
+            for line, found in scan_text(text, name):
                 problems.append(f"{file}:{line}: {found}")
     return problems
 
