@@ -18,7 +18,15 @@ from harness.patching import patched
 from harness.placeholders import AZURE_RESOURCE_PLACEHOLDER
 
 # What counts as a secret is defined once, in harness.secrets.
-from harness.secrets import content_encodings, decode_content, is_secret_name, scan_text, scrub_query
+from harness.secrets import (
+    content_encodings,
+    decode_content,
+    is_secret_name,
+    register_secret,
+    scan_text,
+    scrub_query,
+    values_set_by_response,
+)
 from harness.secrets import scrub_bytes as _scrub_secret_bytes
 from harness.secrets import scrub_text as _scrub_secret_text
 
@@ -205,6 +213,8 @@ def _scrub_request(hosts: Mapping[str, str]) -> Any:
 def _scrub_response(hosts: Mapping[str, str]) -> Any:
     def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
         headers = response.get("headers", {})
+        for value in values_set_by_response(headers):  # a later hop of a redirect chain may carry it back
+            register_secret(value)
         for name in list(headers):
             if is_secret_name(name):
                 headers.pop(name)

@@ -28,10 +28,10 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 REDACTED = "REDACTED"
 MIN_SECRET_LENGTH = 8  # shorter configured values ("1", "true") would scrub ordinary text
@@ -306,6 +306,34 @@ def scrub_query(text: str) -> str:
         return f"{match.group(1)}{name}={REDACTED}" if is_secret_name(name) and match.group(3) else match.group(0)
 
     return _QUERY_PARAM.sub(redact, text)
+
+
+_URL_PASSWORD = re.compile(r"//[^/@:\s]+:([^/@\s]+)@")
+_FRAGMENT_OR_QUERY_PARAM = re.compile(r"([?&;#])([^=&#\s\"']+)=([^&#\s\"']*)")
+
+
+def values_set_by_response(headers: Mapping[str, Any]) -> list[str]:
+    """The credentials a response hands the client for its next request: cookies it sets, tokens in a
+    ``Location`` (query, fragment, a password in the URL) and values of headers with a credential's name.
+
+    A redirect chain is recorded hop by hop; these values come back in later hops (a cookie sent,
+    a token echoed), so they are secrets from the moment the response that set them is seen.
+    """
+    found: list[str] = []
+    for name, value in headers.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for text in (str(v) for v in values):
+            lowered = name.lower()
+            if lowered in ("set-cookie", "set-cookie2"):
+                for part in text.split(";")[:1]:  # "name=value; Path=/; HttpOnly": the value only
+                    found.append(unquote(part.partition("=")[2].strip().strip('"')))
+            elif is_secret_name(name):
+                found.append(text)
+            if lowered in ("location", "content-location", "refresh", "link"):
+                found += [unquote(m.group(3)) for m in _FRAGMENT_OR_QUERY_PARAM.finditer(text)
+                          if is_secret_name(m.group(2)) and m.group(3)]
+                found += [unquote(m.group(1)) for m in _URL_PASSWORD.finditer(text)]
+    return [v for v in found if len(v) >= MIN_SECRET_LENGTH and v != REDACTED]
 
 
 def scrub_text(text: str, extra: Iterable[str | None] = ()) -> str:
