@@ -153,11 +153,20 @@ def _show(cmd: list[str]) -> str:
 
 def _run_beside(runs: list[SuiteRun], env: dict[str, str], log: Path, codes: list[int]) -> None:
     """The beside lane: its runs one after another, their output into ``log``; exit codes into ``codes``."""
+    from harness.secrets import scrub_text
+
     with log.open("w", encoding="utf-8") as out:
         for run in runs:
             out.write(f"$ {_show(run.cmd)}\n")
             out.flush()
-            code = subprocess.call(run.cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+            # line by line through the redaction: the log is published with the report
+            with subprocess.Popen(run.cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, encoding="utf-8", errors="replace") as proc:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    out.write(scrub_text(line))
+                    out.flush()
+            code = proc.returncode
             codes.append(code)
             if code not in SUITE_RUN_OK:
                 return

@@ -550,6 +550,49 @@ def scan_paths(paths: Iterable[str | Path]) -> list[str]:
     return problems
 
 
+# -- the hypothesis example database: kept between runs (and cached by CI), so it is an artefact too --
+
+def redacting_example_database(path: str | Path | None = None) -> Any:
+    """Hypothesis' directory database that never stores an example holding a secret (a stored example
+    is the raw bytes of the drawn values: it cannot be redacted, so it is left out, and found again
+    by generation when the property still fails)."""
+    from hypothesis.configuration import storage_directory
+    from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+
+    class RedactingExampleDatabase(ExampleDatabase):
+        def __init__(self) -> None:
+            super().__init__()
+            self._inner: ExampleDatabase | None = None
+
+        @property
+        def inner(self) -> ExampleDatabase:
+            # opened on first use: hypothesis warns about storage touched while plugins load
+            if self._inner is None:
+                self._inner = DirectoryBasedExampleDatabase(str(path or storage_directory("examples")))
+            return self._inner
+
+        def __repr__(self) -> str:
+            return f"RedactingExampleDatabase({str(path) if path else 'hypothesis storage/examples'})"
+
+        def save(self, key: bytes, value: bytes) -> None:
+            if find_secret_bytes(value) is None:
+                self.inner.save(key, value)
+
+        def fetch(self, key: bytes) -> Iterator[bytes]:
+            return iter(self.inner.fetch(key))
+
+        def delete(self, key: bytes, value: bytes) -> None:
+            self.inner.delete(key, value)
+
+        def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+            if find_secret_bytes(value) is None:
+                self.inner.move(src, dest, value)
+            else:
+                self.inner.delete(src, value)
+
+    return RedactingExampleDatabase()
+
+
 # -- logs: an SDK's debug log may print the headers and bodies it sent or received ---------------
 
 @contextlib.contextmanager

@@ -7,11 +7,14 @@ import os
 import pytest
 from hypothesis import settings
 
+from harness.secrets import redacting_example_database
+
 pytest_plugins = ["pytester"]
 
 # Built from hypothesis' own defaults, not from whatever profile is current (hypothesis loads
 # its built-in "ci" profile by itself when CI is set).
-_DEFAULT = settings.get_profile("default")
+# Every profile that stores examples stores them through the redaction (harness.secrets).
+_DEFAULT = settings(settings.get_profile("default"), database=redacting_example_database())
 # ci: reproducible (derandomized) and bounded; dev: hypothesis' defaults; nightly: a long hunt.
 settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=200, deadline=None, print_blob=True)
 settings.register_profile("dev", parent=_DEFAULT)

@@ -211,3 +211,139 @@ def test_no_planted_credential_reaches_junit_output_or_the_results_file(pytester
     assert "Incorrect API key provided: REDACTED" in junit  # the provider's message is there, redacted
     for text in (junit, results, result.stdout.str(), result.stderr.str()):
         assert not _found_in(text), _found_in(text)
+
+
+# -- every artefact a run writes, in record, live and replay, for passing and failing checks -------
+
+AZURE_KEY = "canary-azure-artefact-key-0031"  # no recognisable shape: only redaction keeps it out
+SHAPED_KEY = "sk-canaryartefactshaped0032"  # shaped like an OpenAI key, configured nowhere
+
+ARTEFACT_SUITE = """
+import logging
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+KEY = os.environ["AZURE_OPENAI_API_KEY"]
+log = logging.getLogger("canary")
+
+
+def test_passing_check(model):
+    message = model.generate([{"role": "user", "content": "hi"}])
+    print("reply:", message.content, "key:", KEY)  # captured stdout
+    log.warning("reply %s with key %s", message.content, KEY)  # captured log
+    assert message.content.startswith("echo")
+
+
+def test_failing_check(model):
+    message = model.generate([{"role": "user", "content": "hi"}])
+    print("reply:", message.content, "key:", KEY)
+    log.warning("reply %s with key %s", message.content, KEY)
+    assert message.content == "something else " + KEY  # the assertion's text shows both
+
+
+def test_failing_on_an_echoed_error(model):
+    model.generate([{"role": "user", "content": "hi"}])  # the provider's error quotes the key
+
+
+@settings(max_examples=5, derandomize=False, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from([KEY, "sk-canaryartefactshaped0032"]))
+def test_failing_property(backend, value):
+    assert value == ""  # hypothesis stores the failing example in its database
+"""
+
+ARTEFACT_CONFTEST = """
+from hypothesis import settings
+
+from harness.secrets import redacting_example_database
+
+settings.register_profile("canary", database=redacting_example_database())
+settings.load_profile("canary")
+"""
+
+
+def _artefact_replies() -> list[Reply]:
+    def completion() -> dict[str, Any]:
+        return {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo {AZURE_KEY} {SHAPED_KEY}"},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    error = {"error": {"message": f"Access denied for key {AZURE_KEY} ({SHAPED_KEY})", "code": "401"}}
+    return [Reply.json(completion(), headers={"x-echo": AZURE_KEY}), Reply.json(completion()),
+            Reply.json(error, 401)]
+
+
+def _artefact_forms() -> dict[str, str]:
+    return {f"{value} {kind}": form for value in (AZURE_KEY, SHAPED_KEY) for kind, form in _forms(value).items()}
+
+
+def _artefacts(root: Path) -> dict[str, str]:
+    """Every file a run wrote under ``root``, by kind (a .hypothesis file read as bytes)."""
+    kinds = {"junit.xml": "JUnit XML", "results.jsonl": "results file", "pytest.log": "pytest log",
+             "report.md": "report.md", "report.html": "report.html", "results.csv": "results.csv"}
+    out: dict[str, str] = {}
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        name = kinds.get(file.name) or ("cassette" if file.suffix == ".yaml" else
+                                        "hypothesis database" if ".hypothesis" in file.parts else None)
+        if name:
+            out[name] = out.get(name, "") + file.read_bytes().decode("latin-1")
+    return out
+
+
+def test_no_known_credential_reaches_any_artefact_in_any_mode(pytester, no_configured_secrets, monkeypatch,
+                                                              capsys):
+    from harness.cli import main as cli_main
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "canary-deployment")
+    monkeypatch.setenv("OPENAI_API_VERSION", "2024-10-21")
+    pytester.makepyfile(test_artefacts=ARTEFACT_SUITE)
+    pytester.makeconftest(ARTEFACT_CONFTEST)
+    table: list[tuple[str, str, str, int]] = []
+    outcomes = {"passing": ("test_passing_check",), "failing": ("test_failing_check", "test_failing_on_an_echoed_error",
+                                                                "test_failing_property")}
+    for mode in ("record", "live", "replay"):
+        out = pytester.path / mode
+        out.mkdir()
+        for outcome, tests in outcomes.items():
+            where = out / outcome
+            where.mkdir()
+            with FaultInjector(_artefact_replies()) as server:
+                monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.url)
+                replies = [_artefact_replies()[0]] if outcome == "passing" else _artefact_replies()[1:]
+                server.replies = replies
+                result = pytester.runpytest_subprocess(
+                    "-p", "no:cacheprovider", "-p", "no:anyio", "--backend=azure", f"--mode={mode}", "--server=cloud",
+                    f"--cassette-dir={pytester.path / 'cassettes'}", f"--junitxml={where / 'junit.xml'}",
+                    f"--results={where / 'results.jsonl'}", "-o", "junit_logging=all", "-o", "log_level=DEBUG",
+                    "-rA", "-vv", "-k", "not smolagents_types", *[f"test_artefacts.py::{t}" for t in tests])
+            (where / "pytest.log").write_text(result.stdout.str() + result.stderr.str(), encoding="utf-8")
+            if outcome == "passing":
+                assert result.parseoutcomes().get("passed") == 1, result.stdout.str()
+            else:
+                assert result.parseoutcomes().get("failed") == 3, result.stdout.str()
+            assert cli_main(["report", "--results", str(where / "results.jsonl"), "--output-dir",
+                             str(where / "report")]) == 0
+    hypothesis_db = pytester.path / ".hypothesis"
+    forms = _artefact_forms()
+    for mode in ("record", "live", "replay"):
+        for outcome in outcomes:
+            for artefact, text in _artefacts(pytester.path / mode / outcome).items():
+                table.append((artefact, mode, outcome, sum(text.count(f) for f in forms.values())))
+    for mode in ("record", "replay"):
+        cassettes = _artefacts(pytester.path / "cassettes")
+        table.append(("cassette", mode, "both", sum(cassettes.get("cassette", "").count(f) for f in forms.values())))
+        break
+    if hypothesis_db.exists():
+        db = "".join(p.read_bytes().decode("latin-1") for p in hypothesis_db.rglob("*") if p.is_file())
+        table.append(("hypothesis database", "all", "failing", sum(db.count(f) for f in forms.values())))
+    with capsys.disabled():
+        print("\nartefact x mode x outcome: occurrences of the planted keys (all forms)")
+        for row in table:
+            print(f"  {row[0]:<20} {row[1]:<7} {row[2]:<8} {row[3]}")
+    kinds = {row[0] for row in table}
+    assert kinds >= {"JUnit XML", "results file", "pytest log", "report.md", "report.html", "results.csv", "cassette"}
+    assert [row for row in table if row[3]] == []
