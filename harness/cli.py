@@ -157,7 +157,7 @@ def _run_beside(runs: list[SuiteRun], env: dict[str, str], log: Path, codes: lis
 
     with log.open("w", encoding="utf-8") as out:
         for run in runs:
-            out.write(f"$ {_show(run.cmd)}\n")
+            out.write(scrub_text(f"$ {_show(run.cmd)}\n"))
             out.flush()
             # line by line through the redaction: the log is published with the report
             with subprocess.Popen(run.cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -347,3 +347,52 @@ def test_no_known_credential_reaches_any_artefact_in_any_mode(pytester, no_confi
     kinds = {row[0] for row in table}
     assert kinds >= {"JUnit XML", "results file", "pytest log", "report.md", "report.html", "results.csv", "cassette"}
     assert [row for row in table if row[3]] == []
+
+
+# -- the writers redact on their own: rows from another machine's run, a raw subprocess log ------
+
+def test_results_rows_and_the_rendered_report_are_redacted_as_written(no_configured_secrets, monkeypatch, tmp_path):
+    from harness.reporting.report import write_report
+    from harness.reporting.schema import append_rows, load_results, make_row
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    row = make_row("check", run="canary", backend="azure", subject="adapters", suite="s", clause="c",
+                   outcome="failed", message=f"echoed {AZURE_KEY} and {SHAPED_KEY}", mode="live",
+                   observations=[f"reply quoted {AZURE_KEY}"])
+    results = append_rows(tmp_path / "results.jsonl", [row])
+    rows = load_results([results])
+    assert "REDACTED" in rows[0]["message"]
+    rows[0]["message"] = row["message"]  # rows as another machine (or an older harness) wrote them
+    write_report(rows, tmp_path / "report")
+    for file in (results, *(tmp_path / "report" / n for n in ("report.md", "report.html", "results.csv"))):
+        text = file.read_text(encoding="utf-8")
+        assert not [f for f in _artefact_forms().values() if f in text], file.name
+
+
+def test_the_beside_lane_log_is_redacted_line_by_line(no_configured_secrets, monkeypatch, tmp_path):
+    import sys
+
+    from harness.cli import SuiteRun, _run_beside
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    code = f"import os; print('key', os.environ['AZURE_OPENAI_API_KEY']); print('shaped {SHAPED_KEY}')"
+    log = tmp_path / "run-beside.log"
+    codes: list[int] = []
+    _run_beside([SuiteRun("beside", [sys.executable, "-c", code])], dict(__import__("os").environ), log, codes)
+    text = log.read_text(encoding="utf-8")
+    assert codes == [0]
+    assert "key REDACTED" in text and "shaped REDACTED" in text
+    assert not [f for f in _artefact_forms().values() if f in text]
+
+
+def test_the_example_database_stores_no_example_holding_a_secret(no_configured_secrets, monkeypatch, tmp_path):
+    from harness.secrets import redacting_example_database
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    db = redacting_example_database(tmp_path / "examples")
+    db.save(b"k", b"\x00" + AZURE_KEY.encode() + b"\x01")
+    db.save(b"k", SHAPED_KEY.encode())
+    db.save(b"k", b"\x00plain example\x01")
+    assert list(db.fetch(b"k")) == [b"\x00plain example\x01"]
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "examples").rglob("*") if p.is_file())
+    assert AZURE_KEY.encode() not in stored and SHAPED_KEY.encode() not in stored
