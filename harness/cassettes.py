@@ -19,6 +19,7 @@ from harness.placeholders import AZURE_RESOURCE_PLACEHOLDER
 
 # What counts as a secret is defined once, in harness.secrets.
 from harness.secrets import (
+    KIND_SET_BY_RESPONSE,
     content_encodings,
     decode_content,
     is_secret_name,
@@ -214,7 +215,7 @@ def _scrub_response(hosts: Mapping[str, str]) -> Any:
     def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
         headers = response.get("headers", {})
         for value in values_set_by_response(headers):  # a later hop of a redirect chain may carry it back
-            register_secret(value)
+            register_secret(value, KIND_SET_BY_RESPONSE)
         for name in list(headers):
             if is_secret_name(name):
                 headers.pop(name)

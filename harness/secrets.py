@@ -12,7 +12,9 @@ A secret is any of:
   compared case-insensitively).
 
 A value is found raw, URL-encoded, JSON-escaped and base64-encoded (at any alignment inside a
-longer base64 text), and pattern-shaped credentials also inside base64 text.
+longer base64 text), and pattern-shaped credentials also inside base64 text; compressed bodies are
+read decompressed. A known value is replaced by a placeholder naming its kind (``REDACTED:HF_TOKEN``),
+a shaped one by its shape's (``REDACTED:openai-key``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
-REDACTED = "REDACTED"
+REDACTED = "REDACTED"  # a value redacted by the name it was sent under (a header, a query parameter)
+
+
+def placeholder(kind: str) -> str:
+    """What replaces a credential of ``kind``: ``REDACTED:AZURE_OPENAI_API_KEY``, ``REDACTED:openai-key``."""
+    return f"{REDACTED}:{kind}"
+
+
+KIND_IN_CODE = "key-passed-in-code"
+KIND_SET_BY_RESPONSE = "set-by-a-response"
+KIND_AWS_FILES = "aws-credentials-file"
+KIND_HF_FILES = "hf-token-file"
 MIN_SECRET_LENGTH = 8  # shorter configured values ("1", "true") would scrub ordinary text
 
 # Credentials the SDKs read from the environment (openai, azure, huggingface_hub, boto3, litellm).
@@ -91,9 +104,14 @@ SECRET_PATTERNS = (
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", re.ASCII),  # a JWT (Entra ID token)
     re.compile(r"\b[Bb]earer\s+(?!REDACTED)[A-Za-z0-9._~+/=-]{16,}", re.ASCII),
 )
+# the kind each shape's placeholder names, in the order of SECRET_PATTERNS
+SHAPE_KINDS = ("openai-key", "hf-token", "aws-access-key-id", "sigv4-credential", "sigv4-signature",
+               "bedrock-api-key", "jwt", "bearer-token")
+_SHAPES = tuple((pattern, placeholder(kind)) for pattern, kind in zip(SECRET_PATTERNS, SHAPE_KINDS, strict=True))
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 
 _registered: set[str] = set()
+_registered_kinds: dict[str, str] = {}
 _lock = threading.Lock()
 
 
@@ -108,17 +126,18 @@ def is_secret_name(name: str) -> bool:
     return bool(words & _SECRET_WORDS) or lowered.endswith(("apikey", "secret", "token", "password"))
 
 
-def register_secret(value: str | None) -> None:
+def register_secret(value: str | None, kind: str = KIND_IN_CODE) -> None:
     """Treat ``value`` (a key passed in code, not read from the environment) as a secret from now on."""
     if value and len(value) >= MIN_SECRET_LENGTH:
         with _lock:
             _registered.add(value)
+            _registered_kinds.setdefault(value, kind)
 
 
-def _env_values() -> Iterator[str]:
-    for name, value in os.environ.items():
+def _env_values() -> Iterator[tuple[str, str]]:
+    for name, value in sorted(os.environ.items()):
         if name in SECRET_ENV or _SECRET_ENV_NAME.search(name):
-            yield value
+            yield name, value
 
 
 def _aws_files() -> tuple[str, str]:
@@ -162,13 +181,26 @@ def _hf_token_file_values() -> Iterator[str]:
             yield text.strip()
 
 
+def known_secret_kinds(extra: Iterable[str | None] = ()) -> dict[str, str]:
+    """Every credential value configured on this machine, registered in code, or passed in ``extra``, with
+    its kind: the environment variable's name, the credential file, a key passed in code, a value a
+    response set. A value found in several places takes the first of these."""
+    with _lock:
+        registered = [(v, _registered_kinds.get(v, KIND_IN_CODE)) for v in sorted(_registered)]
+    kinds: dict[str, str] = {}
+    sources = [*((v, n) for n, v in _env_values()), *((v, KIND_AWS_FILES) for v in _aws_file_values()),
+               *((v, KIND_HF_FILES) for v in _hf_token_file_values()), *registered,
+               *((v, KIND_IN_CODE) for v in extra if v)]
+    for value, kind in sources:
+        if value and len(value) >= MIN_SECRET_LENGTH:
+            kinds.setdefault(value, kind)
+    return kinds
+
+
 def known_secrets(extra: Iterable[str | None] = ()) -> list[str]:
     """Every credential value configured on this machine, registered in code, or passed in ``extra``."""
-    with _lock:
-        registered = list(_registered)
-    values = {*_env_values(), *_aws_file_values(), *_hf_token_file_values(), *registered, *(v for v in extra if v)}
     # longest first, so a value containing another is replaced whole
-    return sorted((v for v in values if v and len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+    return sorted(known_secret_kinds(extra), key=len, reverse=True)
 
 
 def _base64_forms(raw: bytes) -> set[str]:
@@ -235,24 +267,32 @@ def _sources_fingerprint() -> tuple[Any, ...]:
     return env, tuple(stats), registered
 
 
-_FORMS_CACHE: dict[tuple[Any, ...], list[str]] = {}
+_FORMS_CACHE: dict[tuple[Any, ...], tuple[list[str], list[tuple[str, str]]]] = {}
 
 
-def _value_forms(extra: Iterable[str | None]) -> list[str]:
-    """Every form of every known secret, longest first; recomputed when a source of secrets changes."""
+def _forms_and_placeholders(extra: Iterable[str | None]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every form of every known secret, longest first, alone and with the placeholder of its kind;
+    recomputed when a source of secrets changes."""
     extra = tuple(v for v in extra if v)
     key = (_sources_fingerprint(), extra)
     cached = _FORMS_CACHE.get(key)
     if cached is not None:
         return cached
-    forms: set[str] = set()
-    for value in known_secrets(extra):
-        forms.update(variants(value))
-    result = sorted(forms, key=len, reverse=True)
+    pairs: dict[str, str] = {}
+    for value, kind in sorted(known_secret_kinds(extra).items(), key=lambda item: len(item[0]), reverse=True):
+        for form in variants(value):
+            pairs.setdefault(form, placeholder(kind))
+    ordered = sorted(pairs.items(), key=lambda item: len(item[0]), reverse=True)
+    result = ([form for form, _ in ordered], ordered)
     if len(_FORMS_CACHE) > 64:
         _FORMS_CACHE.clear()
     _FORMS_CACHE[key] = result
     return result
+
+
+def _value_forms(extra: Iterable[str | None]) -> list[str]:
+    """Every form of every known secret, longest first."""
+    return _forms_and_placeholders(extra)[0]
 
 
 def _decoded_base64_runs(text: str) -> Iterator[str]:
@@ -333,15 +373,15 @@ def values_set_by_response(headers: Mapping[str, Any]) -> list[str]:
                 found += [unquote(m.group(3)) for m in _FRAGMENT_OR_QUERY_PARAM.finditer(text)
                           if is_secret_name(m.group(2)) and m.group(3)]
                 found += [unquote(m.group(1)) for m in _URL_PASSWORD.finditer(text)]
-    return [v for v in found if len(v) >= MIN_SECRET_LENGTH and v != REDACTED]
+    return [v for v in found if len(v) >= MIN_SECRET_LENGTH and not v.startswith(REDACTED)]
 
 
 def scrub_text(text: str, extra: Iterable[str | None] = ()) -> str:
     """``text`` with every known secret value (in every form) and every credential-shaped text redacted."""
-    for form in _value_forms(extra):
-        text = text.replace(form, REDACTED)
-    for pattern in SECRET_PATTERNS:
-        text = pattern.sub(REDACTED, text)
+    for form, replacement in _forms_and_placeholders(extra)[1]:
+        text = text.replace(form, replacement)
+    for pattern, replacement in _SHAPES:
+        text = pattern.sub(replacement, text)
     return text
 
 
@@ -359,11 +399,11 @@ def scrub_bytes(data: bytes, extra: Iterable[str | None] = ()) -> bytes:
         inner = decompressed(data, layers=1)
         if inner is not None:
             return _compress(scrub_bytes(inner, extra), kind)
-    for form in _value_forms(extra):
-        data = data.replace(form.encode("utf-8"), REDACTED.encode("ascii"))
+    for form, replacement in _forms_and_placeholders(extra)[1]:
+        data = data.replace(form.encode("utf-8"), replacement.encode("ascii"))
     text = data.decode("latin-1")
-    for pattern in SECRET_PATTERNS:
-        text = pattern.sub(REDACTED, text)
+    for pattern, replacement in _SHAPES:
+        text = pattern.sub(replacement, text)
     return text.encode("latin-1")
 
 
@@ -599,20 +639,20 @@ def redacting_example_database(path: str | Path | None = None) -> Any:
 def scrubbed_logs() -> Iterator[None]:
     """Every log record created while active has its secrets redacted, whichever library logs it."""
     previous = logging.getLogRecordFactory()
-    state: dict[str, Any] = {"forms": _value_forms(()), "registered": len(_registered)}
+    state: dict[str, Any] = {"forms": _forms_and_placeholders(())[1], "registered": len(_registered)}
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
         if len(_registered) != state["registered"]:  # a model registered a key passed in code
-            state["forms"], state["registered"] = _value_forms(()), len(_registered)
+            state["forms"], state["registered"] = _forms_and_placeholders(())[1], len(_registered)
         try:
             text = record.getMessage()
         except Exception:  # noqa: BLE001 - a record whose arguments do not format is left to logging
             return record
-        for form in state["forms"]:
-            text = text.replace(form, REDACTED)
-        for pattern in SECRET_PATTERNS:
-            text = pattern.sub(REDACTED, text)
+        for form, replacement in state["forms"]:
+            text = text.replace(form, replacement)
+        for pattern, replacement in _SHAPES:
+            text = pattern.sub(replacement, text)
         record.msg, record.args = text, ()
         return record
 

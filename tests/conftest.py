@@ -29,6 +29,7 @@ def no_configured_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     from harness.secrets import _SECRET_ENV_NAME, SECRET_ENV
 
     monkeypatch.setattr(harness.secrets, "_registered", set())  # keys that models of earlier tests registered
+    monkeypatch.setattr(harness.secrets, "_registered_kinds", {})
 
     for name in list(os.environ):
         if name in SECRET_ENV or _SECRET_ENV_NAME.search(name):

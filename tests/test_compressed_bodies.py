@@ -80,7 +80,7 @@ def test_a_compressed_reply_is_recorded_decoded_and_scrubbed(form, encoding, com
     assert "content-encoding" not in written.lower()  # stored as read: plain, and said so
     with make_vcr("replay").use_cassette(str(path)):
         replayed = _model("http://127.0.0.1:9").generate([{"role": "user", "content": "hi"}])
-    assert replayed.content == "echo REDACTED and REDACTED"
+    assert replayed.content == "echo REDACTED:key-passed-in-code and REDACTED:openai-key"  # kinds named
 
 
 def test_gzip_sent_without_saying_so_is_scrubbed_inside_and_stays_gzip(no_configured_secrets, tmp_path):
@@ -97,7 +97,8 @@ def test_gzip_sent_without_saying_so_is_scrubbed_inside_and_stays_gzip(no_config
     interaction = yaml.safe_load(path.read_text(encoding="utf-8"))["interactions"][0]
     stored = interaction["response"]["body"]["string"]
     assert stored[:2] == b"\x1f\x8b"  # replayed as it was sent
-    assert gzip.decompress(stored) == json.dumps({"error": {"message": "echo REDACTED and REDACTED"}}).encode()
+    assert gzip.decompress(stored) == json.dumps(
+        {"error": {"message": "echo REDACTED:key-passed-in-code and REDACTED:openai-key"}}).encode()
 
 
 def test_an_encoding_the_sdks_do_not_decode_is_refused_by_name():
