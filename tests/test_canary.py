@@ -333,10 +333,8 @@ def test_no_known_credential_reaches_any_artefact_in_any_mode(pytester, no_confi
         for outcome in outcomes:
             for artefact, text in _artefacts(pytester.path / mode / outcome).items():
                 table.append((artefact, mode, outcome, sum(text.count(f) for f in forms.values())))
-    for mode in ("record", "replay"):
-        cassettes = _artefacts(pytester.path / "cassettes")
-        table.append(("cassette", mode, "both", sum(cassettes.get("cassette", "").count(f) for f in forms.values())))
-        break
+    cassettes = _artefacts(pytester.path / "cassettes").get("cassette", "")  # written in record, read in replay
+    table.append(("cassette", "record", "both", sum(cassettes.count(f) for f in forms.values())))
     if hypothesis_db.exists():
         db = "".join(p.read_bytes().decode("latin-1") for p in hypothesis_db.rglob("*") if p.is_file())
         table.append(("hypothesis database", "all", "failing", sum(db.count(f) for f in forms.values())))
