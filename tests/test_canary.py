@@ -394,3 +394,16 @@ def test_the_example_database_stores_no_example_holding_a_secret(no_configured_s
     assert list(db.fetch(b"k")) == [b"\x00plain example\x01"]
     stored = b"".join(p.read_bytes() for p in (tmp_path / "examples").rglob("*") if p.is_file())
     assert AZURE_KEY.encode() not in stored and SHAPED_KEY.encode() not in stored
+
+
+def test_a_collection_error_quoting_a_key_is_redacted(pytester, no_configured_secrets, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    pytester.makepyfile(test_broken="import os\nraise RuntimeError('bad key ' + os.environ['AZURE_OPENAI_API_KEY'])\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--junitxml=junit.xml")
+    result.assert_outcomes(errors=1)
+    junit = (pytester.path / "junit.xml").read_text(encoding="utf-8")
+    for text in (junit, result.stdout.str(), result.stderr.str()):
+        assert "bad key REDACTED:AZURE_OPENAI_API_KEY" in text or "bad key" not in text
+        assert not [f for f in _artefact_forms().values() if f in text]
+    assert "bad key REDACTED:AZURE_OPENAI_API_KEY" in junit
