@@ -18,7 +18,16 @@ from harness.patching import patched
 from harness.placeholders import AZURE_RESOURCE_PLACEHOLDER
 
 # What counts as a secret is defined once, in harness.secrets.
-from harness.secrets import is_secret_name, scan_text, scrub_query
+from harness.secrets import (
+    KIND_SET_BY_RESPONSE,
+    content_encodings,
+    decode_content,
+    is_secret_name,
+    register_secret,
+    scan_text,
+    scrub_query,
+    values_set_by_response,
+)
 from harness.secrets import scrub_bytes as _scrub_secret_bytes
 from harness.secrets import scrub_text as _scrub_secret_text
 
@@ -164,6 +173,27 @@ def _scrub_event_stream(body: bytes, hosts: Mapping[str, str] | None) -> bytes:
     return out
 
 
+def _decode_declared_encoding(response: dict[str, Any]) -> bool:
+    """Undo every Content-Encoding of a recorded body (any case, stacked, x-gzip, several header lines),
+    as the SDK would, so that it is scrubbed and checked as read; the headers then say it is plain."""
+    headers = response.get("headers", {})
+    names = [k for k in headers if k.lower() == "content-encoding"]
+    encodings = content_encodings(v for k in names for v in _header_values(headers[k]))
+    if not encodings:
+        return False
+    body = decode_content(response["body"]["string"], encodings)
+    for k in names:
+        headers.pop(k)
+    for k in [k for k in headers if k.lower() == "content-length"]:
+        headers[k] = [str(len(body))]
+    response["body"]["string"] = body
+    return True
+
+
+def _header_values(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
 def _scrub_request(hosts: Mapping[str, str]) -> Any:
     def before_record_request(request: Any) -> Any:
         request.uri = scrub_text(request.uri, hosts)
@@ -184,6 +214,8 @@ def _scrub_request(hosts: Mapping[str, str]) -> Any:
 def _scrub_response(hosts: Mapping[str, str]) -> Any:
     def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
         headers = response.get("headers", {})
+        for value in values_set_by_response(headers):  # a later hop of a redirect chain may carry it back
+            register_secret(value, KIND_SET_BY_RESPONSE)
         for name in list(headers):
             if is_secret_name(name):
                 headers.pop(name)
@@ -194,6 +226,8 @@ def _scrub_response(hosts: Mapping[str, str]) -> Any:
         body = response.get("body", {}).get("string")
         content_type = " ".join(str(v) for k, v in headers.items() if k.lower() == "content-type")
         chunks = _take_sse_chunks(body) if SSE_CONTENT_TYPE in content_type else None
+        if isinstance(body, bytes) and _decode_declared_encoding(response):
+            body, chunks = response["body"]["string"], None  # the noted chunks were of the encoded bytes
         if isinstance(body, str):
             response["body"]["string"] = scrub_text(body, hosts)
         elif isinstance(body, bytes) and chunks:
@@ -239,7 +273,8 @@ def make_vcr(mode: str, hosts: Mapping[str, str] | None = None) -> Any:
         match_on=("method", "endpoint"),
         before_record_request=_scrub_request(hosts),
         before_record_response=_scrub_response(hosts),
-        decode_compressed_response=True,
+        # not vcrpy's decoding (the first coding only, lower case only): _decode_declared_encoding undoes them all
+        decode_compressed_response=False,
     )
     instance.register_matcher("endpoint", _match_endpoint)
     instance.register_persister(_CachedPersister)

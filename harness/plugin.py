@@ -646,10 +646,35 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
 _RESULT = "model_conformance_result"
 
 
+def _redact_report(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Known credentials and credential-shaped text out of a report before anything writes it: the
+    terminal, the log, JUnit XML (failure message, captured output and log), the results file."""
+    from harness.secrets import scrub_text
+
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+        report.longrepr = (longrepr[0], longrepr[1], scrub_text(str(longrepr[2])))
+    elif longrepr is not None:
+        text = str(longrepr)
+        clean = scrub_text(text)
+        if clean != text:  # the formatted failure, as text: its structure held the credential
+            report.longrepr = clean
+    report.sections = [(title, scrub_text(content)) for title, content in report.sections]
+    if isinstance(report, pytest.TestReport) and report.user_properties:  # JUnit XML writes them
+        report.user_properties = [(k, scrub_text(v) if isinstance(v, str) else v) for k, v in report.user_properties]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome: Any = yield
+    _redact_report(outcome.get_result())
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome: Any = yield
     report = outcome.get_result()
+    _redact_report(report)
     callspec = getattr(item, "callspec", None)
     backend_name = callspec.params.get("backend_name") if callspec is not None else None
     if not backend_name or not item.config.getoption("--results"):

@@ -86,7 +86,7 @@ def test_find_secret_ignores_lookalikes(text):
 def test_scrub_text_redacts_configured_values_and_hosts(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", CONFIGURED)
     out = scrub_text(f"http://127.0.0.1:54321/v1 {CONFIGURED}", hosts={"127.0.0.1:54321": "127.0.0.1:8000"})
-    assert out == "http://127.0.0.1:8000/v1 REDACTED"
+    assert out == "http://127.0.0.1:8000/v1 REDACTED:HF_TOKEN"
 
 
 # -- finalize_recording ------------------------------------------------------------------------
