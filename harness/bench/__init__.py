@@ -15,6 +15,7 @@ BENCHMARKS = {
     "latency": "harness.bench.latency",
     "report-speed": "harness.bench.report_speed",
     "xdist-parity": "harness.bench.xdist_parity",
+    "finalize": "harness.bench.finalize",
 }
 
 
