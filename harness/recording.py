@@ -54,16 +54,41 @@ def default_aside_root(rootdir: Path) -> Path:
     return Path(os.environ.get(ASIDE_ENV) or rootdir / "reports" / "_runs" / "recordings")
 
 
+def _redacted(value: Any, extra: list[str]) -> Any:
+    """``value`` with every string or bytes value that still holds a secret replaced by a note saying so."""
+    from harness.secrets import find_secret, find_secret_bytes
+
+    if isinstance(value, dict):
+        return {k: _redacted(v, extra) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, extra) for v in value]
+    found = find_secret_bytes(value, extra) if isinstance(value, bytes) else \
+        find_secret(value, extra) if isinstance(value, str) else None
+    return f"REDACTED (held {found})" if found else value
+
+
 def set_aside(part: Path, path: Path, aside_root: Path, extra_secrets: list[str | None]) -> Path | None:
-    """Move a recording that will not be kept out of the cassettes, scrubbed; None if it cannot be made clean."""
+    """Move a recording that will not be kept out of the cassettes, scrubbed; None if it cannot be made clean.
+
+    The scrubbers run once more (with the key the recording used); a value they cannot clean (a
+    secret inside a base64 body, say) is replaced whole by a note naming what it held.
+    """
+    import yaml
+
+    from harness.cassettes import dump_cassette
     from harness.secrets import scan_text, scrub_text
 
-    text = part.read_text(encoding="utf-8", errors="replace")
-    extra = [v for v in extra_secrets if v and v != "replay-key"]  # the key the recording used
-    text = scrub_text(text, extra)
+    extra = [v for v in extra_secrets if v and v != "replay-key"]
+    text = scrub_text(part.read_text(encoding="utf-8", errors="replace"), extra)
     part.unlink()
     if scan_text(text, path.name, extra):
-        return None  # still not clean: nothing is kept
+        try:
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError:
+            return None  # cut short mid-write and still holding a secret: nothing is kept
+        text = dump_cassette(_redacted(data, extra)) if isinstance(data, dict) else text
+        if scan_text(text, path.name, extra):
+            return None
     # <aside>/<server>/<backend>/<suite>/<test>.<pid>.yaml, as the cassette's own place
     suite, backend, server = path.parent, path.parent.parent, path.parent.parent.parent
     where = aside_root / server.name / backend.name / suite.name / f"{path.stem}.{os.getpid()}.yaml"
@@ -180,8 +205,8 @@ class Recording:
         for leftover in leftover_parts(self.path):  # the lock is ours: no live run writes these
             aside = set_aside(leftover, self.path, self.aside_root, [self.api_key])
             kept = f"set aside, scrubbed, at {aside}" if aside else "removed (it could not be made clean)"
-            self.notes.append(f"{self.path}: an interrupted run's unfinished recording ({leftover.name}) was "
-                              f"{kept}; the cassette was left untouched")
+            self.notes.append(f"{self.path}: an interrupted run's unfinished recording ({leftover.name}) never "
+                              f"touched it and was {kept}")
         self.part.unlink(missing_ok=True)
 
     def finish(self, outcome: str) -> str | None:
