@@ -255,6 +255,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def _cassette_of(item: pytest.Item, mode: str) -> Path | None:
+    """The cassette a test reads or writes in ``mode`` (None: a local engine, no_cassette, or not run)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    try:
+        spec = get_backend(params["backend_name"])
+    except (HarnessError, KeyError):
+        return None
+    option = item.config.getoption("--server")
+    server_name = server_of(spec, mode, option)
+    if server_name is None or item.get_closest_marker("no_cassette") or (option and option != server_name):
+        return None
+    root = Path(item.config.getoption("--cassette-dir") or Path(str(item.config.rootpath)) / "cassettes")
+    return cassette_path(root, server_name, spec.name, _suite_of(item), _cassette_name(item, spec.name))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Record mode says at the start how many existing cassettes it may replace (or keeps)."""
+    config = session.config
+    if config.getoption("--mode") != "record" or hasattr(config, "workerinput"):
+        return
+    paths = {p for p in (_cassette_of(item, "record") for item in session.items) if p is not None}
+    existing = sum(1 for p in paths if p.exists())
+    record_mode = config.getoption("--record-mode")
+    if record_mode == "once":
+        what = f"{existing} existing kept (replayed), {len(paths) - existing} to record"
+    else:
+        what = (f"{existing} existing will be replaced, each only by its test's passed, clean recording "
+                "(--record-mode=once keeps them)")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    line = f"model-conformance: --mode record --record-mode={record_mode}: {len(paths)} cassettes, {what}"
+    if reporter is not None:
+        reporter.write_line(line)
+
+
 def _suite_of(node: pytest.Item) -> str:
     stem = Path(str(node.path)).stem
     return stem[5:] if stem.startswith("test_") else stem
