@@ -163,6 +163,14 @@ def test_an_unreachable_server_leaves_the_good_cassette_untouched(project, monke
     assert "(the test failed; nothing was recorded)" in not_kept_line(result, path)
 
 
+def test_under_xdist_the_line_reaches_the_controller(project, monkeypatch):
+    path = cassette(project)
+    before = sha256(path)
+    result = record(project, closed_port_url(), monkeypatch, "-n", "2")
+    assert sha256(path) == before
+    assert "(the test failed; nothing was recorded)" in not_kept_line(result, path)
+
+
 def test_a_refused_recording_leaves_the_good_cassette_untouched(project, monkeypatch):
     path = cassette(project)
     before = sha256(path)
@@ -364,3 +372,47 @@ def test_finalize_into_a_destination_replaces_it_only_when_clean(tmp_path):
     with pytest.raises(Exception, match=f"refused to write {destination}"):
         finalize_recording(part, prov, destination=destination)
     assert sha256(destination) == before and not part.exists()
+
+
+# -- one writer per cassette ---------------------------------------------------------------------
+
+
+def test_two_recordings_of_one_cassette_take_turns(tmp_path):
+    """Two workers (here two threads, each with its own lock handle, as two processes have) never overlap."""
+    import threading
+
+    from harness.recording import Recording
+
+    path = tmp_path / "cassettes" / "transformers-serve" / "openai" / "rec" / "test_x.yaml"
+    prov = provenance("openai", "adapters", "t", server="stand-in")
+    first = Recording(path, prov, tmp_path / "aside")
+    second = Recording(path, prov, tmp_path / "aside")
+    events: list[str] = []
+    first.start()
+    events.append("first started")
+
+    def other_worker() -> None:
+        second.start()
+        events.append("second started")
+        second.finish("passed")
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    thread.join(timeout=0.5)
+    assert thread.is_alive() and events == ["first started"]  # waiting for the first to finish
+    events.append("first finished")
+    first.finish("passed")
+    thread.join(timeout=10)
+    assert events == ["first started", "first finished", "second started"]
+
+
+@pytest.mark.parametrize("target", ["azure", "bedrock"])
+def test_a_derived_cassette_is_stamped_when_derived(tmp_path, target):
+    from harness.derive import derive_cassette, render
+
+    source = yaml.safe_load(GOOD.read_text(encoding="utf-8"))
+    derived = derive_cassette(source, target, "cassettes/x.yaml")
+    path = tmp_path / f"{target}.yaml"
+    path.write_text(render(derived), encoding="utf-8")
+    assert derived["provenance"]["content_digest"].startswith("sha256:")
+    check_cassette(path)  # replay trusts it: the digest holds for the interactions as written

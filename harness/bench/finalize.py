@@ -22,8 +22,19 @@ _WORDS = ("the model answer stop sequence tool call weather Paris city token str
           "decode latency").split()
 
 
+def _sizes(text: str) -> list[float]:
+    try:
+        sizes = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of sizes in MB, e.g. 1,20") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more sizes in MB above 0, e.g. 1,20")
+    return sizes
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", default="1,20", help="reply sizes in MB, comma separated (default: %(default)s)")
+    parser.add_argument("--sizes", default="1,20", type=_sizes,
+                        help="reply sizes in MB, comma separated (default: %(default)s)")
 
 
 def reply_body(megabytes: float, seed: int = 0) -> bytes:
@@ -77,7 +88,7 @@ def finalise(body: bytes, folder: Path) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     from harness.bench import machine_description
 
-    sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
+    sizes: list[float] = args.sizes
     print(f"finalising a recorded reply (synthetic chat-completion text) on {machine_description()}")
     with tempfile.TemporaryDirectory() as tmp:
         finalise(reply_body(0.01), Path(tmp))  # imports and first-use costs stay out of the figures
