@@ -344,8 +344,10 @@ def test_stamp_writes_only_the_digest_and_refuses_unfinished_cassettes(tmp_path)
     good.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
     unfinished = tmp_path / "unfinished.yaml"
     unfinished.write_text(yaml.safe_dump({"interactions": data["interactions"], "version": 1}), encoding="utf-8")
-    assert dict(stamp_cassettes([tmp_path], check=True)) == {
-        good: "unstamped", unfinished: "refused (no provenance: a recording that did not finish; re-record it)"}
+    empty = tmp_path / "empty_provenance.yaml"
+    empty.write_text(yaml.safe_dump({"interactions": data["interactions"], "provenance": {}}), encoding="utf-8")
+    refused = "refused (no provenance: a recording that did not finish; re-record it)"
+    assert dict(stamp_cassettes([tmp_path], check=True)) == {good: "unstamped", unfinished: refused, empty: refused}
     outcomes = dict(stamp_cassettes([tmp_path]))
     assert outcomes[good] == "stamped" and outcomes[unfinished].startswith("refused")
     assert good.read_text(encoding="utf-8") == GOOD.read_text(encoding="utf-8")  # the committed text, digest included
