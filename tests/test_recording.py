@@ -418,3 +418,31 @@ def test_a_derived_cassette_is_stamped_when_derived(tmp_path, target):
     path.write_text(render(derived), encoding="utf-8")
     assert derived["provenance"]["content_digest"].startswith("sha256:")
     check_cassette(path)  # replay trusts it: the digest holds for the interactions as written
+
+
+# -- the scan's fast path: a pattern's regex runs only where text every match contains occurs -----
+
+
+def test_every_required_text_belongs_to_a_secret_pattern():
+    from harness.secrets import _REQUIRED_TEXT, SECRET_PATTERNS
+
+    assert set(_REQUIRED_TEXT) <= {p.pattern for p in SECRET_PATTERNS}
+    assert len(_REQUIRED_TEXT) == len(SECRET_PATTERNS)  # a new pattern is searched anyway; list it to be fast
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_every_match_of_a_pattern_contains_its_required_text(index):
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from harness.secrets import _REQUIRED_TEXT, SECRET_PATTERNS
+
+    pattern = SECRET_PATTERNS[index]
+    required = _REQUIRED_TEXT[pattern.pattern]
+
+    @given(st.from_regex(pattern))
+    def check(text: str) -> None:
+        match = pattern.search(text)
+        assert match is not None and any(part in match.group(0) for part in required), (text, required)
+
+    check()
