@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as _dt
+import hashlib
+import json
+import os
 import re
 import socket
 import struct
@@ -504,23 +508,62 @@ def _copy_version() -> str:
     return COPY_VERSION
 
 
-def finalize_recording(path: Path, prov: Mapping[str, Any], api_key: str | None = None) -> None:
-    """Refuse a recording that holds a secret; otherwise add its provenance block."""
+def _yaml_c(name: str) -> Any:
+    """PyYAML's libyaml-backed loader or dumper where available: linear and fast on large bodies."""
+    import yaml
+
+    return getattr(yaml, f"C{name}", getattr(yaml, name))
+
+
+def dump_cassette(data: Mapping[str, Any]) -> str:
+    """A cassette as YAML, the way recorded ones are written (libyaml gives the same text, faster)."""
+    import yaml
+
+    return str(yaml.dump(dict(data), Dumper=_yaml_c("SafeDumper"), sort_keys=False, allow_unicode=True, width=120))
+
+
+def _digest_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    return {"$" + type(value).__name__: str(value)}
+
+
+def content_digest(interactions: Any) -> str:
+    """``sha256:<hex>`` of a cassette's interactions in a canonical form (sorted keys, bytes as base64).
+
+    It is stated in the provenance of every finished cassette; replay recomputes it, so a cassette
+    that was cut short, edited or not stamped is refused.
+    """
+    canonical = json.dumps(interactions, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                           default=_digest_default)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def finalize_recording(
+    path: Path, prov: Mapping[str, Any], api_key: str | None = None, destination: Path | None = None
+) -> None:
+    """Refuse a recording that holds a secret; otherwise stamp it (provenance with its content digest).
+
+    The stamped cassette replaces ``destination`` (default: ``path`` itself) atomically; a refused
+    recording is removed and ``destination`` is left as it was.
+    """
     import yaml
 
     if not path.exists():
         return
+    target = destination or path
     text = path.read_text(encoding="utf-8")
-    found = scan_text(text, path.name, [api_key] if api_key and api_key != "replay-key" else [])
+    found = scan_text(text, path.name if destination is None else target.name,
+                      [api_key] if api_key and api_key != "replay-key" else [])
     if found:
         path.unlink()
         line, what = found[0]
-        raise SecretInCassetteError(f"refused to write {path}: line {line} contained {what} after scrubbing")
-    data = yaml.safe_load(text)
-    data["provenance"] = dict(prov)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
-    tmp.replace(path)
+        raise SecretInCassetteError(f"refused to write {target}: line {line} contained {what} after scrubbing")
+    data = yaml.load(text, Loader=_yaml_c("SafeLoader"))
+    data["provenance"] = {**prov, "content_digest": content_digest(data.get("interactions"))}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.stamping") if destination is None else path
+    tmp.write_text(dump_cassette(data), encoding="utf-8")
+    os.replace(tmp, target)
 
 
 def read_provenance(path: Path) -> dict[str, Any]:
@@ -683,3 +726,21 @@ def check_cassette(path: Path) -> None:
             except (ValueError, IndexError, KeyError, struct.error) as exc:
                 raise ReplayError(f"damaged cassette {path}: interaction {number}'s event stream is damaged "
                                   f"({exc})") from None
+    reason = unfinished_reason(data)
+    if reason:
+        raise ReplayError(f"refused cassette {path}: {reason}")
+
+
+def unfinished_reason(data: Mapping[str, Any]) -> str | None:
+    """Why a parsed cassette is not a finished recording (no provenance, or a digest that does not hold)."""
+    prov = data.get("provenance")
+    if not isinstance(prov, Mapping) or not prov:
+        return "it has no provenance (a recording that did not finish; re-record it)"
+    stated = prov.get("content_digest")
+    if not stated:
+        return "its provenance states no content digest (stamp it with 'harness cassettes stamp', or re-record it)"
+    found = content_digest(data.get("interactions"))
+    if stated != found:
+        return (f"its interactions do not match the content digest its provenance states ({stated} stated, "
+                f"{found} found)")
+    return None

@@ -271,6 +271,20 @@ def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stamp(args: argparse.Namespace) -> int:
+    from harness.recording import stamp_cassettes
+
+    outcomes = stamp_cassettes([Path(p) for p in args.paths], check=args.check)
+    counts: dict[str, int] = {}
+    for path, what in outcomes:
+        if what != "up to date":
+            print(f"{what}: {path}")
+        counts[what.split(" (")[0]] = counts.get(what.split(" (")[0], 0) + 1
+    print("harness cassettes stamp: " + (", ".join(f"{n} {w}" for w, n in sorted(counts.items())) or "no cassettes"))
+    bad = [w for _, w in outcomes if w.startswith("refused") or (args.check and w == "unstamped")]
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -321,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
                     "relying on a later scan of downloaded artefacts.")
     scan.add_argument("paths", nargs="+", help="files or directories (cassettes/, logs, JUnit XML, reports)")
     scan.set_defaults(fn=_scan)
+    cassettes = sub.add_parser("cassettes", help="maintain recorded cassettes (stamp: write their content digests)")
+    cassette_commands = cassettes.add_subparsers(dest="cassettes_command", required=True)
+    stamp = cassette_commands.add_parser(
+        "stamp", help="write into each cassette's provenance the digest of its interactions, which replay checks "
+                      "(refuses a file without provenance or holding a secret)")
+    stamp.add_argument("paths", nargs="*", default=["cassettes"], help="cassette files or folders (default: cassettes)")
+    stamp.add_argument("--check", action="store_true", help="write nothing; exit 1 if a cassette is not stamped")
+    stamp.set_defaults(fn=_stamp)
     from harness.bench import add_bench_parser
 
     add_bench_parser(sub)

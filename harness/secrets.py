@@ -109,6 +109,29 @@ SHAPE_KINDS = ("openai-key", "hf-token", "aws-access-key-id", "sigv4-credential"
                "bedrock-api-key", "jwt", "bearer-token")
 _SHAPES = tuple((pattern, placeholder(kind)) for pattern, kind in zip(SECRET_PATTERNS, SHAPE_KINDS, strict=True))
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+# Text one of which every match of a pattern contains: a plain substring test (fast on a large body)
+# decides whether the regex needs to run at all. A pattern not listed here (keyed by its text) is always
+# searched.
+_REQUIRED_TEXT = {
+    r"\bsk-[A-Za-z0-9_-]{16,}": ("sk-",),
+    r"\bhf_[A-Za-z0-9]{20,}": ("hf_",),
+    r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b": ("AKIA", "ASIA"),
+    r"Credential=[A-Z0-9]{16,}/": ("Credential=",),
+    r"Signature=[0-9a-f]{64}": ("Signature=",),
+    r"\b(?:ABSK|bedrock-api-key-)[A-Za-z0-9+/=]{20,}": ("ABSK", "bedrock-api-key-"),
+    r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}": ("eyJ",),
+    r"\b[Bb]earer\s+(?!REDACTED)[A-Za-z0-9._~+/=-]{16,}": ("Bearer", "bearer"),
+}
+
+
+def _may_match(pattern: re.Pattern[str], text: str) -> bool:
+    required = _REQUIRED_TEXT.get(pattern.pattern)
+    return required is None or any(part in text for part in required)
+
+
+def _search(pattern: re.Pattern[str], text: str) -> bool:
+    return _may_match(pattern, text) and pattern.search(text) is not None
+
 
 _registered: set[str] = set()
 _registered_kinds: dict[str, str] = {}
@@ -315,12 +338,14 @@ def _find(text: str, forms: Iterable[str]) -> str | None:
         if form in text:
             return "a configured credential value"
     for pattern in SECRET_PATTERNS:
-        if pattern.search(text):
+        if _search(pattern, text):
             return f"text matching {pattern.pattern!r}"
-    for decoded in _decoded_base64_runs(text):
-        for pattern in SECRET_PATTERNS:
-            if pattern.search(decoded):
-                return f"base64 text that decodes to text matching {pattern.pattern!r}"
+    # the decoded runs are searched as one text: no pattern matches across the NUL between two runs,
+    # and one search per pattern instead of one per run keeps a large body's scan linear and fast
+    decoded = "\x00".join(_decoded_base64_runs(text))
+    for pattern in SECRET_PATTERNS:
+        if _search(pattern, decoded):
+            return f"base64 text that decodes to text matching {pattern.pattern!r}"
     return None
 
 
@@ -381,7 +406,8 @@ def scrub_text(text: str, extra: Iterable[str | None] = ()) -> str:
     for form, replacement in _forms_and_placeholders(extra)[1]:
         text = text.replace(form, replacement)
     for pattern, replacement in _SHAPES:
-        text = pattern.sub(replacement, text)
+        if _may_match(pattern, text):
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -403,7 +429,8 @@ def scrub_bytes(data: bytes, extra: Iterable[str | None] = ()) -> bytes:
         data = data.replace(form.encode("utf-8"), replacement.encode("ascii"))
     text = data.decode("latin-1")
     for pattern, replacement in _SHAPES:
-        text = pattern.sub(replacement, text)
+        if _may_match(pattern, text):
+            text = pattern.sub(replacement, text)
     return text.encode("latin-1")
 
 
@@ -515,8 +542,10 @@ def _yaml_findings(text: str, forms: list[str]) -> list[tuple[int, str]]:
     """Secrets in the decoded values of a YAML document: escaped strings, ``!!binary`` bodies."""
     import yaml
 
-    try:  # builds nodes only: no tag is ever constructed; every document of a multi-document file
-        roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    try:
+        # builds nodes only: no tag is ever constructed; every document of a multi-document file (libyaml
+        # where available: linear on large bodies)
+        roots = list(yaml.compose_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     except yaml.YAMLError:
         return []
     findings: list[tuple[int, str]] = []

@@ -16,6 +16,7 @@ BENCHMARKS = {
     "report-speed": "harness.bench.report_speed",
     "xdist-parity": "harness.bench.xdist_parity",
     "long-stream": "harness.bench.long_stream",
+    "finalize": "harness.bench.finalize",
 }
 
 
