@@ -520,7 +520,7 @@ def _http_factory(
     node = request.node
     stack.enter_context(hub_clients_online())
     if node.get_closest_marker("no_cassette"):
-        stack.enter_context(block_network())
+        stack.enter_context(block_network(f"backend {spec.name} (a test without a cassette)"))
         stack.enter_context(capture_http(capture))
         return lambda **overrides: _construct(spec, subject, Target(mode="replay"), overrides)
     option = config.getoption("--server")
@@ -545,7 +545,7 @@ def _http_factory(
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
         target = Target(mode=mode)
-        stack.enter_context(block_network())
+        stack.enter_context(block_network(f"backend {spec.name}, cassette {path}"))
     elif spec.live_target == "cloud":
         target = Target(mode=mode, api_key="")  # settings read the user's credentials from the environment
     elif mode == "live" and (endpoint := config.stash.get(ENDPOINT, None)) is not None:
