@@ -508,6 +508,22 @@ def _local_factory(
     return build
 
 
+# backend, subject -> its capture self-check (harness.capture_check), made once per session
+CAPTURE_CHECKS: dict[tuple[str, str], Any] = {}
+
+
+def _require_capture(spec: BackendSpec, subject: str, target: Target) -> None:
+    """Refuse a backend whose requests would escape capture, checked before its first replayed test."""
+    from harness.capture_check import check_capture
+
+    key = (spec.name, subject)
+    if key not in CAPTURE_CHECKS:
+        CAPTURE_CHECKS[key] = check_capture(spec.name, lambda: _construct(spec, subject, target, {}))
+    refused = CAPTURE_CHECKS[key].refused
+    if refused:
+        pytest.fail(refused, pytrace=False)
+
+
 def _http_factory(
     request: pytest.FixtureRequest,
     spec: BackendSpec,
@@ -545,6 +561,7 @@ def _http_factory(
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
         target = Target(mode=mode)
+        _require_capture(spec, subject, target)
         stack.enter_context(block_network(f"backend {spec.name}, cassette {path}"))
     elif spec.live_target == "cloud":
         target = Target(mode=mode, api_key="")  # settings read the user's credentials from the environment
