@@ -26,6 +26,7 @@ class CapturedRequest:
     url: str
     body: Any  # decoded JSON when it is JSON, else bytes
     stack: str = ""  # the client package that sent it (httpx, httpx2, botocore)
+    header_names: tuple[str, ...] = ()  # lower-case, sorted: what a drift report compares (values vary)
 
 
 @dataclass
@@ -172,6 +173,10 @@ def _decode(body: Any) -> Any:
     return body
 
 
+def _names(headers: Any) -> tuple[str, ...]:
+    return tuple(sorted({str(name).lower() for name in headers.keys()}))
+
+
 @contextlib.contextmanager
 def capture_http(capture: Capture) -> Iterator[Capture]:
     """Record every request the clients of every hooked stack (``harness.transports``) send while active."""
@@ -182,14 +187,16 @@ def capture_http(capture: Capture) -> Iterator[Capture]:
 
     def sync_send(original: Any, stack: str) -> Any:
         def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-            capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read()), stack))
+            capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read()), stack,
+                                                _names(request.headers)))
             return original(self, request, *args, **kwargs)
 
         return send
 
     def async_send(original: Any, stack: str) -> Any:
         async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-            capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read()), stack))
+            capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read()), stack,
+                                                _names(request.headers)))
             return await original(self, request, *args, **kwargs)
 
         return send
@@ -204,7 +211,8 @@ def capture_http(capture: Capture) -> Iterator[Capture]:
 
         def boto_send(original: Any, stack: str) -> Any:
             def _send(self: Any, request: Any) -> Any:
-                capture.http.append(CapturedRequest(request.method, request.url, _decode(request.body), stack))
+                capture.http.append(CapturedRequest(request.method, request.url, _decode(request.body), stack,
+                                                _names(request.headers)))
                 return original(self, request)
 
             return _send
