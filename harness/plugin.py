@@ -726,6 +726,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     gc.collect()
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The capture self-check of each replayed backend: the HTTP stack that carried its probe."""
+    if CAPTURE_CHECKS:
+        stacks = ", ".join(f"{backend} {'+'.join(check.stacks) or 'refused'}"
+                           for (backend, _), check in sorted(CAPTURE_CHECKS.items()))
+        terminalreporter.write_line(f"model-conformance HTTP stack per backend: {stacks}")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--results")
     if not path or hasattr(session.config, "workerinput"):  # xdist workers hand their rows to the controller

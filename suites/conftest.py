@@ -155,12 +155,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _CHECKED:
         figures = ", ".join(f"{backend} {n}" for backend, n in sorted(_CHECKED.items()))
         terminalreporter.write_line(f"model-conformance checked cases per backend: {figures}")
-    from harness.plugin import CAPTURE_CHECKS
-
-    if CAPTURE_CHECKS:  # the capture self-check of each replayed backend: the stack that carried it
-        stacks = ", ".join(f"{backend} {'+'.join(check.stacks) or 'refused'}"
-                           for (backend, _), check in sorted(CAPTURE_CHECKS.items()))
-        terminalreporter.write_line(f"model-conformance HTTP stack per backend: {stacks}")
 
 
 @pytest.fixture
