@@ -483,34 +483,45 @@ def read_provenance(path: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def block_network(guard: str | None = None) -> Iterator[None]:
+def block_network(guard: str | None = None, allow: tuple[str, int] | None = None) -> Iterator[None]:
     """Any real connection attempt fails while active (replay must never reach a socket).
 
     With ``guard`` (what is running: backend and cassette), an attempt is a request that escaped
     capture: it raises ``CaptureEscapeError`` naming ``guard`` and the package that carried it, which no
     SDK retries. Without, it raises ``NetworkBlockedError`` (an OSError, as a refused connect would).
+    ``allow`` (host, port): the one address a fault run's requests may reach, its loopback injector.
     """
+    connect, connect_ex, getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
     def refused(what: str) -> BaseException:
         if guard is None:
             return NetworkBlockedError(f"replay mode blocks the network; {what} was attempted")
         import inspect
 
         carrier = transports.carrying_package(frame.frame for frame in reversed(inspect.stack(0)))
+        reach = f" (a fault run only {allow[0]}:{allow[1]})" if allow else ""
         return CaptureEscapeError(
-            f"{guard}: a request escaped capture through {carrier!r} ({what}); replay never reaches the network, "
-            f"and the harness hooks only {', '.join(transports.stack_packages())} (harness/transports.py)"
+            f"{guard}: a request escaped capture through {carrier!r} ({what}); replay never reaches the network"
+            f"{reach}, and the harness hooks only {', '.join(transports.stack_packages())} (harness/transports.py)"
         )
 
-    def refuse(self: socket.socket, address: Any) -> Any:
-        raise refused(f"a connection to {address!r}")
+    def refuse(original: Any) -> Any:
+        def connect_or_refuse(self: socket.socket, address: Any) -> Any:
+            if allow is not None and tuple(address[:2]) == allow:
+                return original(self, address)
+            raise refused(f"a connection to {address!r}")
+
+        return connect_or_refuse
 
     def refuse_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
         # a name lookup already reaches a DNS server, before any connect
+        if allow is not None and host == allow[0]:
+            return getaddrinfo(host, *args, **kwargs)
         raise refused(f"a lookup of {host!r}")
 
     patches: list[tuple[Any, str, Any]] = [
-        (socket.socket, "connect", refuse),
-        (socket.socket, "connect_ex", refuse),
+        (socket.socket, "connect", refuse(connect)),
+        (socket.socket, "connect_ex", refuse(connect_ex)),
         (socket, "getaddrinfo", refuse_lookup),
     ]
     # no TLS handshake can happen here, so every client may share one default SSL context

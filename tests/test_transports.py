@@ -82,3 +82,18 @@ def test_the_capture_self_check_refuses_a_backend_whose_stack_is_not_hooked(monk
     assert check.refused.startswith("backend openai (capture self-check): a request escaped capture through "
                                     f"'{used.replace('httpx', 'httpcore')}'")
     assert check.refused.endswith("refusing to run backend openai")
+
+
+def test_a_fault_run_reaches_its_injector_and_nothing_else() -> None:
+    import socket
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(1)
+        port = listening.getsockname()[1]
+        with block_network("backend openai, fault reset", allow=("127.0.0.1", port)):
+            with socket.create_connection(("127.0.0.1", port)):
+                pass
+            with pytest.raises(CaptureEscapeError, match=r"^backend openai, fault reset: .*a connection to "
+                               rf".*a fault run only 127.0.0.1:{port}"), socket.socket() as other:
+                other.connect(("127.0.0.1", port + 1 if port < 65535 else port - 1))
