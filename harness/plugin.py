@@ -536,6 +536,7 @@ def _http_factory(
     node = request.node
     stack.enter_context(hub_clients_online())
     if node.get_closest_marker("no_cassette"):
+        _require_capture(spec, subject, Target(mode="replay"))
         stack.enter_context(block_network(f"backend {spec.name} (a test without a cassette)"))
         stack.enter_context(capture_http(capture))
         return lambda **overrides: _construct(spec, subject, Target(mode="replay"), overrides)
