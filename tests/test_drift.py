@@ -25,7 +25,7 @@ def _snapshot(openai: str = "2.54.0", stack: str = "httpx") -> dict[str, Any]:
         "stacks": {"openai": [stack]},
         "refused": {},
         "tests": {NODE: {"outcome": "passed", "backend": "openai", "suite": "test_stop_sequences",
-                         "clause": None, "requests": [request]}},
+                         "clauses": ["stop.before-stop-sequence"], "requests": [request]}},
     }
 
 
@@ -65,7 +65,8 @@ def test_a_verdict_from_pass_to_fail_fails_the_report():
     new["tests"][NODE]["outcome"] = "failed"
     text, failed = compare(_snapshot(), new, "pinned", "newest")
     assert failed
-    assert f"- {NODE}: passed -> failed" in text
+    assert f"- {NODE} (stop.before-stop-sequence): passed -> failed" in text
+    assert "| stop.before-stop-sequence | 1 passed | 1 failed |" in text
     assert "Verdict: FAIL (1 pass -> fail)" in text
     # fail -> pass is drift, not a failure
     _, failed_back = compare(new, _snapshot(), "newest", "pinned")

@@ -63,7 +63,7 @@ class SnapshotPlugin:
         marker = item.get_closest_marker("clause")
         entry = self.tests.setdefault(item.nodeid, {"outcome": "passed"})
         entry.update(backend=backend, suite=Path(str(item.fspath)).stem,
-                     clause=str(marker.args[0]) if marker is not None and marker.args else None,
+                     clauses=[str(arg) for arg in marker.args] if marker is not None else [],
                      requests=[normalise_request(r) for r in capture.http] if capture is not None else [])
 
 
@@ -181,8 +181,8 @@ def compare(base: dict[str, Any], new: dict[str, Any], base_name: str, new_name:
             other_changes.append(f"{nodeid}: {'only in ' + new_name if old is None else 'only in ' + base_name}")
             continue
         if old["outcome"] != cur["outcome"]:
-            line = f"{nodeid}{' (' + cur['clause'] + ')' if cur.get('clause') else ''}: {old['outcome']} -> " \
-                   f"{cur['outcome']}"
+            named = ", ".join(cur.get("clauses") or [])
+            line = f"{nodeid}{' (' + named + ')' if named else ''}: {old['outcome']} -> {cur['outcome']}"
             (flips if old["outcome"] == "passed" and cur["outcome"] == "failed" else other_changes).append(line)
         key = (str(cur.get("backend")), str(cur.get("suite")))
         tally = per.setdefault(key, Counter())
@@ -216,6 +216,7 @@ def compare(base: dict[str, Any], new: dict[str, Any], base_name: str, new_name:
             "", f"Pass -> fail ({len(flips)}):", ""] + ([f"- {line}" for line in flips] or ["- none"])
     out += ["", f"Other verdict changes ({len(other_changes)}):", ""] + \
         ([f"- {line}" for line in other_changes[:50]] or ["- none"])
+    out += _per_clause(bt, nt, base_name, new_name)
     out += ["", f"## Requests that escaped capture in {new_name} ({len(escapes)})", ""] + \
         ([f"- {line}" for line in escapes] or ["- none"])
     failed = bool(escapes or flips)
@@ -223,6 +224,29 @@ def compare(base: dict[str, Any], new: dict[str, Any], base_name: str, new_name:
         f"{len(escapes)} escaped" if escapes else "", f"{len(flips)} pass -> fail" if flips else ""])) + ")"
         if failed else "drift only (no escape, no pass -> fail)"), ""]
     return "\n".join(out), failed
+
+
+def _per_clause(bt: dict[str, Any], nt: dict[str, Any], base_name: str, new_name: str) -> list[str]:
+    """Passed/failed per clause in both environments, for the clauses whose counts differ."""
+    def tally(tests: dict[str, Any]) -> dict[str, Counter[str]]:
+        per: dict[str, Counter[str]] = {}
+        for test in tests.values():
+            for clause in test.get("clauses") or []:
+                per.setdefault(clause, Counter())[test["outcome"]] += 1
+        return per
+
+    old, new = tally(bt), tally(nt)
+    if not old and not new:
+        return []
+    changed = [c for c in sorted(set(old) | set(new)) if old.get(c) != new.get(c)]
+    lines = ["", f"Verdicts per clause: {len(set(old) | set(new))} clauses, {len(changed)} with changed counts", ""]
+    if changed:
+        lines += [f"| clause | {base_name} | {new_name} |", "|---|---|---|"]
+        for clause in changed:
+            cells = [", ".join(f"{n} {o}" for o, n in sorted((t.get(clause) or Counter()).items())) or "-"
+                     for t in (old, new)]
+            lines.append(f"| {clause} | {cells[0]} | {cells[1]} |")
+    return lines
 
 
 def _snapshot_cmd(args: argparse.Namespace) -> int:
