@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness import transports
 from harness.errors import HarnessError
 from harness.patching import patched
 from harness.placeholders import AZURE_RESOURCE_PLACEHOLDER
@@ -59,6 +60,14 @@ class SecretInCassetteError(HarnessError):
 
 class NetworkBlockedError(HarnessError, OSError):
     """Replay mode attempted a real connection."""
+
+
+class CaptureEscapeError(BaseException):
+    """A request reached the network in replay: it escaped every hook, so it stops the test at once.
+
+    A BaseException, not an Exception: the SDKs retry every Exception of their transport with
+    back-off (openai about 8 s), which would hide the escape behind a slow connection error.
+    """
 
 
 def validate_mode(mode: str) -> str:
@@ -346,7 +355,6 @@ def _is_sse(headers: Any) -> bool:
 @contextlib.contextmanager
 def _note_sse_chunks() -> Iterator[None]:
     """While recording, note the chunks of every event-stream response as the network delivers them."""
-    import httpcore
 
     class NotedStream:
         def __init__(self, stream: Any) -> None:
@@ -370,26 +378,26 @@ def _note_sse_chunks() -> Iterator[None]:
         async def aclose(self) -> None:
             await self._stream.aclose()
 
-    sync_original = httpcore.ConnectionPool.handle_request
-    async_original = httpcore.AsyncConnectionPool.handle_async_request
+    def noting(original: Any, is_async: bool) -> Any:
+        def handle_request(self: Any, request: Any) -> Any:
+            response = original(self, request)
+            if _is_sse(response.headers):
+                response.stream = NotedStream(response.stream)
+            return response
 
-    def handle_request(self: Any, request: Any) -> Any:
-        response = sync_original(self, request)
-        if _is_sse(response.headers):
-            response.stream = NotedStream(response.stream)
-        return response
+        async def handle_async_request(self: Any, request: Any) -> Any:
+            response = await original(self, request)
+            if _is_sse(response.headers):
+                response.stream = NotedStream(response.stream)
+            return response
 
-    async def handle_async_request(self: Any, request: Any) -> Any:
-        response = await async_original(self, request)
-        if _is_sse(response.headers):
-            response.stream = NotedStream(response.stream)
-        return response
+        return handle_async_request if is_async else handle_request
 
+    # every connection pool of every hooked stack (httpcore, httpcore2)
+    replacements = [(owner, name, noting(getattr(owner, name), is_async))
+                    for owner, name, is_async in transports.pool_targets()]
     try:
-        with patched(
-            (httpcore.ConnectionPool, "handle_request", handle_request),
-            (httpcore.AsyncConnectionPool, "handle_async_request", handle_async_request),
-        ):
+        with patched(*replacements):
             yield
     finally:
         _noted_sse_bodies().clear()
@@ -411,55 +419,34 @@ def recorded_chunks(response: Mapping[str, Any]) -> list[bytes] | None:
     return chunks
 
 
-def chunked_stream_class() -> Any:
-    """An httpx byte stream (sync and async) that hands out a body in the given chunks."""
-    import httpx
-
-    class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
-        def __init__(self, chunks: list[bytes]) -> None:
-            self._chunks = chunks
-
-        def __iter__(self) -> Iterator[bytes]:
-            yield from self._chunks
-
-        async def __aiter__(self) -> Any:
-            for chunk in self._chunks:
-                yield chunk
-
-    return Chunks
-
-
 @contextlib.contextmanager
 def _replay_sse_chunks(cassette: Any) -> Iterator[None]:
     """While replaying, hand out each played response that has recorded chunks in those chunks."""
-    import httpx
-
-    Chunks = chunked_stream_class()
-
-    def rechunk(played: dict[int, int], response: Any) -> Any:
+    def rechunk(played: dict[int, int], response: Any, chunks_class: Any) -> Any:
         for index, count in cassette.play_counts.items():
             if count != played.get(index, 0):
                 chunks = recorded_chunks(cassette.responses[index])
                 if chunks is not None:
-                    response.stream = Chunks(chunks)
+                    response.stream = chunks_class(chunks)
                 break
         return response
 
-    sync_handle = httpx.HTTPTransport.handle_request
-    async_handle = httpx.AsyncHTTPTransport.handle_async_request
+    def rechunking(stack: Any, original: Any, is_async: bool) -> Any:
+        chunks_class = transports.chunked_stream_class(stack.client)
 
-    def handle_request(self: Any, request: Any) -> Any:
-        played = dict(cassette.play_counts)
-        return rechunk(played, sync_handle(self, request))
+        def handle_request(self: Any, request: Any) -> Any:
+            played = dict(cassette.play_counts)
+            return rechunk(played, original(self, request), chunks_class)
 
-    async def handle_async_request(self: Any, request: Any) -> Any:
-        played = dict(cassette.play_counts)
-        return rechunk(played, await async_handle(self, request))
+        async def handle_async_request(self: Any, request: Any) -> Any:
+            played = dict(cassette.play_counts)
+            return rechunk(played, await original(self, request), chunks_class)
 
-    with patched(
-        (httpx.HTTPTransport, "handle_request", handle_request),
-        (httpx.AsyncHTTPTransport, "handle_async_request", handle_async_request),
-    ):
+        return handle_async_request if is_async else handle_request
+
+    # every transport of every hooked stack (httpx, httpx2), above vcrpy's own patch of it
+    with patched(*[(owner, name, rechunking(stack, getattr(owner, name), is_async))
+                   for stack, owner, name, is_async in transports.transport_targets()]):
         yield
 
 
@@ -574,29 +561,51 @@ def read_provenance(path: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def block_network() -> Iterator[None]:
-    """Any real connection attempt fails while active (replay must never reach a socket)."""
-    def refuse(self: socket.socket, address: Any) -> Any:
-        raise NetworkBlockedError(f"replay mode blocks the network; a connection to {address!r} was attempted")
+def block_network(guard: str | None = None, allow: tuple[str, int] | None = None) -> Iterator[None]:
+    """Any real connection attempt fails while active (replay must never reach a socket).
+
+    With ``guard`` (what is running: backend and cassette), an attempt is a request that escaped
+    capture: it raises ``CaptureEscapeError`` naming ``guard`` and the package that carried it, which no
+    SDK retries. Without, it raises ``NetworkBlockedError`` (an OSError, as a refused connect would).
+    ``allow`` (host, port): the one address a fault run's requests may reach, its loopback injector.
+    """
+    connect, connect_ex, getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+    def refused(what: str) -> BaseException:
+        if guard is None:
+            return NetworkBlockedError(f"replay mode blocks the network; {what} was attempted")
+        import inspect
+
+        carrier = transports.carrying_package(frame.frame for frame in reversed(inspect.stack(0)))
+        reach = f" (a fault run only {allow[0]}:{allow[1]})" if allow else ""
+        return CaptureEscapeError(
+            f"{guard}: a request escaped capture through {carrier!r} ({what}); replay never reaches the network"
+            f"{reach}, and the harness hooks only {', '.join(transports.stack_packages())} (harness/transports.py)"
+        )
+
+    def refuse(original: Any) -> Any:
+        def connect_or_refuse(self: socket.socket, address: Any) -> Any:
+            if allow is not None and tuple(address[:2]) == allow:
+                return original(self, address)
+            raise refused(f"a connection to {address!r}")
+
+        return connect_or_refuse
 
     def refuse_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
         # a name lookup already reaches a DNS server, before any connect
-        raise NetworkBlockedError(f"replay mode blocks the network; a lookup of {host!r} was attempted")
+        if allow is not None and host == allow[0]:
+            return getaddrinfo(host, *args, **kwargs)
+        raise refused(f"a lookup of {host!r}")
 
     patches: list[tuple[Any, str, Any]] = [
-        (socket.socket, "connect", refuse),
-        (socket.socket, "connect_ex", refuse),
+        (socket.socket, "connect", refuse(connect)),
+        (socket.socket, "connect_ex", refuse(connect_ex)),
         (socket, "getaddrinfo", refuse_lookup),
     ]
-    try:
-        import httpx._transports.default as httpx_transports
-    except ImportError:
-        pass
-    else:
-        # no TLS handshake can happen here, so every client may share one default SSL context
-        # (loading the CA bundle costs about 40 ms per client, and each SDK client builds one)
-        shared = _shared_ssl_context(httpx_transports.create_ssl_context)
-        patches.append((httpx_transports, "create_ssl_context", shared))
+    # no TLS handshake can happen here, so every client may share one default SSL context
+    # (loading the CA bundle costs about 40 ms per client, and each SDK client builds one)
+    for module in transports.ssl_context_modules():
+        patches.append((module, "create_ssl_context", _shared_ssl_context(module.create_ssl_context)))
     with patched(*patches):
         yield
 
@@ -611,7 +620,7 @@ def _shared_ssl_context(create: Any) -> Any:
     def create_once(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
         if verify is not True or cert is not None:
             return create(verify=verify, cert=cert, trust_env=trust_env)
-        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        key = (create, trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
         if key not in _SSL_CONTEXTS:
             _SSL_CONTEXTS[key] = create(verify=verify, cert=cert, trust_env=trust_env)
         return _SSL_CONTEXTS[key]

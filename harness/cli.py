@@ -349,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     from harness.derive import add_derive_parser
 
     add_derive_parser(sub)
+    from harness.reporting.drift import add_drift_parser
+
+    add_drift_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))

@@ -554,6 +554,22 @@ def _local_factory(
     return build
 
 
+# backend, subject -> its capture self-check (harness.capture_check), made once per session
+CAPTURE_CHECKS: dict[tuple[str, str], Any] = {}
+
+
+def _require_capture(spec: BackendSpec, subject: str, target: Target) -> None:
+    """Refuse a backend whose requests would escape capture, checked before its first replayed test."""
+    from harness.capture_check import check_capture
+
+    key = (spec.name, subject)
+    if key not in CAPTURE_CHECKS:
+        CAPTURE_CHECKS[key] = check_capture(spec.name, lambda: _construct(spec, subject, target, {}))
+    refused = CAPTURE_CHECKS[key].refused
+    if refused:
+        pytest.fail(refused, pytrace=False)
+
+
 def _http_factory(
     request: pytest.FixtureRequest,
     spec: BackendSpec,
@@ -566,7 +582,8 @@ def _http_factory(
     node = request.node
     stack.enter_context(hub_clients_online())
     if node.get_closest_marker("no_cassette"):
-        stack.enter_context(block_network())
+        _require_capture(spec, subject, Target(mode="replay"))
+        stack.enter_context(block_network(f"backend {spec.name} (a test without a cassette)"))
         stack.enter_context(capture_http(capture))
         return lambda **overrides: _construct(spec, subject, Target(mode="replay"), overrides)
     option = config.getoption("--server")
@@ -593,7 +610,8 @@ def _http_factory(
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
         target = Target(mode=mode)
-        stack.enter_context(block_network())
+        _require_capture(spec, subject, target)
+        stack.enter_context(block_network(f"backend {spec.name}, cassette {path}"))
     elif spec.live_target == "cloud":
         target = Target(mode=mode, api_key="")  # settings read the user's credentials from the environment
     elif mode == "live" and (endpoint := config.stash.get(ENDPOINT, None)) is not None:
@@ -804,6 +822,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _ENGINES.clear()
     _SHARED_ENGINES.clear()
     gc.collect()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The capture self-check of each replayed backend: the HTTP stack that carried its probe."""
+    if CAPTURE_CHECKS:
+        stacks = ", ".join(f"{backend} {'+'.join(check.stacks) or 'refused'}"
+                           for (backend, _), check in sorted(CAPTURE_CHECKS.items()))
+        terminalreporter.write_line(f"model-conformance HTTP stack per backend: {stacks}")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
