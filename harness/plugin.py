@@ -651,6 +651,7 @@ def _finish_recording(node: pytest.Item, recording: Recording) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    _capture_check_summary(terminalreporter)
     if _recording_notes:
         terminalreporter.write_sep("-", "recordings not kept")
         for note in _recording_notes:
@@ -824,7 +825,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     gc.collect()
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def _capture_check_summary(terminalreporter: Any) -> None:
     """The capture self-check of each replayed backend: the HTTP stack that carried its probe."""
     if CAPTURE_CHECKS:
         stacks = ", ".join(f"{backend} {'+'.join(check.stacks) or 'refused'}"
