@@ -853,12 +853,17 @@ def cloud_target(spec: BackendSpec, mode: str) -> tuple[str | None, str | None]:
 
 
 def _row_server(item: pytest.Item, backend_name: str) -> str | None:
-    """The server a result came from: None for a local engine or a backend that is not registered."""
+    """The server a result came from: None for a local engine, the user's own endpoint (its URL is the row's
+    target) or a backend that is not registered."""
     try:
         spec = get_backend(backend_name)
     except HarnessError:
         return None
-    return server_of(spec, str(item.config.getoption("--mode")), item.config.getoption("--server"))
+    mode = str(item.config.getoption("--mode"))
+    server = server_of(spec, mode, item.config.getoption("--server"))
+    if mode == "live" and server != CLOUD_SERVER and item.config.stash.get(ENDPOINT, None) is not None:
+        return None
+    return server
 
 
 INHERITED = pytest.StashKey[list[str]]()  # smolagents' Model methods a custom model inherited and a check called

@@ -270,6 +270,10 @@ settings.load_profile("canary")
 """
 
 
+# what a record or live session's preflight (GET <endpoint>/openai/models) is answered before the checks
+_PREFLIGHT = Reply.json({"object": "list", "data": []})
+
+
 def _artefact_replies() -> list[Reply]:
     def completion() -> dict[str, Any]:
         return {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
@@ -316,7 +320,7 @@ def test_no_known_credential_reaches_any_artefact_in_any_mode(pytester, no_confi
         out = pytester.path / mode
         out.mkdir()
         if mode == "replay":  # the cassettes of the failing checks, recorded while they pass
-            with FaultInjector(_artefact_replies()[1:]) as server, monkeypatch.context() as seed:
+            with FaultInjector([_PREFLIGHT, *_artefact_replies()[1:]]) as server, monkeypatch.context() as seed:
                 seed.setenv("AZURE_OPENAI_ENDPOINT", server.url)
                 seed.setenv("CANARY_SEED", "1")
                 seeded = pytester.runpytest_subprocess(
@@ -330,7 +334,7 @@ def test_no_known_credential_reaches_any_artefact_in_any_mode(pytester, no_confi
             with FaultInjector(_artefact_replies()) as server:
                 monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.url)
                 replies = [_artefact_replies()[0]] if outcome == "passing" else _artefact_replies()[1:]
-                server.replies = replies
+                server.replies = ([] if mode == "replay" else [_PREFLIGHT]) + replies
                 result = pytester.runpytest_subprocess(
                     "-p", "no:cacheprovider", "-p", "no:anyio", "--backend=azure", f"--mode={mode}", "--server=cloud",
                     f"--cassette-dir={pytester.path / 'cassettes'}", f"--junitxml={where / 'junit.xml'}",

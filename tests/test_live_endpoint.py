@@ -43,10 +43,16 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def test_live_run_targets_the_given_endpoint(pytester, endpoint):
     base_url, model_id = endpoint
     suite = str(ROOT / "suites" / "test_message_format.py")
+    results = pytester.path / "results.jsonl"
     result = _run(pytester, suite, f"--backend={OPENAI_WIRE}", "--mode=live", f"--base-url={base_url}",
-                  f"--model-id={model_id}", "--api-key=user-key", "-k", ONE_CHECK)
+                  f"--model-id={model_id}", "--api-key=user-key", "-k", ONE_CHECK, f"--results={results}")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines([f"model-conformance: live target {base_url} (from --base-url), model {model_id}*"])
+    import json
+
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert {(r["mode"], r["server"], r["target"], r["endpoint"], r["model"], r["answered_by"]) for r in rows} == {
+        ("live", None, f"endpoint={base_url}", base_url, model_id, "target")}
 
 
 def test_live_run_reads_the_sdk_environment_and_never_falls_back(pytester, endpoint, monkeypatch):

@@ -34,7 +34,7 @@ FIELDS: dict[str, str] = {
     "kind": "check (a suite check), sample (one benchmark request) or summary (per-target benchmark figures)",
     "backend": "backend name from the registry (openai, transformers, ...)",
     "server": "what served the model: a local server (transformers-serve, vllm-serve), 'cloud', or null for an "
-              "in-process engine",
+              "in-process engine or the user's own endpoint (--base-url: see target)",
     "subject": "adapters (this project's classes) or smolagents (smolagents' own classes)",
     "mode": "replay, record or live: how the check really ran (the user's own model and in-process engines always "
             "run live)",
