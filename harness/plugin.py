@@ -33,12 +33,14 @@ from harness.cassettes import (
 from harness.clauses import row_fields as clause_fields
 from harness.errors import HarnessError
 from harness.patching import patched
+from harness.played import PlayedRequest, noting_played
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, register, resolve_backends
 from harness.secrets import scrubbed_logs
 
 BACKENDS = pytest.StashKey[list[str]]()
 CUSTOM_MODEL = pytest.StashKey[Any]()  # what --model-factory names
 ENDPOINT = pytest.StashKey["Endpoint | None"]()
+PLAYED = pytest.StashKey[list[PlayedRequest]]()  # the requests replay answered in one test
 # The message-types dimension: every conversation of a suite is also given as smolagents' own
 # ChatMessage/MessageRole objects. The same cassette replays for both forms (matching is by
 # method, path and order); what the request must contain is asserted either way.
@@ -571,9 +573,17 @@ def _http_factory(
             target.api_key,
         )
     if mode != "live":
-        stack.enter_context(make_vcr(mode, hosts).use_cassette(str(path)))
+        cassette = stack.enter_context(make_vcr(mode, hosts).use_cassette(str(path)))
+        if mode == "replay":
+            stack.enter_context(noting_played(cassette, str(path), node.stash.setdefault(PLAYED, [])))
     stack.enter_context(capture_http(capture))
     return lambda **overrides: _construct(spec, subject, target, overrides)
+
+
+def played_requests(item: pytest.Item) -> list[PlayedRequest]:
+    """The requests ``item`` sent that replay answered, each with the recorded request (empty outside replay)."""
+    played: list[PlayedRequest] = item.stash.get(PLAYED, [])
+    return list(played)
 
 
 def _to_smolagents(messages: Any) -> Any:

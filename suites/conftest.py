@@ -14,6 +14,8 @@ from hypothesis import Phase, settings
 from responder import RecordedReplyResponder
 
 from harness.clauses import use_registry
+from harness.plugin import played_requests
+from oracles import request_diff
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
@@ -129,6 +131,33 @@ def assert_stop_on_wire(backend: Any, sent: Any, stops: list[str]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     use_registry(config, Path(__file__).with_name("clauses.yaml"))  # every check names its clauses there
+    config.addinivalue_line(
+        "markers", "free_fields(*fields): request fields (body.temperature, query.api-version, path) that this "
+        "check lets differ from the recording in replay")
+
+
+def judge_played(item: pytest.Item) -> list[str]:
+    """Each request of ``item`` that replay answered, compared with the recorded one: the differences found."""
+    free = [str(f) for mark in item.iter_markers("free_fields") for f in mark.args]
+    problems = []
+    for played in played_requests(item):
+        diff = request_diff(played.sent_body, played.recorded_body, played.sent_query, played.recorded_query,
+                            played.sent_path, played.recorded_path, free)
+        if diff:
+            problems.append(f"the request sent differs from the one recorded in {played.cassette}, interaction "
+                            f"{played.interaction} ({played.method} {played.recorded_path}):\n    "
+                            + "\n    ".join(diff))
+    return problems
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    # replay answers by method, endpoint and order; what was sent is judged here, once the check passed
+    result = yield
+    problems = judge_played(item)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+    return result
 
 
 _CHECKED: Counter[str] = Counter()

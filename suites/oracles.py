@@ -69,3 +69,100 @@ def arguments_as_dict(arguments: Any) -> dict[str, Any]:
             return value
         value = json.loads(value)
     raise AssertionError(f"arguments {arguments!r} do not decode to an object")
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def exact_diff(sent: Any, expected: Any, where: str = "") -> list[str]:
+    """Every place where ``sent`` differs from ``expected``, type-exactly: an int is not a float, not a bool.
+
+    Whitespace is content (strings are compared as they are), key sets must be equal, lists are
+    compared in order and by length. Each difference reads ``<path>: sent <x>, expected <y>``.
+    """
+    here = where or "<root>"
+    if type(sent) is not type(expected):
+        return [f"{here}: sent {sent!r} ({_type_name(sent)}), expected {expected!r} ({_type_name(expected)})"]
+    if isinstance(sent, dict):
+        out = []
+        for key in sorted(set(sent) | set(expected), key=str):
+            path = f"{where}.{key}" if where else str(key)
+            if key not in expected:
+                out.append(f"{path}: sent {sent[key]!r}, expected nothing (not in the recording)")
+            elif key not in sent:
+                out.append(f"{path}: sent nothing, expected {expected[key]!r}")
+            else:
+                out.extend(exact_diff(sent[key], expected[key], path))
+        return out
+    if isinstance(sent, list):
+        if len(sent) != len(expected):
+            return [f"{here}: sent {len(sent)} items, expected {len(expected)}: sent {sent!r}, expected {expected!r}"]
+        out = []
+        for i, (a, b) in enumerate(zip(sent, expected)):
+            out.extend(exact_diff(a, b, f"{where}[{i}]"))
+        return out
+    if sent != expected:
+        return [f"{here}: sent {sent!r}, expected {expected!r}"]
+    return []
+
+
+def exactly_equal(a: Any, b: Any) -> bool:
+    """``a == b`` with types preserved at every level (``5``, ``5.0`` and ``True`` are three values)."""
+    return not exact_diff(a, b)
+
+
+def _is_text_part(part: Any) -> bool:
+    return (isinstance(part, dict) and "text" in part and set(part) <= {"type", "text"}
+            and part.get("type", "text") == "text")
+
+
+def _merged_text_parts(body: Any) -> Any:
+    """``body`` with each message's consecutive text parts read as one, joined by a newline.
+
+    The contract lets consecutive messages of one role be merged, never losing text; smolagents
+    merges them into one text part joined by a newline, an implementation may also keep the parts
+    apart. Both read the same here; every other difference (a character, a part's type) remains.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return body
+    messages = []
+    for message in body["messages"]:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            merged: list[Any] = []
+            for part in content:
+                if _is_text_part(part) and merged and _is_text_part(merged[-1]):
+                    merged[-1] = {**merged[-1], "text": merged[-1]["text"] + "\n" + part["text"]}
+                else:
+                    merged.append(part)
+            message = {**message, "content": merged}
+        messages.append(message)
+    return {**body, "messages": messages}
+
+
+# Query parameters that identify the call rather than the client's build: compared (api-version).
+# Everything in headers is left out: user-agent and x-stainless-* carry SDK versions, the rest
+# (lengths, retry counters, dates) is volatile; no contract field travels in a header.
+def request_diff(
+    sent_body: Any, recorded_body: Any, sent_query: dict[str, str], recorded_query: dict[str, str],
+    sent_path: str, recorded_path: str, free: Sequence[str] = (),
+) -> list[str]:
+    """Field-level differences between a request sent and the one recorded for it.
+
+    Compared: the body parsed from JSON (model, messages, stop, tools and their schemas,
+    tool_choice, sampling parameters, stream and stream options, response format; Converse's
+    messages, system, inferenceConfig and toolConfig), the query (``api-version``) and the path
+    (an Azure deployment, a Bedrock model id). A difference at or under a field named in ``free``
+    is left out.
+    """
+    out = exact_diff(_merged_text_parts(sent_body), _merged_text_parts(recorded_body), "body")
+    out += exact_diff(sent_query, recorded_query, "query")
+    if sent_path != recorded_path:
+        out.append(f"path: sent {sent_path!r}, expected {recorded_path!r}")
+
+    def is_free(line: str) -> bool:
+        field = line.split(":", 1)[0]
+        return any(field == f or field.startswith(f + ".") or field.startswith(f + "[") for f in free)
+
+    return [line for line in out if not is_free(line)]
