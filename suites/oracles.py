@@ -7,6 +7,7 @@ test, so a bug in ``harness`` cannot make its own check pass.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -95,7 +96,7 @@ def exact_diff(sent: Any, expected: Any, where: str = "") -> list[str]:
             else:
                 out.extend(exact_diff(sent[key], expected[key], path))
         return out
-    if isinstance(sent, list):
+    if isinstance(sent, (list, tuple)):
         if len(sent) != len(expected):
             return [f"{here}: sent {len(sent)} items, expected {len(expected)}: sent {sent!r}, expected {expected!r}"]
         out = []
@@ -166,3 +167,15 @@ def request_diff(
         return any(field == f or field.startswith(f + ".") or field.startswith(f + "[") for f in free)
 
     return [line for line in out if not is_free(line)]
+
+
+def tool_parameters_schema(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of a tool's parameters from its smolagents ``inputs``, as smolagents' get_tool_json_schema
+    writes it: the inputs whole (types, enum, items, nesting, descriptions), a top-level ``any`` as ``string``,
+    every input not ``nullable`` required, in order."""
+    properties = copy.deepcopy(inputs)
+    for spec in properties.values():
+        if spec.get("type") == "any":
+            spec["type"] = "string"
+    required = [key for key, spec in properties.items() if not spec.get("nullable")]
+    return {"type": "object", "properties": properties, "required": required}

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from responder import Reply, ToolCallSpec
 
 from conftest import assert_stop_on_wire, one_new_token, text_of
-from oracles import ROLES, cut_at_first_stop, wire_turns
+from oracles import ROLES, cut_at_first_stop, exact_diff, exactly_equal, wire_turns
 
 # nothing here reads a cassette through the plugin: HTTP cases are answered by the responder
 pytestmark = pytest.mark.no_cassette
@@ -127,16 +127,17 @@ def _pieces_of_sent(content: Any, wire_format: str) -> list[tuple[str, Any]]:
 
 
 def _consume(sent_text: str, pieces: list[str], where: str) -> None:
-    """Every piece's text is sent, in order, with nothing added: equal once whitespace is set aside.
+    """Every piece's text is sent exactly, in order, with nothing added but one line break between pieces.
 
-    Where and whether a separator goes between merged or flattened parts differs by backend
-    (smolagents joins adjacent text parts); the characters themselves may not be lost, reordered
-    or invented.
+    Whether a separator goes between merged or flattened parts differs by implementation
+    (smolagents joins adjacent text parts with a line break, others keep them apart); whitespace is
+    content otherwise: nothing may be stripped, lost, reordered or invented.
     """
-    def bare(text: str) -> str:
-        return "".join(text.split())
-
-    assert bare(sent_text) == bare("".join(pieces)), f"{where}: sent {sent_text!r} for the parts {pieces!r}"
+    ends = {0}
+    for i, piece in enumerate(pieces):
+        ends = {at + len(sep) + len(piece) for at in ends for sep in ("", "\n") if (i or not sep)
+                and sent_text.startswith(sep + piece, at)}
+    assert len(sent_text) in ends, f"{where}: sent {sent_text!r} for the parts {pieces!r}"
 
 
 def _expected_turns(
@@ -447,7 +448,9 @@ def test_generated_native_tool_calls_surface_exactly(request, backend, model, co
         else:
             message = model(weather, tools_to_call_from=[weather_tool])
         assert not (message.content or "").strip(), f"a tool call leaked into content: {message.content!r}"
-        assert _surfaced(model, message) == [(c.name, c.arguments) for c in calls]
+        expected = [(c.name, c.arguments) for c in calls]
+        assert exactly_equal(_surfaced(model, message), expected), "; ".join(exact_diff(_surfaced(model, message),
+                                                                                      expected))
         ids = [c.id for c in message.tool_calls]
         assert len(set(ids)) == len(ids) and all(ids), f"ids {ids!r}"
         return True
@@ -494,7 +497,9 @@ def test_generated_text_tool_calls_surface_exactly(request, backend, model, cont
         name, arguments = case
         for form, text in _text_forms(name, arguments).items():
             message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=text)
-            assert _surfaced(model, message) == [(name, arguments)], f"{form}: {text!r}"
+            got = _surfaced(model, message)
+            assert exactly_equal(got, [(name, arguments)]), f"{form}: {text!r}: " + "; ".join(
+                exact_diff(got, [(name, arguments)]))
 
     # pure parsing, no engine or transport: cheap enough for a larger share everywhere
     run_property(request, st.tuples(NAMES, ARGUMENTS), check, examples(backend, http=300, local=600))

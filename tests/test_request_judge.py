@@ -98,3 +98,8 @@ def test_query_and_path_are_judged():
     assert diff == ["query.api-version: sent '2024-02-01', expected '2024-10-21'",
                     "path: sent '/openai/deployments/other/chat/completions', "
                     "expected '/openai/deployments/gpt/chat/completions'"]
+
+
+def test_tuples_are_compared_item_by_item():
+    diff = oracles.exact_diff([("f", {"n": 5.0})], [("f", {"n": 5})])
+    assert diff == ["[0][1].n: sent 5.0 (float), expected 5 (int)"]
