@@ -15,7 +15,7 @@ from responder import RecordedReplyResponder
 
 from harness.clauses import use_registry
 from harness.plugin import played_requests
-from oracles import request_diff
+from oracles import WIRE_READERS, read_openai, request_diff
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
@@ -207,3 +207,37 @@ def tool_parameters(backend: Any, raw: Any) -> Any:
     if backend.wire_format == "bedrock":
         return raw["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]
     return raw["tools"][0]["function"]["parameters"]  # the OpenAI shape, also what chat templates receive
+
+
+@pytest.fixture
+def wire(backend: Any, capture: Any) -> Any:
+    """The outgoing requests of this test, read by the suites' own lens (``oracles.read_openai``,
+    ``oracles.read_converse``; chat-template inputs read as chat-completions bodies), or by the
+    backend's own registered reader."""
+
+    class Wire:
+        def calls(self) -> list[Any]:
+            if backend.wire_format == "chat_template":
+                return [read_openai(t) for t in capture.templates]
+            if backend.wire_format == "custom":
+                return [read_openai(t) for t in capture.templates] + [
+                    call for call in (read_openai(r.body) for r in capture.http) if call is not None and call.messages]
+            if backend.request_reader is not None:
+                return [c for c in map(backend.request_reader, capture.http) if c is not None]
+            reader = WIRE_READERS.get(backend.wire_format)
+            if reader is None:
+                raise ValueError(f"no request reader for wire format {backend.wire_format!r}; the suites read "
+                                 f"{', '.join(WIRE_READERS)} and chat_template, or a backend's registered reader")
+            return [c for c in (reader(r.body) for r in capture.http) if c is not None]
+
+        def last(self) -> Any:
+            calls = self.calls()
+            if not calls and backend.kind == "custom":
+                pytest.skip("custom: the request this model sends cannot be observed (no chat template on its "
+                            "`tokenizer`, no HTTP through httpx or botocore, not a plain callable); the checks "
+                            "of its reply before this point passed")
+            if not calls:
+                raise AssertionError(f"no outgoing request was captured ({backend.wire_format} wire)")
+            return calls[-1]
+
+    return Wire()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -179,3 +180,128 @@ def tool_parameters_schema(inputs: dict[str, Any]) -> dict[str, Any]:
             spec["type"] = "string"
     required = [key for key, spec in properties.items() if not spec.get("nullable")]
     return {"type": "object", "properties": properties, "required": required}
+
+
+def merged_stream(deltas: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """(content, tool calls) that stream deltas amount to, read from the deltas' public fields only.
+
+    The contract: content pieces joined in order; tool-call fragments merged by their ``index``
+    (a fragment without one is its own call), the id and name from the fragments that carry them,
+    the argument text concatenated in order (arguments given whole as a mapping are taken as they are).
+    """
+    content = "".join(getattr(d, "content", None) or "" for d in deltas)
+    calls: dict[Any, dict[str, Any]] = {}
+    order: list[Any] = []
+    position = 0
+    for delta in deltas:
+        for fragment in getattr(delta, "tool_calls", None) or []:
+            index = getattr(fragment, "index", None)
+            key = ("index", index) if index is not None else ("position", position)
+            position += 1
+            if key not in calls:
+                calls[key] = {"id": None, "name": "", "arguments": ""}
+                order.append(key)
+            call = calls[key]
+            if getattr(fragment, "id", None):
+                call["id"] = fragment.id
+            function = getattr(fragment, "function", None)
+            if function is not None:
+                if getattr(function, "name", None):
+                    call["name"] = function.name
+                arguments = getattr(function, "arguments", None)
+                if isinstance(arguments, dict):
+                    call["arguments"] = dict(arguments)
+                elif arguments:
+                    call["arguments"] = (call["arguments"] if isinstance(call["arguments"], str) else "") + arguments
+    ordered = sorted(order, key=lambda k: (k[0] != "index", k[1]))
+    return content, [calls[k] for k in ordered]
+
+
+def message_of_stream(contract: Any, deltas: Sequence[Any]) -> Any:
+    """The contract's ChatMessage for ``deltas``, merged by :func:`merged_stream` (not by the code under test)."""
+    content, calls = merged_stream(deltas)
+    tool_calls = [contract.ChatMessageToolCall(
+        id=c["id"] or "", type="function",
+        function=contract.ChatMessageToolCallFunction(name=c["name"], arguments=c["arguments"]))
+        for c in calls]
+    return contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=content, tool_calls=tool_calls or None)
+
+
+# -- the request lens: what an implementation sent, read in the contract's terms -----------------
+
+
+@dataclass
+class SentRequest:
+    """One request as sent: its turns (role, text, content as sent), stops and offered tool names."""
+
+    messages: list[dict[str, Any]]
+    stop: list[str] | None
+    tools: list[str]
+    raw: Any = None
+
+    @property
+    def roles(self) -> list[str]:
+        return [m["role"] for m in self.messages]
+
+    @property
+    def texts(self) -> list[str]:
+        return [m["text"] for m in self.messages]
+
+
+def text_of_content(content: Any) -> str:
+    """A message's text: a string as it is; the text parts of a list (``{"text": ...}`` blocks included)
+    joined by a line break, as flattening joins them; other parts left out."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str) and part.get("type", "text") == "text":
+                texts.append(part["text"])
+        return "\n".join(texts)
+    return str(content)
+
+
+def _tool_names(tools: Any) -> list[str]:
+    names = []
+    for tool in tools or []:
+        if isinstance(tool, dict):
+            spec = tool.get("toolSpec") or tool.get("function") or tool
+            names.append(spec.get("name", "?"))
+    return names
+
+
+def read_openai(body: Any) -> SentRequest | None:
+    """A chat-completions body (also what a chat template receives), or None if it is not one."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return None
+    messages = [{"role": m.get("role"), "text": text_of_content(m.get("content")), "content": m.get("content")}
+                for m in body["messages"]]
+    stop = body.get("stop")
+    return SentRequest(messages, [stop] if isinstance(stop, str) else stop, _tool_names(body.get("tools")), body)
+
+
+def _lone_text(content: Any) -> Any:
+    # Converse has no string content: a message flattened to one string travels as one text block
+    if isinstance(content, list) and len(content) == 1 and isinstance(content[0], dict) and set(content[0]) == {"text"}:
+        return content[0]["text"]
+    return content
+
+
+def read_converse(body: Any) -> SentRequest | None:
+    """A Bedrock Converse body (``system`` read as the first turn), or None if it is not one."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return None
+    messages = [{"role": "system", "text": text_of_content(body["system"]), "content": _lone_text(body["system"])}
+                ] if body.get("system") else []
+    messages += [{"role": m.get("role"), "text": text_of_content(m.get("content")), "content": _lone_text(
+        m.get("content"))} for m in body["messages"]]
+    stop = (body.get("inferenceConfig") or {}).get("stopSequences")
+    return SentRequest(messages, stop, _tool_names((body.get("toolConfig") or {}).get("tools")), body)
+
+
+WIRE_READERS = {"openai": read_openai, "bedrock": read_converse}

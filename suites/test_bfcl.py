@@ -25,7 +25,7 @@ from hypothesis import settings
 from responder import Reply, ToolCallSpec
 
 from conftest import one_new_token, tool_parameters
-from oracles import exact_diff, exactly_equal, tool_parameters_schema
+from oracles import exact_diff, exactly_equal, message_of_stream, tool_parameters_schema
 
 pytestmark = pytest.mark.no_cassette
 
@@ -139,8 +139,7 @@ def test_bfcl_native_calls_surface_exactly(request, backend, model, contract, wi
         capture.http.clear()
         try:
             if streamed:
-                message = contract.agglomerate_stream_deltas(
-                    list(model.generate_stream(question, tools_to_call_from=tools)))
+                message = message_of_stream(contract, list(model.generate_stream(question, tools_to_call_from=tools)))
             else:
                 message = model(question, tools_to_call_from=tools)
             sent = wire.last()

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from responder import Reply, ToolCallSpec
 
 from conftest import assert_stop_on_wire, one_new_token, text_of
-from oracles import ROLES, cut_at_first_stop, exact_diff, exactly_equal, wire_turns
+from oracles import ROLES, cut_at_first_stop, exact_diff, exactly_equal, merged_stream, message_of_stream, wire_turns
 
 # nothing here reads a cassette through the plugin: HTTP cases are answered by the responder
 pytestmark = pytest.mark.no_cassette
@@ -324,7 +324,7 @@ def test_stops_ending_together_cut_before_the_longer(backend, model, contract, w
     assert_stop_on_wire(backend, wire.last(), stops)
     if "stream" in backend.capabilities:
         deltas = list(model.generate_stream([{"role": "user", "content": "Go on."}], stop_sequences=stops))
-        assert text_of(contract.agglomerate_stream_deltas(deltas)) == "Monday, "
+        assert merged_stream(deltas)[0] == "Monday, "
         assert_stop_on_wire(backend, wire.last(), stops)
 
 
@@ -343,8 +343,8 @@ def test_generated_stops_cut_streams_split_anywhere(request, backend, model, con
         capture.http.clear()
         responder.reply = Reply(text=output, text_pieces=pieces, byte_cuts=cuts)
         deltas = list(model.generate_stream([{"role": "user", "content": "Go on."}], stop_sequences=stops))
-        streamed = contract.agglomerate_stream_deltas(deltas)
-        assert text_of(streamed) == cut_at_first_stop(output, stops), f"output {output!r}, stops {stops!r}"
+        streamed, _ = merged_stream(deltas)
+        assert streamed == cut_at_first_stop(output, stops), f"output {output!r}, stops {stops!r}"
         assert_stop_on_wire(backend, wire.last(), stops)
 
     run_property(request, cases(), check, examples(backend, http=100, local=0))
@@ -378,7 +378,7 @@ def test_generated_stops_cut_the_engines_answer(request, backend, model, contrac
 
     def check(case: list[str]) -> None:
         if streamed:
-            got = text_of(contract.agglomerate_stream_deltas(list(model.generate_stream(prompt, stop_sequences=case))))
+            got = merged_stream(list(model.generate_stream(prompt, stop_sequences=case)))[0]
         else:
             got = text_of(model(prompt, stop_sequences=case))
         assert got == cut_at_first_stop(reference, case), f"stops {case!r} on {reference!r}"
@@ -424,7 +424,7 @@ def test_streamed_arguments_keep_unicode_line_breaks(backend, model, contract, w
                             argument_pieces=[5], byte_cuts=[])
     weather = [{"role": "user", "content": "What is the weather in Paris?"}]
     deltas = list(model.generate_stream(weather, tools_to_call_from=[weather_tool]))
-    message = contract.agglomerate_stream_deltas(deltas)
+    message = message_of_stream(contract, deltas)
     got = _surfaced(model, message)
     assert exactly_equal(got, [("get_weather", arguments)]), "; ".join(exact_diff(got, [("get_weather", arguments)]))
 
@@ -450,7 +450,7 @@ def test_generated_native_tool_calls_surface_exactly(request, backend, model, co
         weather = [{"role": "user", "content": "What is the weather in Paris?"}]
         if streamed:
             deltas = list(model.generate_stream(weather, tools_to_call_from=[weather_tool]))
-            message = contract.agglomerate_stream_deltas(deltas)
+            message = message_of_stream(contract, deltas)
         else:
             message = model(weather, tools_to_call_from=[weather_tool])
         assert not (message.content or "").strip(), f"a tool call leaked into content: {message.content!r}"
