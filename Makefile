@@ -30,7 +30,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install install-vllm model test test-in-order test-beside test-harness test-suites test-vllm report lint mutation clean
+.PHONY: install install-vllm model test test-newest test-floors test-in-order test-beside test-harness test-suites test-vllm report lint mutation clean
 
 # Every package of each environment is pinned to the versions the suites pass on (the SDKs: those the
 # cassettes were recorded with), so a new SDK release cannot change a fresh clone's verdict.
@@ -76,6 +76,16 @@ IN_ORDER_BACKENDS := $(filter-out $(BESIDE_BACKENDS),$(subst $(comma), ,$(LOCAL_
 test: install model
 	$(MAKE) --no-print-directory -j2 test-in-order test-beside
 	$(MAKE) --no-print-directory test-vllm
+
+# The whole `make test` on the newest releases the ranges in pyproject.toml allow, and on the floors
+# of the SDK ranges (constraints/floors.txt; the rest resolves to the newest), each in environments
+# of its own (.venv-newest, .venv-floors, and their vllm ones), so the pinned .venv stays as it is.
+test-newest:
+	$(MAKE) --no-print-directory test VENV=.venv-newest VLLM_VENV=.venv-vllm-newest CONSTRAINTS= VLLM_CONSTRAINTS=
+
+test-floors:
+	$(MAKE) --no-print-directory test VENV=.venv-floors VLLM_VENV=.venv-vllm-floors \
+		CONSTRAINTS=constraints/floors.txt VLLM_CONSTRAINTS=constraints/vllm.txt
 
 test-in-order:
 	$(if $(BESIDE_BACKENDS),OMP_NUM_THREADS=1) $(MAKE) --no-print-directory -j1 test-harness test-suites \

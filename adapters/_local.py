@@ -74,11 +74,15 @@ class GeneratedText:
     def __init__(self, decode: Decode, stop_sequences: Sequence[str] = ()) -> None:
         self._decoder = IncrementalDecoder(decode)
         self._stop_sequences = list(stop_sequences)
+        # a stop completed by a new piece starts at most its length minus one before it
+        self._context = max((len(s) for s in self._stop_sequences), default=1) - 1
+        self._tail = ""  # the last characters decoded, as many as a stop can reach back
+        self._stopped = False
         self.pieces: list[str] = []
 
     @property
     def stopped(self) -> bool:
-        return find_stop(self.text, self._stop_sequences) is not None
+        return self._stopped
 
     @property
     def token_ids(self) -> list[int]:
@@ -103,6 +107,10 @@ class GeneratedText:
     def _take(self, piece: str) -> str:
         if piece:
             self.pieces.append(piece)
+            # only the new piece and the tail before it are scanned: time per token, not per text
+            window = self._tail + piece
+            self._stopped = self._stopped or find_stop(window, self._stop_sequences) is not None
+            self._tail = window[-self._context :] if self._context else ""
         return piece
 
 

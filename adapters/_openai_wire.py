@@ -9,6 +9,7 @@ from typing import Any
 from harness.errors import BackendError, transport_error
 from harness.model import Request
 from harness.tool_calls import native_tool_calls
+from harness.transports import transport_error_kind
 from harness.types import (
     ChatMessage,
     ChatMessageStreamDelta,
@@ -39,14 +40,12 @@ def completion_kwargs(request: Request, model_id: str | None) -> dict[str, Any]:
 
 
 def translate_transport_error(exc: BaseException, backend: str) -> BackendError | None:
-    """An httpx error that an SDK let through (a read cut mid-body or mid-stream), typed; else None."""
-    import httpx
+    """A transport error of any hooked stack (httpx, httpx2) that an SDK let through, typed; else None.
 
-    if isinstance(exc, httpx.TimeoutException):
-        return transport_error(backend, "timeout", exc)
-    if isinstance(exc, (httpx.TransportError, httpx.StreamError)):
-        return transport_error(backend, "connection", exc)
-    return None
+    A read cut mid-body or mid-stream, or a connection the SDK does not wrap (huggingface_hub).
+    """
+    kind = transport_error_kind(exc)
+    return transport_error(backend, kind, exc) if kind is not None else None
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:

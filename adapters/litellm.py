@@ -50,6 +50,8 @@ _NETWORK_MARKERS = ("connection error", "peer closed", "connecterror", "readerro
                     "connection reset", "incomplete chunked read", "server disconnected")
 _MALFORMED_MARKERS = ("received response - <apiresponse [2", "jsondecodeerror", "expecting value",
                       "unterminated string", "codec can't decode", "invalid \\escape", "extra data")
+# litellm 1.110 checks a stream itself and raises this (as a synthetic HTTP 500) when it ends without one
+_TRUNCATED_MARKERS = ("stream ended before a finish_reason",)
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: )?(?:\w+: )?(?:\w+Exception - )?")
 
 
@@ -67,6 +69,9 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
         return transport_error(backend, "timeout", exc)
     if any(marker in lowered for marker in _MALFORMED_MARKERS):
         return transport_error(backend, "malformed", exc)
+    if any(marker in lowered for marker in _TRUNCATED_MARKERS):
+        return BackendError(f"the stream ended without a finish_reason from the provider (truncated): "
+                            f"{_LITELLM_PREFIX.sub('', text)[:300]}", backend=backend, status=200, kind="truncated")
     if any(marker in lowered for marker in _NETWORK_MARKERS):
         return transport_error(backend, "connection", exc)
     if isinstance(exc, litellm.APIConnectionError):

@@ -1,9 +1,9 @@
 """See what a model sent, before the network: the suites assert on the request as sent.
 
-HTTP requests are captured at the clients' send methods (httpx for openai, huggingface_hub and
-litellm; botocore's endpoint for boto3), above the cassette layer, so capture works the same in
-replay, record and live modes and for either subject. Local engines are observed at the chat
-template, which every in-process implementation calls.
+HTTP requests are captured at the clients' send methods (every httpx-family stack of
+``harness.transports``: openai, huggingface_hub and litellm; botocore's endpoint for boto3), above
+the cassette layer, so capture works the same in replay, record and live modes and for either
+subject. Local engines are observed at the chat template, which every in-process implementation calls.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.messages import flatten_parts
 from harness.patching import patched
+from harness.transports import client_send_targets
 
 
 @dataclass
@@ -24,6 +25,8 @@ class CapturedRequest:
     method: str
     url: str
     body: Any  # decoded JSON when it is JSON, else bytes
+    stack: str = ""  # the client package that sent it (httpx, httpx2, botocore)
+    header_names: tuple[str, ...] = ()  # lower-case, sorted: what a drift report compares (values vary)
 
 
 @dataclass
@@ -170,45 +173,46 @@ def _decode(body: Any) -> Any:
     return body
 
 
+def _names(headers: Any) -> tuple[str, ...]:
+    return tuple(sorted({str(name).lower() for name in headers.keys()}))
+
+
 @contextlib.contextmanager
 def capture_http(capture: Capture) -> Iterator[Capture]:
-    """Record every request the httpx and botocore clients send while active."""
+    """Record every request the clients of every hooked stack (``harness.transports``) send while active."""
     patches: list[tuple[Any, str, Any]] = []
 
     def patch(owner: Any, name: str, wrapper_factory: Any) -> None:
-        patches.append((owner, name, wrapper_factory(getattr(owner, name))))
+        patches.append((owner, name, wrapper_factory(getattr(owner, name), owner.__module__.split(".")[0])))
 
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover - every HTTP backend installs httpx
-        httpx = None  # type: ignore[assignment]
-    if httpx is not None:
+    def sync_send(original: Any, stack: str) -> Any:
+        def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read()), stack,
+                                                _names(request.headers)))
+            return original(self, request, *args, **kwargs)
 
-        def sync_send(original: Any) -> Any:
-            def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-                capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read())))
-                return original(self, request, *args, **kwargs)
+        return send
 
-            return send
+    def async_send(original: Any, stack: str) -> Any:
+        async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read()), stack,
+                                                _names(request.headers)))
+            return await original(self, request, *args, **kwargs)
 
-        def async_send(original: Any) -> Any:
-            async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-                capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read())))
-                return await original(self, request, *args, **kwargs)
+        return send
 
-            return send
-
-        patch(httpx.Client, "send", sync_send)
-        patch(httpx.AsyncClient, "send", async_send)
+    for owner, name, is_async in client_send_targets():  # every httpx-family stack (httpx, httpx2)
+        patch(owner, name, async_send if is_async else sync_send)
     try:
         from botocore.endpoint import Endpoint
     except ImportError:
         Endpoint = None  # type: ignore[assignment,misc]
     if Endpoint is not None:
 
-        def boto_send(original: Any) -> Any:
+        def boto_send(original: Any, stack: str) -> Any:
             def _send(self: Any, request: Any) -> Any:
-                capture.http.append(CapturedRequest(request.method, request.url, _decode(request.body)))
+                capture.http.append(CapturedRequest(request.method, request.url, _decode(request.body), stack,
+                                                _names(request.headers)))
                 return original(self, request)
 
             return _send

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as _dt
+import hashlib
+import json
+import os
 import re
 import socket
 import struct
@@ -13,12 +17,22 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness import transports
 from harness.errors import HarnessError
 from harness.patching import patched
 from harness.placeholders import AZURE_RESOURCE_PLACEHOLDER
 
 # What counts as a secret is defined once, in harness.secrets.
-from harness.secrets import is_secret_name, scan_text, scrub_query
+from harness.secrets import (
+    KIND_SET_BY_RESPONSE,
+    content_encodings,
+    decode_content,
+    is_secret_name,
+    register_secret,
+    scan_text,
+    scrub_query,
+    values_set_by_response,
+)
 from harness.secrets import scrub_bytes as _scrub_secret_bytes
 from harness.secrets import scrub_text as _scrub_secret_text
 
@@ -46,6 +60,14 @@ class SecretInCassetteError(HarnessError):
 
 class NetworkBlockedError(HarnessError, OSError):
     """Replay mode attempted a real connection."""
+
+
+class CaptureEscapeError(BaseException):
+    """A request reached the network in replay: it escaped every hook, so it stops the test at once.
+
+    A BaseException, not an Exception: the SDKs retry every Exception of their transport with
+    back-off (openai about 8 s), which would hide the escape behind a slow connection error.
+    """
 
 
 def validate_mode(mode: str) -> str:
@@ -164,6 +186,27 @@ def _scrub_event_stream(body: bytes, hosts: Mapping[str, str] | None) -> bytes:
     return out
 
 
+def _decode_declared_encoding(response: dict[str, Any]) -> bool:
+    """Undo every Content-Encoding of a recorded body (any case, stacked, x-gzip, several header lines),
+    as the SDK would, so that it is scrubbed and checked as read; the headers then say it is plain."""
+    headers = response.get("headers", {})
+    names = [k for k in headers if k.lower() == "content-encoding"]
+    encodings = content_encodings(v for k in names for v in _header_values(headers[k]))
+    if not encodings:
+        return False
+    body = decode_content(response["body"]["string"], encodings)
+    for k in names:
+        headers.pop(k)
+    for k in [k for k in headers if k.lower() == "content-length"]:
+        headers[k] = [str(len(body))]
+    response["body"]["string"] = body
+    return True
+
+
+def _header_values(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
 def _scrub_request(hosts: Mapping[str, str]) -> Any:
     def before_record_request(request: Any) -> Any:
         request.uri = scrub_text(request.uri, hosts)
@@ -184,6 +227,8 @@ def _scrub_request(hosts: Mapping[str, str]) -> Any:
 def _scrub_response(hosts: Mapping[str, str]) -> Any:
     def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
         headers = response.get("headers", {})
+        for value in values_set_by_response(headers):  # a later hop of a redirect chain may carry it back
+            register_secret(value, KIND_SET_BY_RESPONSE)
         for name in list(headers):
             if is_secret_name(name):
                 headers.pop(name)
@@ -194,6 +239,8 @@ def _scrub_response(hosts: Mapping[str, str]) -> Any:
         body = response.get("body", {}).get("string")
         content_type = " ".join(str(v) for k, v in headers.items() if k.lower() == "content-type")
         chunks = _take_sse_chunks(body) if SSE_CONTENT_TYPE in content_type else None
+        if isinstance(body, bytes) and _decode_declared_encoding(response):
+            body, chunks = response["body"]["string"], None  # the noted chunks were of the encoded bytes
         if isinstance(body, str):
             response["body"]["string"] = scrub_text(body, hosts)
         elif isinstance(body, bytes) and chunks:
@@ -239,7 +286,8 @@ def make_vcr(mode: str, hosts: Mapping[str, str] | None = None) -> Any:
         match_on=("method", "endpoint"),
         before_record_request=_scrub_request(hosts),
         before_record_response=_scrub_response(hosts),
-        decode_compressed_response=True,
+        # not vcrpy's decoding (the first coding only, lower case only): _decode_declared_encoding undoes them all
+        decode_compressed_response=False,
     )
     instance.register_matcher("endpoint", _match_endpoint)
     instance.register_persister(_CachedPersister)
@@ -307,7 +355,6 @@ def _is_sse(headers: Any) -> bool:
 @contextlib.contextmanager
 def _note_sse_chunks() -> Iterator[None]:
     """While recording, note the chunks of every event-stream response as the network delivers them."""
-    import httpcore
 
     class NotedStream:
         def __init__(self, stream: Any) -> None:
@@ -331,26 +378,26 @@ def _note_sse_chunks() -> Iterator[None]:
         async def aclose(self) -> None:
             await self._stream.aclose()
 
-    sync_original = httpcore.ConnectionPool.handle_request
-    async_original = httpcore.AsyncConnectionPool.handle_async_request
+    def noting(original: Any, is_async: bool) -> Any:
+        def handle_request(self: Any, request: Any) -> Any:
+            response = original(self, request)
+            if _is_sse(response.headers):
+                response.stream = NotedStream(response.stream)
+            return response
 
-    def handle_request(self: Any, request: Any) -> Any:
-        response = sync_original(self, request)
-        if _is_sse(response.headers):
-            response.stream = NotedStream(response.stream)
-        return response
+        async def handle_async_request(self: Any, request: Any) -> Any:
+            response = await original(self, request)
+            if _is_sse(response.headers):
+                response.stream = NotedStream(response.stream)
+            return response
 
-    async def handle_async_request(self: Any, request: Any) -> Any:
-        response = await async_original(self, request)
-        if _is_sse(response.headers):
-            response.stream = NotedStream(response.stream)
-        return response
+        return handle_async_request if is_async else handle_request
 
+    # every connection pool of every hooked stack (httpcore, httpcore2)
+    replacements = [(owner, name, noting(getattr(owner, name), is_async))
+                    for owner, name, is_async in transports.pool_targets()]
     try:
-        with patched(
-            (httpcore.ConnectionPool, "handle_request", handle_request),
-            (httpcore.AsyncConnectionPool, "handle_async_request", handle_async_request),
-        ):
+        with patched(*replacements):
             yield
     finally:
         _noted_sse_bodies().clear()
@@ -372,55 +419,34 @@ def recorded_chunks(response: Mapping[str, Any]) -> list[bytes] | None:
     return chunks
 
 
-def chunked_stream_class() -> Any:
-    """An httpx byte stream (sync and async) that hands out a body in the given chunks."""
-    import httpx
-
-    class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
-        def __init__(self, chunks: list[bytes]) -> None:
-            self._chunks = chunks
-
-        def __iter__(self) -> Iterator[bytes]:
-            yield from self._chunks
-
-        async def __aiter__(self) -> Any:
-            for chunk in self._chunks:
-                yield chunk
-
-    return Chunks
-
-
 @contextlib.contextmanager
 def _replay_sse_chunks(cassette: Any) -> Iterator[None]:
     """While replaying, hand out each played response that has recorded chunks in those chunks."""
-    import httpx
-
-    Chunks = chunked_stream_class()
-
-    def rechunk(played: dict[int, int], response: Any) -> Any:
+    def rechunk(played: dict[int, int], response: Any, chunks_class: Any) -> Any:
         for index, count in cassette.play_counts.items():
             if count != played.get(index, 0):
                 chunks = recorded_chunks(cassette.responses[index])
                 if chunks is not None:
-                    response.stream = Chunks(chunks)
+                    response.stream = chunks_class(chunks)
                 break
         return response
 
-    sync_handle = httpx.HTTPTransport.handle_request
-    async_handle = httpx.AsyncHTTPTransport.handle_async_request
+    def rechunking(stack: Any, original: Any, is_async: bool) -> Any:
+        chunks_class = transports.chunked_stream_class(stack.client)
 
-    def handle_request(self: Any, request: Any) -> Any:
-        played = dict(cassette.play_counts)
-        return rechunk(played, sync_handle(self, request))
+        def handle_request(self: Any, request: Any) -> Any:
+            played = dict(cassette.play_counts)
+            return rechunk(played, original(self, request), chunks_class)
 
-    async def handle_async_request(self: Any, request: Any) -> Any:
-        played = dict(cassette.play_counts)
-        return rechunk(played, await async_handle(self, request))
+        async def handle_async_request(self: Any, request: Any) -> Any:
+            played = dict(cassette.play_counts)
+            return rechunk(played, await original(self, request), chunks_class)
 
-    with patched(
-        (httpx.HTTPTransport, "handle_request", handle_request),
-        (httpx.AsyncHTTPTransport, "handle_async_request", handle_async_request),
-    ):
+        return handle_async_request if is_async else handle_request
+
+    # every transport of every hooked stack (httpx, httpx2), above vcrpy's own patch of it
+    with patched(*[(owner, name, rechunking(stack, getattr(owner, name), is_async))
+                   for stack, owner, name, is_async in transports.transport_targets()]):
         yield
 
 
@@ -469,23 +495,62 @@ def _copy_version() -> str:
     return COPY_VERSION
 
 
-def finalize_recording(path: Path, prov: Mapping[str, Any], api_key: str | None = None) -> None:
-    """Refuse a recording that holds a secret; otherwise add its provenance block."""
+def _yaml_c(name: str) -> Any:
+    """PyYAML's libyaml-backed loader or dumper where available: linear and fast on large bodies."""
+    import yaml
+
+    return getattr(yaml, f"C{name}", getattr(yaml, name))
+
+
+def dump_cassette(data: Mapping[str, Any]) -> str:
+    """A cassette as YAML, the way recorded ones are written (libyaml gives the same text, faster)."""
+    import yaml
+
+    return str(yaml.dump(dict(data), Dumper=_yaml_c("SafeDumper"), sort_keys=False, allow_unicode=True, width=120))
+
+
+def _digest_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    return {"$" + type(value).__name__: str(value)}
+
+
+def content_digest(interactions: Any) -> str:
+    """``sha256:<hex>`` of a cassette's interactions in a canonical form (sorted keys, bytes as base64).
+
+    It is stated in the provenance of every finished cassette; replay recomputes it, so a cassette
+    that was cut short, edited or not stamped is refused.
+    """
+    canonical = json.dumps(interactions, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                           default=_digest_default)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def finalize_recording(
+    path: Path, prov: Mapping[str, Any], api_key: str | None = None, destination: Path | None = None
+) -> None:
+    """Refuse a recording that holds a secret; otherwise stamp it (provenance with its content digest).
+
+    The stamped cassette replaces ``destination`` (default: ``path`` itself) atomically; a refused
+    recording is removed and ``destination`` is left as it was.
+    """
     import yaml
 
     if not path.exists():
         return
+    target = destination or path
     text = path.read_text(encoding="utf-8")
-    found = scan_text(text, path.name, [api_key] if api_key and api_key != "replay-key" else [])
+    found = scan_text(text, path.name if destination is None else target.name,
+                      [api_key] if api_key and api_key != "replay-key" else [])
     if found:
         path.unlink()
         line, what = found[0]
-        raise SecretInCassetteError(f"refused to write {path}: line {line} contained {what} after scrubbing")
-    data = yaml.safe_load(text)
-    data["provenance"] = dict(prov)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
-    tmp.replace(path)
+        raise SecretInCassetteError(f"refused to write {target}: line {line} contained {what} after scrubbing")
+    data = yaml.load(text, Loader=_yaml_c("SafeLoader"))
+    data["provenance"] = {**prov, "content_digest": content_digest(data.get("interactions"))}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.stamping") if destination is None else path
+    tmp.write_text(dump_cassette(data), encoding="utf-8")
+    os.replace(tmp, target)
 
 
 def read_provenance(path: Path) -> dict[str, Any]:
@@ -496,29 +561,51 @@ def read_provenance(path: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def block_network() -> Iterator[None]:
-    """Any real connection attempt fails while active (replay must never reach a socket)."""
-    def refuse(self: socket.socket, address: Any) -> Any:
-        raise NetworkBlockedError(f"replay mode blocks the network; a connection to {address!r} was attempted")
+def block_network(guard: str | None = None, allow: tuple[str, int] | None = None) -> Iterator[None]:
+    """Any real connection attempt fails while active (replay must never reach a socket).
+
+    With ``guard`` (what is running: backend and cassette), an attempt is a request that escaped
+    capture: it raises ``CaptureEscapeError`` naming ``guard`` and the package that carried it, which no
+    SDK retries. Without, it raises ``NetworkBlockedError`` (an OSError, as a refused connect would).
+    ``allow`` (host, port): the one address a fault run's requests may reach, its loopback injector.
+    """
+    connect, connect_ex, getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+    def refused(what: str) -> BaseException:
+        if guard is None:
+            return NetworkBlockedError(f"replay mode blocks the network; {what} was attempted")
+        import inspect
+
+        carrier = transports.carrying_package(frame.frame for frame in reversed(inspect.stack(0)))
+        reach = f" (a fault run only {allow[0]}:{allow[1]})" if allow else ""
+        return CaptureEscapeError(
+            f"{guard}: a request escaped capture through {carrier!r} ({what}); replay never reaches the network"
+            f"{reach}, and the harness hooks only {', '.join(transports.stack_packages())} (harness/transports.py)"
+        )
+
+    def refuse(original: Any) -> Any:
+        def connect_or_refuse(self: socket.socket, address: Any) -> Any:
+            if allow is not None and tuple(address[:2]) == allow:
+                return original(self, address)
+            raise refused(f"a connection to {address!r}")
+
+        return connect_or_refuse
 
     def refuse_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
         # a name lookup already reaches a DNS server, before any connect
-        raise NetworkBlockedError(f"replay mode blocks the network; a lookup of {host!r} was attempted")
+        if allow is not None and host == allow[0]:
+            return getaddrinfo(host, *args, **kwargs)
+        raise refused(f"a lookup of {host!r}")
 
     patches: list[tuple[Any, str, Any]] = [
-        (socket.socket, "connect", refuse),
-        (socket.socket, "connect_ex", refuse),
+        (socket.socket, "connect", refuse(connect)),
+        (socket.socket, "connect_ex", refuse(connect_ex)),
         (socket, "getaddrinfo", refuse_lookup),
     ]
-    try:
-        import httpx._transports.default as httpx_transports
-    except ImportError:
-        pass
-    else:
-        # no TLS handshake can happen here, so every client may share one default SSL context
-        # (loading the CA bundle costs about 40 ms per client, and each SDK client builds one)
-        shared = _shared_ssl_context(httpx_transports.create_ssl_context)
-        patches.append((httpx_transports, "create_ssl_context", shared))
+    # no TLS handshake can happen here, so every client may share one default SSL context
+    # (loading the CA bundle costs about 40 ms per client, and each SDK client builds one)
+    for module in transports.ssl_context_modules():
+        patches.append((module, "create_ssl_context", _shared_ssl_context(module.create_ssl_context)))
     with patched(*patches):
         yield
 
@@ -533,7 +620,7 @@ def _shared_ssl_context(create: Any) -> Any:
     def create_once(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
         if verify is not True or cert is not None:
             return create(verify=verify, cert=cert, trust_env=trust_env)
-        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        key = (create, trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
         if key not in _SSL_CONTEXTS:
             _SSL_CONTEXTS[key] = create(verify=verify, cert=cert, trust_env=trust_env)
         return _SSL_CONTEXTS[key]
@@ -648,3 +735,21 @@ def check_cassette(path: Path) -> None:
             except (ValueError, IndexError, KeyError, struct.error) as exc:
                 raise ReplayError(f"damaged cassette {path}: interaction {number}'s event stream is damaged "
                                   f"({exc})") from None
+    reason = unfinished_reason(data)
+    if reason:
+        raise ReplayError(f"refused cassette {path}: {reason}")
+
+
+def unfinished_reason(data: Mapping[str, Any]) -> str | None:
+    """Why a parsed cassette is not a finished recording (no provenance, or a digest that does not hold)."""
+    prov = data.get("provenance")
+    if not isinstance(prov, Mapping) or not prov:
+        return "it has no provenance (a recording that did not finish; re-record it)"
+    stated = prov.get("content_digest")
+    if not stated:
+        return "its provenance states no content digest (stamp it with 'harness cassettes stamp', or re-record it)"
+    found = content_digest(data.get("interactions"))
+    if stated != found:
+        return (f"its interactions do not match the content digest its provenance states ({stated} stated, "
+                f"{found} found)")
+    return None

@@ -153,11 +153,20 @@ def _show(cmd: list[str]) -> str:
 
 def _run_beside(runs: list[SuiteRun], env: dict[str, str], log: Path, codes: list[int]) -> None:
     """The beside lane: its runs one after another, their output into ``log``; exit codes into ``codes``."""
+    from harness.secrets import scrub_text
+
     with log.open("w", encoding="utf-8") as out:
         for run in runs:
-            out.write(f"$ {_show(run.cmd)}\n")
+            out.write(scrub_text(f"$ {_show(run.cmd)}\n"))
             out.flush()
-            code = subprocess.call(run.cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+            # line by line through the redaction: the log is published with the report
+            with subprocess.Popen(run.cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, encoding="utf-8", errors="replace") as proc:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    out.write(scrub_text(line))
+                    out.flush()
+            code = proc.returncode
             codes.append(code)
             if code not in SUITE_RUN_OK:
                 return
@@ -262,6 +271,20 @@ def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stamp(args: argparse.Namespace) -> int:
+    from harness.recording import stamp_cassettes
+
+    outcomes = stamp_cassettes([Path(p) for p in args.paths], check=args.check)
+    counts: dict[str, int] = {}
+    for path, what in outcomes:
+        if what != "up to date":
+            print(f"{what}: {path}")
+        counts[what.split(" (")[0]] = counts.get(what.split(" (")[0], 0) + 1
+    print("harness cassettes stamp: " + (", ".join(f"{n} {w}" for w, n in sorted(counts.items())) or "no cassettes"))
+    bad = [w for _, w in outcomes if w.startswith("refused") or (args.check and w == "unstamped")]
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,15 +319,39 @@ def main(argv: list[str] | None = None) -> int:
                                       "reports/<run>/")
     report.add_argument("--output-dir", help="where to write the report (default: reports/<run>/)")
     report.set_defaults(fn=_report)
-    scan = sub.add_parser("scan", help="exit 1 naming file and line of every secret in the files (or directories)")
+    scan = sub.add_parser(
+        "scan", help="exit 1 naming file and line of every secret in the files (or directories)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Exit 1 naming file and line of every secret in the files (or directories). Files are read as\n"
+                    "an SDK reads a body: gzip and deflate bodies (also stacked, and compressed without saying so),\n"
+                    "YAML !!binary bodies, folded and wrapped YAML scalars, AWS event streams, and .gz files.\n\n"
+                    "Found with no key in the environment (by their shape): OpenAI keys (sk-...), Hugging Face\n"
+                    "tokens (hf_...), AWS access key ids (AKIA/ASIA...) and SigV4 credentials and signatures,\n"
+                    "Bedrock API keys (ABSK..., bedrock-api-key-...), JWTs such as Entra ID tokens, bearer tokens;\n"
+                    "also inside base64 text.\n"
+                    "Found only while the key is configured here (environment, AWS and Hugging Face credential\n"
+                    "files): keys with no recognisable shape, such as Azure OpenAI keys, AWS secret access keys,\n"
+                    "LiteLLM or custom keys. So a run redacts what it knows before writing anything, rather than\n"
+                    "relying on a later scan of downloaded artefacts.")
     scan.add_argument("paths", nargs="+", help="files or directories (cassettes/, logs, JUnit XML, reports)")
     scan.set_defaults(fn=_scan)
+    cassettes = sub.add_parser("cassettes", help="maintain recorded cassettes (stamp: write their content digests)")
+    cassette_commands = cassettes.add_subparsers(dest="cassettes_command", required=True)
+    stamp = cassette_commands.add_parser(
+        "stamp", help="write into each cassette's provenance the digest of its interactions, which replay checks "
+                      "(refuses a file without provenance or holding a secret)")
+    stamp.add_argument("paths", nargs="*", default=["cassettes"], help="cassette files or folders (default: cassettes)")
+    stamp.add_argument("--check", action="store_true", help="write nothing; exit 1 if a cassette is not stamped")
+    stamp.set_defaults(fn=_stamp)
     from harness.bench import add_bench_parser
 
     add_bench_parser(sub)
     from harness.derive import add_derive_parser
 
     add_derive_parser(sub)
+    from harness.reporting.drift import add_drift_parser
+
+    add_drift_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))

@@ -45,6 +45,7 @@ import yaml
 from harness.cassettes import (
     EVENT_STREAM_CONTENT_TYPE,
     LOCAL_SERVERS,
+    content_digest,
     encode_event_message,
 )
 from harness.converse import converse_turns, output_config, tool_config
@@ -561,6 +562,7 @@ def derive_cassette(
         "validated_with": validated_with,
         "date": source_provenance.get("date"),
         "command": DERIVE_COMMAND,
+        "content_digest": content_digest(interactions),  # replay trusts a derived cassette as a recorded one
     }
     return {"interactions": interactions, "version": source.get("version", 1), "provenance": provenance}
 

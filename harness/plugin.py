@@ -22,7 +22,6 @@ from harness.cassettes import (
     block_network,
     cassette_path,
     check_cassette,
-    finalize_recording,
     hub_clients_online,
     make_vcr,
     provenance,
@@ -34,6 +33,7 @@ from harness.clauses import row_fields as clause_fields
 from harness.errors import HarnessError
 from harness.patching import patched
 from harness.played import PlayedRequest, noting_played
+from harness.recording import RECORD_MODES, Recording, default_aside_root, validate_record_mode
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, register, resolve_backends
 from harness.secrets import scrubbed_logs
 
@@ -85,6 +85,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"{DEFAULT_SERVER}; record and live start that local server; a cloud backend records the real service)",
     )
     group.addoption(
+        "--record-mode",
+        default="all",
+        help=f"with --mode record: all (default) re-records every cassette, once records only the missing ones "
+        f"and replays the rest ({', '.join(RECORD_MODES)}); a cassette is replaced only by a passed test's "
+        "clean, stamped recording",
+    )
+    group.addoption(
         "--cassette-dir",
         default=None,
         help="where cassettes live (default: <rootdir>/cassettes)",
@@ -120,6 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "no_cassette: the test sends nothing, so replay needs no cassette")
     try:
         validate_mode(config.getoption("--mode"))
+        validate_record_mode(config.getoption("--record-mode"))
         if config.getoption("--server") is not None:
             validate_server(config.getoption("--server"))
         explicit = config.getoption("--backend")
@@ -251,6 +259,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+
+
+def _cassette_of(item: pytest.Item, mode: str) -> Path | None:
+    """The cassette a test reads or writes in ``mode`` (None: a local engine, no_cassette, or not run)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    try:
+        spec = get_backend(params["backend_name"])
+    except (HarnessError, KeyError):
+        return None
+    option = item.config.getoption("--server")
+    server_name = server_of(spec, mode, option)
+    if server_name is None or item.get_closest_marker("no_cassette") or (option and option != server_name):
+        return None
+    root = Path(item.config.getoption("--cassette-dir") or Path(str(item.config.rootpath)) / "cassettes")
+    return cassette_path(root, server_name, spec.name, _suite_of(item), _cassette_name(item, spec.name))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Record mode says at the start how many existing cassettes it may replace (or keeps)."""
+    config = session.config
+    if config.getoption("--mode") != "record" or hasattr(config, "workerinput"):
+        return
+    paths = {p for p in (_cassette_of(item, "record") for item in session.items) if p is not None}
+    existing = sum(1 for p in paths if p.exists())
+    record_mode = config.getoption("--record-mode")
+    if record_mode == "once":
+        what = f"{existing} existing kept (replayed), {len(paths) - existing} to record"
+    else:
+        what = (f"{existing} existing will be replaced, each only by its test's passed, clean recording "
+                "(--record-mode=once keeps them)")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    line = f"model-conformance: --mode record --record-mode={record_mode}: {len(paths)} cassettes, {what}"
+    if reporter is not None:
+        reporter.write_line(line)
 
 
 def _suite_of(node: pytest.Item) -> str:
@@ -514,6 +556,22 @@ def _local_factory(
     return build
 
 
+# backend, subject -> its capture self-check (harness.capture_check), made once per session
+CAPTURE_CHECKS: dict[tuple[str, str], Any] = {}
+
+
+def _require_capture(spec: BackendSpec, subject: str, target: Target) -> None:
+    """Refuse a backend whose requests would escape capture, checked before its first replayed test."""
+    from harness.capture_check import check_capture
+
+    key = (spec.name, subject)
+    if key not in CAPTURE_CHECKS:
+        CAPTURE_CHECKS[key] = check_capture(spec.name, lambda: _construct(spec, subject, target, {}))
+    refused = CAPTURE_CHECKS[key].refused
+    if refused:
+        pytest.fail(refused, pytrace=False)
+
+
 def _http_factory(
     request: pytest.FixtureRequest,
     spec: BackendSpec,
@@ -526,7 +584,8 @@ def _http_factory(
     node = request.node
     stack.enter_context(hub_clients_online())
     if node.get_closest_marker("no_cassette"):
-        stack.enter_context(block_network())
+        _require_capture(spec, subject, Target(mode="replay"))
+        stack.enter_context(block_network(f"backend {spec.name} (a test without a cassette)"))
         stack.enter_context(capture_http(capture))
         return lambda **overrides: _construct(spec, subject, Target(mode="replay"), overrides)
     option = config.getoption("--server")
@@ -540,6 +599,8 @@ def _http_factory(
     root = Path(config.getoption("--cassette-dir") or Path(str(config.rootpath)) / "cassettes")
     path = cassette_path(root, server_name, spec.name, _suite_of(node), _cassette_name(node, spec.name))
     hosts: dict[str, str] = {}
+    if mode == "record" and config.getoption("--record-mode") == "once" and path.exists():
+        mode = "replay"  # --record-mode=once keeps an existing cassette: the test replays it
     if mode == "replay":
         if not path.exists():
             pytest.fail(
@@ -551,7 +612,8 @@ def _http_factory(
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
         target = Target(mode=mode)
-        stack.enter_context(block_network())
+        _require_capture(spec, subject, target)
+        stack.enter_context(block_network(f"backend {spec.name}, cassette {path}"))
     elif spec.live_target == "cloud":
         target = Target(mode=mode, api_key="")  # settings read the user's credentials from the environment
     elif mode == "live" and (endpoint := config.stash.get(ENDPOINT, None)) is not None:
@@ -560,20 +622,17 @@ def _http_factory(
         server = request.getfixturevalue("local_server")
         target = Target(mode=mode, base_url=server.base_url, served_model_id=server.model_id)
         hosts = {server.base_url.split("//")[1].split("/")[0]: "127.0.0.1:8000"}
+    recording = None
     if mode == "record":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            path.unlink()
         server_text = "the real service" if server_name == CLOUD_SERVER else request.getfixturevalue(
             "local_server").description
-        stack.callback(
-            finalize_recording,
-            path,
-            provenance(spec.name, subject, node.nodeid, server=server_text, server_name=server_name),
-            target.api_key,
-        )
+        recording = Recording(path, provenance(spec.name, subject, node.nodeid, server=server_text,
+                                               server_name=server_name),
+                              default_aside_root(Path(str(config.rootpath))), target.api_key)
+        recording.start()  # written aside; the callback replaces the cassette only with a passed, clean recording
+        stack.callback(_finish_recording, node, recording)
     if mode != "live":
-        cassette = stack.enter_context(make_vcr(mode, hosts).use_cassette(str(path)))
+        cassette = stack.enter_context(make_vcr(mode, hosts).use_cassette(str(recording.part if recording else path)))
         if mode == "replay":
             stack.enter_context(noting_played(cassette, str(path), node.stash.setdefault(PLAYED, [])))
     stack.enter_context(capture_http(capture))
@@ -584,6 +643,30 @@ def played_requests(item: pytest.Item) -> list[PlayedRequest]:
     """The requests ``item`` sent that replay answered, each with the recorded request (empty outside replay)."""
     played: list[PlayedRequest] = item.stash.get(PLAYED, [])
     return list(played)
+
+
+_PHASES = pytest.StashKey[dict[str, str]]()
+_RECORDING_NOTE = "model_conformance_recording"
+# lines saying which recordings were not kept (this process's own, and those xdist workers report)
+_recording_notes: list[str] = []
+
+
+def _finish_recording(node: pytest.Item, recording: Recording) -> None:
+    phases = node.stash.get(_PHASES, {})
+    outcome = phases.get("call") or ("failed in setup" if phases.get("setup") == "failed" else "was interrupted")
+    line = recording.finish(outcome)
+    for note in [*recording.notes, *([line] if line else [])]:
+        _recording_notes.append(note)
+        node.user_properties.append((_RECORDING_NOTE, note))  # the teardown report carries it to xdist's controller
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    _capture_check_summary(terminalreporter)
+    if _recording_notes:
+        terminalreporter.write_sep("-", "recordings not kept")
+        for note in _recording_notes:
+            terminalreporter.write_line(note)
+        _recording_notes.clear()
 
 
 def _to_smolagents(messages: Any) -> Any:
@@ -656,10 +739,36 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
 _RESULT = "model_conformance_result"
 
 
+def _redact_report(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Known credentials and credential-shaped text out of a report before anything writes it: the
+    terminal, the log, JUnit XML (failure message, captured output and log), the results file."""
+    from harness.secrets import scrub_text
+
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+        report.longrepr = (longrepr[0], longrepr[1], scrub_text(str(longrepr[2])))
+    elif longrepr is not None:
+        text = str(longrepr)
+        clean = scrub_text(text)
+        if clean != text:  # the formatted failure, as text: its structure held the credential
+            report.longrepr = clean
+    report.sections = [(title, scrub_text(content)) for title, content in report.sections]
+    if isinstance(report, pytest.TestReport) and report.user_properties:  # JUnit XML writes them
+        report.user_properties = [(k, scrub_text(v) if isinstance(v, str) else v) for k, v in report.user_properties]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome: Any = yield
+    _redact_report(outcome.get_result())
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome: Any = yield
     report = outcome.get_result()
+    _redact_report(report)
+    item.stash.setdefault(_PHASES, {})[report.when] = report.outcome  # read when a recording finishes
     callspec = getattr(item, "callspec", None)
     backend_name = callspec.params.get("backend_name") if callspec is not None else None
     if not backend_name or not item.config.getoption("--results"):
@@ -693,6 +802,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for key, value in report.user_properties:
         if key == _RESULT:
             _controller_rows.append(dict(value))  # type: ignore[call-overload]
+        elif key == _RECORDING_NOTE and report.when == "teardown" and getattr(report, "node", None) is not None:
+            _recording_notes.append(str(value))  # from an xdist worker (a local one is noted already)
 
 
 # rows received by this process (the controller under pytest-xdist, the only process otherwise)
@@ -722,6 +833,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _ENGINES.clear()
     _SHARED_ENGINES.clear()
     gc.collect()
+
+
+def _capture_check_summary(terminalreporter: Any) -> None:
+    """The capture self-check of each replayed backend: the HTTP stack that carried its probe."""
+    if CAPTURE_CHECKS:
+        stacks = ", ".join(f"{backend} {'+'.join(check.stacks) or 'refused'}"
+                           for (backend, _), check in sorted(CAPTURE_CHECKS.items()))
+        terminalreporter.write_line(f"model-conformance HTTP stack per backend: {stacks}")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

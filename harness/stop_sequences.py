@@ -68,29 +68,31 @@ class StopScanner:
     Text that might be the start of a stop sequence is held back until the next chunk shows
     whether it is; :meth:`flush` releases it at the end of the stream. Once a stop sequence has
     completed nothing more is released: a later chunk never completes one that ends earlier.
+
+    Each chunk costs time in proportion to its own length: only the held-back text (shorter
+    than the longest stop) and the new chunk are scanned. A stop cannot start in text already
+    returned, since any suffix that could still grow into a stop was held back.
     """
 
     def __init__(self, stop_sequences: Sequence[str]) -> None:
         self.stop_sequences = list(stop_sequences)
-        self.text = ""  # everything fed
-        self.emitted = 0  # how much of it was returned
+        self.held = ""  # fed but not returned: a suffix that could still grow into a stop
+        self.stopped = False  # a stop sequence has completed
 
     def feed(self, chunk: str) -> str:
         """Add ``chunk``; return the newly safe text ('' once stopped)."""
-        self.text += chunk
-        return self._release(_held_back(self.text, self.stop_sequences))
+        if self.stopped:
+            return ""
+        pending = self.held + chunk
+        hit = find_stop(pending, self.stop_sequences)
+        if hit is not None:
+            self.stopped, self.held = True, ""
+            return pending[: hit[0]]
+        cut = len(pending) - _held_back(pending, self.stop_sequences)
+        self.held = pending[cut:]
+        return pending[:cut]
 
     def flush(self) -> str:
         """Release whatever was held back (the stream ended without completing a stop)."""
-        return self._release(0)
-
-    def _release(self, held: int) -> str:
-        """The text not returned yet, up to the first completed stop, else short of the last ``held`` characters.
-
-        It never ends before ``emitted``: a stop cannot start in text already returned (it was held back).
-        """
-        hit = find_stop(self.text, self.stop_sequences)
-        end = len(self.text) - held if hit is None else hit[0]
-        out = self.text[self.emitted : end]
-        self.emitted += len(out)
+        out, self.held = self.held, ""
         return out

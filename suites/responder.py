@@ -1,10 +1,10 @@
 """THE FAKE of the suites: a transport-level responder built from a recorded reply.
 
 The property suites send thousands of generated requests; no server can answer them all, so
-this responder answers at the transport (httpx for the OpenAI-wire SDKs, botocore's HTTP
-session for boto3), below every SDK, with a reply built from one *recorded* reply of the same
-backend (a committed cassette): the recorded body, headers and event framing, with only the
-generated text or tool calls put in. Everything above the transport (the SDK's request
+this responder answers at the transport (every httpx-family stack of harness.transports for the
+OpenAI-wire SDKs, botocore's HTTP session for boto3), below every SDK, with a reply built from
+one *recorded* reply of the same backend (a committed cassette): the recorded body, headers and
+event framing, with only the generated text or tool calls put in. Everything above the transport (the SDK's request
 building, its response and stream parsers, the adapter) is the real code. It is the one place
 in suites/ where a reply is not a recording, and it is named for that.
 """
@@ -189,33 +189,36 @@ class RecordedReplyResponder:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[RecordedReplyResponder]:
-        """Answer every httpx and botocore request with the current reply while active."""
+        """Answer every request of every hooked stack (harness.transports) with the current reply while active."""
         replacements: list[tuple[Any, str, Any]] = []
-        import httpx
+        from harness.transports import chunked_stream_class, transport_targets
 
         responder = self
 
-        from harness.cassettes import chunked_stream_class
+        def responding(stack: Any, is_async: bool) -> Any:
+            client, chunks_class = stack.client, chunked_stream_class(stack.client)
 
-        Chunks = chunked_stream_class()
+            def respond(request: Any) -> Any:
+                body = request.read()
+                try:
+                    streaming = bool(json.loads(body).get("stream"))
+                except (ValueError, AttributeError):
+                    streaming = False
+                chunks, kind = responder._body_for(streaming)
+                return client.Response(200, headers={"content-type": kind}, stream=chunks_class(chunks),
+                                       request=request)
 
-        def respond(request: Any) -> Any:
-            body = request.read()
-            try:
-                streaming = bool(json.loads(body).get("stream"))
-            except (ValueError, AttributeError):
-                streaming = False
-            chunks, kind = responder._body_for(streaming)
-            return httpx.Response(200, headers={"content-type": kind}, stream=Chunks(chunks), request=request)
+            def handle_request(self: Any, request: Any) -> Any:
+                return respond(request)
 
-        def handle_request(self: Any, request: Any) -> Any:
-            return respond(request)
+            async def handle_async_request(self: Any, request: Any) -> Any:
+                return respond(request)
 
-        async def handle_async_request(self: Any, request: Any) -> Any:
-            return respond(request)
+            return handle_async_request if is_async else handle_request
 
-        replacements += [(httpx.HTTPTransport, "handle_request", handle_request),
-                         (httpx.AsyncHTTPTransport, "handle_async_request", handle_async_request)]
+        # every transport of every hooked stack (httpx, httpx2)
+        replacements += [(owner, name, responding(stack, is_async))
+                         for stack, owner, name, is_async in transport_targets()]
         with contextlib.suppress(ImportError):
             from botocore.awsrequest import AWSResponse
             from botocore.httpsession import URLLib3Session

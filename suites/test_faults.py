@@ -269,9 +269,12 @@ def test_fault(fault_name: str, backend: Any, fault_model: Callable[..., Any], w
     wire = _wire(backend.name)
     stream = fault.stream or (wire == "bedrock" and fault.extra.get("bedrock_stream", False))
     tools = [weather_tool] if fault.tools else None
-    from harness.cassettes import hub_clients_online
+    from urllib.parse import urlsplit
 
-    with FaultInjector(fault.replies(wire)) as server, hub_clients_online():
+    from harness.cassettes import block_network, hub_clients_online
+
+    with FaultInjector(fault.replies(wire)) as server, hub_clients_online(), block_network(
+            f"backend {backend.name}, fault {fault_name}", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
         model = fault_model(server.url, fault.timeout)
         error: BaseException | None = None
         result = None

@@ -7,11 +7,14 @@ import os
 import pytest
 from hypothesis import settings
 
+from harness.secrets import redacting_example_database
+
 pytest_plugins = ["pytester"]
 
 # Built from hypothesis' own defaults, not from whatever profile is current (hypothesis loads
 # its built-in "ci" profile by itself when CI is set).
-_DEFAULT = settings.get_profile("default")
+# Every profile that stores examples stores them through the redaction (harness.secrets).
+_DEFAULT = settings(settings.get_profile("default"), database=redacting_example_database())
 # ci: reproducible (derandomized) and bounded; dev: hypothesis' defaults; nightly: a long hunt.
 settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=200, deadline=None, print_blob=True)
 settings.register_profile("dev", parent=_DEFAULT)
@@ -26,6 +29,7 @@ def no_configured_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     from harness.secrets import _SECRET_ENV_NAME, SECRET_ENV
 
     monkeypatch.setattr(harness.secrets, "_registered", set())  # keys that models of earlier tests registered
+    monkeypatch.setattr(harness.secrets, "_registered_kinds", {})
 
     for name in list(os.environ):
         if name in SECRET_ENV or _SECRET_ENV_NAME.search(name):

@@ -17,6 +17,7 @@ from harness.cassettes import (
     SecretInCassetteError,
     block_network,
     cassette_path,
+    content_digest,
     finalize_recording,
     provenance,
     read_provenance,
@@ -86,7 +87,7 @@ def test_find_secret_ignores_lookalikes(text):
 def test_scrub_text_redacts_configured_values_and_hosts(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", CONFIGURED)
     out = scrub_text(f"http://127.0.0.1:54321/v1 {CONFIGURED}", hosts={"127.0.0.1:54321": "127.0.0.1:8000"})
-    assert out == "http://127.0.0.1:8000/v1 REDACTED"
+    assert out == "http://127.0.0.1:8000/v1 REDACTED:HF_TOKEN"
 
 
 # -- finalize_recording ------------------------------------------------------------------------
@@ -147,7 +148,8 @@ def test_finalize_adds_provenance_and_keeps_the_interactions(tmp_path):
     finalize_recording(path, prov, api_key="replay-key")
     after = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert after["interactions"] == before["interactions"]
-    assert after["provenance"] == prov == read_provenance(path)
+    assert after["provenance"] == {**prov, "content_digest": content_digest(after["interactions"])}
+    assert after["provenance"] == read_provenance(path)
     assert prov["kind"] == "recorded" and prov["backend"] == "openai"
     assert prov["command"] == record_command("openai", "suites/test_x.py::test_x[openai]")
     assert not list(path.parent.glob("*.tmp"))

@@ -47,3 +47,18 @@ def test_every_job_feeds_the_merged_report():
     assert "MUTATION_FAIL_UNDER=95" in " ".join(str(s.get("run", "")) for s in jobs["mutation"]["steps"])
     assert "secrets" in str(jobs["cloud"]["env"]) and all(
         "HAS_SECRETS" in str(s.get("if", "")) for s in jobs["cloud"]["steps"])
+
+
+def test_the_drift_job_compares_the_pinned_environment_with_the_newest():
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["sdk-drift"]
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    install = next(r for r in runs if "make install" in r)
+    assert "make install\n" in install and "make install VENV=.venv-newest CONSTRAINTS=" in install
+    drift = next(r for r in runs if "harness drift run" in r)
+    for part in ("--base-python .venv/bin/python", "--new-python .venv-newest/bin/python", "--output-dir drift",
+                 "--backend=openai,inference-client,litellm,litellm-router,azure,bedrock"):
+        assert part in drift
+    # a drift step may not swallow its exit code: it fails on an escape or a pass -> fail
+    assert "|| " not in drift
+    upload = next(s for s in job["steps"] if "upload-artifact" in str(s.get("uses", "")))
+    assert upload["if"] == "always()" and upload["with"]["path"] == "drift/"

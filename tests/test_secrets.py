@@ -67,7 +67,7 @@ def test_credentials_in_aws_profile_and_config_files_are_secrets(monkeypatch, tm
 def test_the_hugging_face_token_file_is_a_secret(monkeypatch, tmp_path):
     (tmp_path / "token").write_text("stored-hf-token-0004\n", encoding="utf-8")
     monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "token"))
-    assert scrub_text("Bearer-less stored-hf-token-0004") == "Bearer-less REDACTED"
+    assert scrub_text("Bearer-less stored-hf-token-0004") == "Bearer-less REDACTED:hf-token-file"
 
 
 def test_a_key_passed_in_code_becomes_a_secret_once_a_model_holds_it():
@@ -113,9 +113,9 @@ def test_credential_shaped_text_is_found_without_configuration(text):
 @pytest.mark.parametrize(
     ("text", "scrubbed"),
     [
-        ("Authorization: Bearer abcdefghijklmnopqrstuvwx", "Authorization: REDACTED"),
-        ("token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlc2lnbmF0dXJl.", "token REDACTED."),
-        ('{"k": "sk-abcdefghijklmnopqrstuvwx"}', '{"k": "REDACTED"}'),
+        ("Authorization: Bearer abcdefghijklmnopqrstuvwx", "Authorization: REDACTED:bearer-token"),
+        ("token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlc2lnbmF0dXJl.", "token REDACTED:jwt."),
+        ('{"k": "sk-abcdefghijklmnopqrstuvwx"}', '{"k": "REDACTED:openai-key"}'),
     ],
 )
 def test_credential_shaped_text_is_scrubbed(text, scrubbed):
@@ -148,14 +148,15 @@ def test_response_headers_are_scrubbed_a_location_token_included(monkeypatch):
         b"{}",
     )
     out = _scrub_response({})(response)
-    assert out["headers"] == {"Location": ["https://h.example/next?token=REDACTED&x=REDACTED"], "X-Echo": ["REDACTED"]}
+    assert out["headers"] == {"Location": ["https://h.example/next?token=REDACTED&x=REDACTED:AZURE_OPENAI_AD_TOKEN"],
+                              "X-Echo": ["REDACTED:AZURE_OPENAI_AD_TOKEN"]}
 
 
 def test_a_body_that_is_not_utf8_is_scrubbed_before_vcrpy_encodes_it(monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", SECRET)
     body = b"\xff\xfe binary " + SECRET.encode() + b" \x80 and Bearer abcdefghijklmnopqrstuvwx"
     out = _scrub_response({})(_response({"Content-Type": ["application/octet-stream"]}, body))
-    assert out["body"]["string"] == b"\xff\xfe binary REDACTED \x80 and REDACTED"
+    assert out["body"]["string"] == b"\xff\xfe binary REDACTED:AZURE_OPENAI_API_KEY \x80 and REDACTED:bearer-token"
     assert scrub_bytes(body) == out["body"]["string"]
 
 
@@ -170,9 +171,9 @@ def test_request_headers_uri_and_body_are_scrubbed(monkeypatch):
          "Content-Type": "application/json"},
     )
     out = _scrub_request({})(request)
-    assert out.uri == "https://h.example/model/x/converse?Api-Key=REDACTED&q=REDACTED"
-    assert dict(out.headers) == {"X-Trace": "REDACTED", "Content-Type": "application/json"}
-    assert out.body == b'{"echo": "REDACTED"}'
+    assert out.uri == "https://h.example/model/x/converse?Api-Key=REDACTED&q=REDACTED:AWS_SESSION_TOKEN"
+    assert dict(out.headers) == {"X-Trace": "REDACTED:AWS_SESSION_TOKEN", "Content-Type": "application/json"}
+    assert out.body == b'{"echo": "REDACTED:AWS_SESSION_TOKEN"}'
 
 
 def test_backend_errors_never_show_a_secret(monkeypatch):

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
+from adapters._local import GeneratedText
+from harness.stop_sequences import StopScanner, find_stop, trim_at_stop, validate_stop_sequences
 
 # A small alphabet, so that stop sequences actually occur in the text.
 ALPHABET = "ab c"
@@ -154,3 +155,27 @@ def test_validate_accepts_none_and_a_single_string():
 )
 def test_trim_examples(text, stop_sequences, expected):
     assert trim_at_stop(text, stop_sequences) == expected
+
+
+@given(text_and_stops(min_stops=0), cuts)
+def test_streaming_holds_back_less_than_the_longest_stop(case, cut_points):
+    # what makes the scan linear: each chunk is scanned with at most this much of what came before
+    text, stop_sequences = case
+    scanner = StopScanner(stop_sequences)
+    longest = max((len(s) for s in stop_sequences), default=1)
+    for chunk in _chunks(text, cut_points):
+        scanner.feed(chunk)
+        assert len(scanner.held) < longest
+
+
+@given(text_and_stops(min_stops=0), cuts)
+def test_engine_text_stops_on_the_piece_that_completes_a_stop(case, cut_points):
+    # GeneratedText (the in-engine stop) scans each new piece with a short tail of the text before it
+    text, stop_sequences = case
+    pieces = [p for p in _chunks(text, cut_points) if p]
+    generated = GeneratedText(lambda ids: "".join(pieces[i] for i in ids), stop_sequences)
+    so_far = ""
+    for i, piece in enumerate(pieces):
+        generated.add([i])
+        so_far += piece
+        assert generated.stopped == (find_stop(so_far, stop_sequences) is not None)

@@ -23,6 +23,7 @@ from harness.cassettes import _scrub_chunks, block_network, hub_clients_online, 
 from harness.errors import BackendError  # noqa: E402
 from harness.model import Request, agglomerate_stream_deltas  # noqa: E402
 from harness.registry import Target, get_backend  # noqa: E402
+from harness.transports import httpx_stacks  # noqa: E402
 
 STREAMING_BACKENDS = ("openai", "inference-client", "litellm", "litellm-router")
 USER = [{"role": "user", "content": "Weather in Paris and Rome?"}]
@@ -228,15 +229,18 @@ def test_replayed_sse_reaches_the_sdk_chunk_by_chunk(server, tmp_path):
     with make_vcr("record").use_cassette(str(path)):
         live = list(_model("openai", server).generate_stream(USER))
     seen: list[int] = []
-    original = httpx.Response.iter_raw
 
-    def iter_raw(self: httpx.Response, chunk_size: int | None = None) -> Iterator[bytes]:
-        for chunk in original(self, chunk_size):
-            seen.append(len(chunk))
-            yield chunk
+    def noting(original: Any) -> Any:
+        def iter_raw(self: Any, chunk_size: int | None = None) -> Iterator[bytes]:
+            for chunk in original(self, chunk_size):
+                seen.append(len(chunk))
+                yield chunk
+
+        return iter_raw
 
     with make_vcr("replay").use_cassette(str(path)), block_network(), pytest.MonkeyPatch.context() as mp:
-        mp.setattr(httpx.Response, "iter_raw", iter_raw)
+        for stack in httpx_stacks():  # openai 3 reads through httpx2, openai 2 through httpx
+            mp.setattr(stack.client.Response, "iter_raw", noting(stack.client.Response.iter_raw))
         replayed = list(_model("openai", server).generate_stream(USER))
     assert replayed == live
     assert seen == yaml.safe_load(path.read_text())["interactions"][0]["response"]["body"]["chunks"]

@@ -15,6 +15,8 @@ BENCHMARKS = {
     "latency": "harness.bench.latency",
     "report-speed": "harness.bench.report_speed",
     "xdist-parity": "harness.bench.xdist_parity",
+    "long-stream": "harness.bench.long_stream",
+    "finalize": "harness.bench.finalize",
 }
 
 

@@ -539,15 +539,17 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
         doc.p("Other benchmark summaries in these results (kept in results.csv): " + ", ".join(others) + ".")
     _write(out_dir / "report.md", doc.markdown(out_dir))
     _write(out_dir / "report.html", doc.html(title))
-    tmp = out_dir / "results.csv.tmp"
-    results_frame(rows).to_csv(tmp, index=False)
-    tmp.replace(out_dir / "results.csv")
+    _write(out_dir / "results.csv", results_frame(rows).to_csv(index=False))
     return out_dir / "report.md"
 
 
 def _write(path: Path, text: str) -> None:
+    """Write ``text`` whole or not at all, with every known credential and credential-shaped text redacted
+    (rows from another machine's run, or written before redaction, may still quote a key)."""
+    from harness.secrets import scrub_text
+
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(scrub_text(text), encoding="utf-8")
     tmp.replace(path)
 
 

@@ -203,9 +203,12 @@ def run_context(model: str | None = None) -> dict[str, Any]:
 
 def append_rows(path: Path | str, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Append rows to a JSON Lines results file in one write, so concurrent writers never interleave a line."""
+    from harness.secrets import scrub_text
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
+    # a message or observation may quote a provider that echoed a key: redacted before it is written
+    text = scrub_text("".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows))
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         os.write(fd, text.encode("utf-8"))
