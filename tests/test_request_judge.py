@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 from harness.cassettes import block_network, hub_clients_online, make_vcr
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("suite_oracles", ROOT / "suites" / "oracles.py")
 assert _spec is not None and _spec.loader is not None
 oracles = importlib.util.module_from_spec(_spec)
+sys.modules["suite_oracles"] = oracles  # a dataclass needs its module registered
 _spec.loader.exec_module(oracles)
 
 CASSETTE = ROOT / "cassettes" / "transformers-serve" / "openai" / "tool_calls" / "test_native_tool_call.yaml"
