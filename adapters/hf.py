@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,38 @@ _CHAT_COMPLETION_PARAMETERS = frozenset(inspect.signature(InferenceClient.chat_c
 
 def _is_url(value: str | None) -> bool:
     return bool(value) and str(value).startswith(("http://", "https://"))
+
+
+def _sse_lines(chunks: Iterator[str]) -> Iterator[str]:
+    """The lines of an event stream, split only where SSE splits them (CRLF, LF, CR).
+
+    httpx's ``iter_lines`` splits like ``str.splitlines``, also at U+0085, U+2028, U+2029 (and
+    other separators) that JSON carries unescaped inside a string, cutting one ``data:`` line
+    in two; huggingface_hub then fails on half a JSON object.
+    """
+    pending = ""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = re.split(r"\r\n|\n|\r(?!$)", pending)  # a final CR may begin a CRLF
+        yield from lines
+    if pending:
+        yield pending.rstrip("\r")
+
+
+def _keeping_unicode_line_breaks(inner_post: Any) -> Any:
+    """``InferenceClient._inner_post`` whose streamed lines are read by :func:`_sse_lines` from the response."""
+    def post(*args: Any, **kwargs: Any) -> Any:
+        result = inner_post(*args, **kwargs)
+        # a stream is the response's own iter_lines generator, not started yet: its frame holds the
+        # response, whose text is read instead (anything else is returned as it came)
+        frame = getattr(result, "gi_frame", None)
+        response = frame.f_locals.get("self") if frame is not None else None
+        if response is None or not hasattr(response, "iter_text"):
+            return result
+        result.close()
+        return _sse_lines(response.iter_text())
+
+    return post
 
 
 def translate_hf_error(exc: Exception, backend: str) -> BackendError | None:
@@ -109,7 +142,9 @@ class InferenceClientModel(ApiModel):
             options["base_url"] = self.base_url
         else:
             options["model"] = self.model_id
-        return InferenceClient(**options)
+        client = InferenceClient(**options)
+        client._inner_post = _keeping_unicode_line_breaks(client._inner_post)  # type: ignore[method-assign]
+        return client
 
     def _translate_error(self, exc: Exception) -> BackendError | None:
         return super()._translate_error(exc) or translate_hf_error(exc, self.backend_name)

@@ -334,6 +334,36 @@ def _stops(body: Mapping[str, Any]) -> list[str]:
     return [stop] if isinstance(stop, str) else list(stop or [])
 
 
+def _derived_tool_use_ids(interaction: Mapping[str, Any], key: str) -> dict[str, str]:
+    """The recorded tool-call ids of one interaction's answer, each with the toolUseId derived for it."""
+    body, response = _source_parts(interaction)
+    if response["status"]["code"] != 200:
+        return {}
+    text = _text(response["body"])
+    ids: dict[str, str] = {}
+    if _is_stream(body, response):
+        chunks, _ = parse_sse(text)
+        for chunk in chunks:
+            for choice in chunk.get("choices") or []:
+                for call in (choice.get("delta") or {}).get("tool_calls") or []:
+                    if call.get("id") and call["id"] not in ids:
+                        ids[call["id"]] = _tool_use_id(call["id"], key, call.get("index", 0))
+        return ids
+    choices = json.loads(text).get("choices") or []
+    for i, call in enumerate(((choices[0].get("message") or {}).get("tool_calls") or []) if choices else []):
+        if call.get("id"):
+            ids[call["id"]] = _tool_use_id(call["id"], key, i)
+    return ids
+
+
+def _with_ids_renamed(interaction: Mapping[str, Any], renamed: Mapping[str, str]) -> Mapping[str, Any]:
+    """``interaction`` with every recorded tool-call id in its request replaced by its derived toolUseId."""
+    text = _text(interaction["request"]["body"])
+    for recorded, derived in renamed.items():
+        text = text.replace(recorded, derived)
+    return {**interaction, "request": {**interaction["request"], "body": text}}
+
+
 def converse_response(data: Mapping[str, Any], request_body: Mapping[str, Any], key: str) -> dict[str, Any]:
     """A Converse response for an OpenAI chat completion (text and tool calls as recorded)."""
     choices = data.get("choices") or []
@@ -505,9 +535,15 @@ def derive_cassette(
     libraries = _libraries(source)
     build = _azure_interaction if target == "azure" else _bedrock_interaction
     interactions = []
+    renamed: dict[str, str] = {}  # a recorded tool-call id -> the toolUseId the derived responses gave it
     for i, interaction in enumerate(source.get("interactions") or []):
         key = f"{source_path}#{i}"
         try:
+            if target == "bedrock":
+                # a later request repeats the ids of earlier answers (an agent's memory, its
+                # "Calling tools:" text): it carries the ids the derived answers gave
+                interaction = _with_ids_renamed(interaction, renamed)
+                renamed.update(_derived_tool_use_ids(interaction, key))
             interactions.append(build(interaction, key, libraries))
         except DerivationError as exc:
             raise DerivationError(f"{source_path}, interaction {i}: {exc}") from None

@@ -33,6 +33,7 @@ from harness.cassettes import (
 from harness.clauses import row_fields as clause_fields
 from harness.errors import HarnessError
 from harness.patching import patched
+from harness.played import PlayedRequest, noting_played
 from harness.recording import RECORD_MODES, Recording, default_aside_root, validate_record_mode
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, register, resolve_backends
 from harness.run_log import RESULT_PROPERTY
@@ -42,6 +43,7 @@ BACKENDS = pytest.StashKey[list[str]]()
 CUSTOM_MODEL = pytest.StashKey[Any]()  # what --model-factory names
 ENDPOINT = pytest.StashKey["Endpoint | None"]()
 LOCAL_SERVER = pytest.StashKey[tuple[str, str]]()  # the started local server's base URL and model id
+PLAYED = pytest.StashKey[list[PlayedRequest]]()  # the requests replay answered in one test
 # The message-types dimension: every conversation of a suite is also given as smolagents' own
 # ChatMessage/MessageRole objects. The same cassette replays for both forms (matching is by
 # method, path and order); what the request must contain is asserted either way.
@@ -640,9 +642,17 @@ def _http_factory(
         stack.callback(_finish_recording, node, recording)
     declare(node, "cassette" if mode == "replay" else "target")
     if mode != "live":
-        stack.enter_context(make_vcr(mode, hosts).use_cassette(str(recording.part if recording else path)))
+        cassette = stack.enter_context(make_vcr(mode, hosts).use_cassette(str(recording.part if recording else path)))
+        if mode == "replay":
+            stack.enter_context(noting_played(cassette, str(path), node.stash.setdefault(PLAYED, [])))
     stack.enter_context(capture_http(capture))
     return lambda **overrides: _construct(spec, subject, target, overrides)
+
+
+def played_requests(item: pytest.Item) -> list[PlayedRequest]:
+    """The requests ``item`` sent that replay answered, each with the recorded request (empty outside replay)."""
+    played: list[PlayedRequest] = item.stash.get(PLAYED, [])
+    return list(played)
 
 
 _PHASES = pytest.StashKey[dict[str, str]]()

@@ -15,7 +15,9 @@ from responder import RecordedReplyResponder
 
 from harness.answers import declare
 from harness.clauses import use_registry
+from harness.plugin import played_requests
 from harness.secrets import redacting_example_database
+from oracles import WIRE_READERS, read_openai, request_diff
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
@@ -132,6 +134,33 @@ def assert_stop_on_wire(backend: Any, sent: Any, stops: list[str]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     use_registry(config, Path(__file__).with_name("clauses.yaml"))  # every check names its clauses there
+    config.addinivalue_line(
+        "markers", "free_fields(*fields): request fields (body.temperature, query.api-version, path) that this "
+        "check lets differ from the recording in replay")
+
+
+def judge_played(item: pytest.Item) -> list[str]:
+    """Each request of ``item`` that replay answered, compared with the recorded one: the differences found."""
+    free = [str(f) for mark in item.iter_markers("free_fields") for f in mark.args]
+    problems = []
+    for played in played_requests(item):
+        diff = request_diff(played.sent_body, played.recorded_body, played.sent_query, played.recorded_query,
+                            played.sent_path, played.recorded_path, free)
+        if diff:
+            problems.append(f"the request sent differs from the one recorded in {played.cassette}, interaction "
+                            f"{played.interaction} ({played.method} {played.recorded_path}):\n    "
+                            + "\n    ".join(diff))
+    return problems
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    # replay answers by method, endpoint and order; what was sent is judged here, once the check passed
+    result = yield
+    problems = judge_played(item)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+    return result
 
 
 _CHECKED: Counter[str] = Counter()
@@ -182,3 +211,37 @@ def tool_parameters(backend: Any, raw: Any) -> Any:
     if backend.wire_format == "bedrock":
         return raw["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]
     return raw["tools"][0]["function"]["parameters"]  # the OpenAI shape, also what chat templates receive
+
+
+@pytest.fixture
+def wire(backend: Any, capture: Any) -> Any:
+    """The outgoing requests of this test, read by the suites' own lens (``oracles.read_openai``,
+    ``oracles.read_converse``; chat-template inputs read as chat-completions bodies), or by the
+    backend's own registered reader."""
+
+    class Wire:
+        def calls(self) -> list[Any]:
+            if backend.wire_format == "chat_template":
+                return [read_openai(t) for t in capture.templates]
+            if backend.wire_format == "custom":
+                return [read_openai(t) for t in capture.templates] + [
+                    call for call in (read_openai(r.body) for r in capture.http) if call is not None and call.messages]
+            if backend.request_reader is not None:
+                return [c for c in map(backend.request_reader, capture.http) if c is not None]
+            reader = WIRE_READERS.get(backend.wire_format)
+            if reader is None:
+                raise ValueError(f"no request reader for wire format {backend.wire_format!r}; the suites read "
+                                 f"{', '.join(WIRE_READERS)} and chat_template, or a backend's registered reader")
+            return [c for c in (reader(r.body) for r in capture.http) if c is not None]
+
+        def last(self) -> Any:
+            calls = self.calls()
+            if not calls and backend.kind == "custom":
+                pytest.skip("custom: the request this model sends cannot be observed (no chat template on its "
+                            "`tokenizer`, no HTTP through httpx or botocore, not a plain callable); the checks "
+                            "of its reply before this point passed")
+            if not calls:
+                raise AssertionError(f"no outgoing request was captured ({backend.wire_format} wire)")
+            return calls[-1]
+
+    return Wire()

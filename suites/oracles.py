@@ -7,8 +7,10 @@ test, so a bug in ``harness`` cannot make its own check pass.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -69,3 +71,237 @@ def arguments_as_dict(arguments: Any) -> dict[str, Any]:
             return value
         value = json.loads(value)
     raise AssertionError(f"arguments {arguments!r} do not decode to an object")
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def exact_diff(sent: Any, expected: Any, where: str = "") -> list[str]:
+    """Every place where ``sent`` differs from ``expected``, type-exactly: an int is not a float, not a bool.
+
+    Whitespace is content (strings are compared as they are), key sets must be equal, lists are
+    compared in order and by length. Each difference reads ``<path>: sent <x>, expected <y>``.
+    """
+    here = where or "<root>"
+    if type(sent) is not type(expected):
+        return [f"{here}: sent {sent!r} ({_type_name(sent)}), expected {expected!r} ({_type_name(expected)})"]
+    if isinstance(sent, dict):
+        out = []
+        for key in sorted(set(sent) | set(expected), key=str):
+            path = f"{where}.{key}" if where else str(key)
+            if key not in expected:
+                out.append(f"{path}: sent {sent[key]!r}, expected nothing (not in the recording)")
+            elif key not in sent:
+                out.append(f"{path}: sent nothing, expected {expected[key]!r}")
+            else:
+                out.extend(exact_diff(sent[key], expected[key], path))
+        return out
+    if isinstance(sent, (list, tuple)):
+        if len(sent) != len(expected):
+            return [f"{here}: sent {len(sent)} items, expected {len(expected)}: sent {sent!r}, expected {expected!r}"]
+        out = []
+        for i, (a, b) in enumerate(zip(sent, expected)):
+            out.extend(exact_diff(a, b, f"{where}[{i}]"))
+        return out
+    if sent != expected:
+        return [f"{here}: sent {sent!r}, expected {expected!r}"]
+    return []
+
+
+def exactly_equal(a: Any, b: Any) -> bool:
+    """``a == b`` with types preserved at every level (``5``, ``5.0`` and ``True`` are three values)."""
+    return not exact_diff(a, b)
+
+
+def _is_text_part(part: Any) -> bool:
+    return (isinstance(part, dict) and "text" in part and set(part) <= {"type", "text"}
+            and part.get("type", "text") == "text")
+
+
+def _merged_text_parts(body: Any) -> Any:
+    """``body`` with each message's consecutive text parts read as one, joined by a newline.
+
+    The contract lets consecutive messages of one role be merged, never losing text; smolagents
+    merges them into one text part joined by a newline, an implementation may also keep the parts
+    apart. Both read the same here; every other difference (a character, a part's type) remains.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return body
+    messages = []
+    for message in body["messages"]:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            merged: list[Any] = []
+            for part in content:
+                if _is_text_part(part) and merged and _is_text_part(merged[-1]):
+                    merged[-1] = {**merged[-1], "text": merged[-1]["text"] + "\n" + part["text"]}
+                else:
+                    merged.append(part)
+            message = {**message, "content": merged}
+        messages.append(message)
+    return {**body, "messages": messages}
+
+
+# Query parameters that identify the call rather than the client's build: compared (api-version).
+# Everything in headers is left out: user-agent and x-stainless-* carry SDK versions, the rest
+# (lengths, retry counters, dates) is volatile; no contract field travels in a header.
+def request_diff(
+    sent_body: Any, recorded_body: Any, sent_query: dict[str, str], recorded_query: dict[str, str],
+    sent_path: str, recorded_path: str, free: Sequence[str] = (),
+) -> list[str]:
+    """Field-level differences between a request sent and the one recorded for it.
+
+    Compared: the body parsed from JSON (model, messages, stop, tools and their schemas,
+    tool_choice, sampling parameters, stream and stream options, response format; Converse's
+    messages, system, inferenceConfig and toolConfig), the query (``api-version``) and the path
+    (an Azure deployment, a Bedrock model id). A difference at or under a field named in ``free``
+    is left out.
+    """
+    out = exact_diff(_merged_text_parts(sent_body), _merged_text_parts(recorded_body), "body")
+    out += exact_diff(sent_query, recorded_query, "query")
+    if sent_path != recorded_path:
+        out.append(f"path: sent {sent_path!r}, expected {recorded_path!r}")
+
+    def is_free(line: str) -> bool:
+        field = line.split(":", 1)[0]
+        return any(field == f or field.startswith(f + ".") or field.startswith(f + "[") for f in free)
+
+    return [line for line in out if not is_free(line)]
+
+
+def tool_parameters_schema(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of a tool's parameters from its smolagents ``inputs``, as smolagents' get_tool_json_schema
+    writes it: the inputs whole (types, enum, items, nesting, descriptions), a top-level ``any`` as ``string``,
+    every input not ``nullable`` required, in order."""
+    properties = copy.deepcopy(inputs)
+    for spec in properties.values():
+        if spec.get("type") == "any":
+            spec["type"] = "string"
+    required = [key for key, spec in properties.items() if not spec.get("nullable")]
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def merged_stream(deltas: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """(content, tool calls) that stream deltas amount to, read from the deltas' public fields only.
+
+    The contract: content pieces joined in order; tool-call fragments merged by their ``index``
+    (a fragment without one is its own call), the id and name from the fragments that carry them,
+    the argument text concatenated in order (arguments given whole as a mapping are taken as they are).
+    """
+    content = "".join(getattr(d, "content", None) or "" for d in deltas)
+    calls: dict[Any, dict[str, Any]] = {}
+    order: list[Any] = []
+    position = 0
+    for delta in deltas:
+        for fragment in getattr(delta, "tool_calls", None) or []:
+            index = getattr(fragment, "index", None)
+            key = ("index", index) if index is not None else ("position", position)
+            position += 1
+            if key not in calls:
+                calls[key] = {"id": None, "name": "", "arguments": ""}
+                order.append(key)
+            call = calls[key]
+            if getattr(fragment, "id", None):
+                call["id"] = fragment.id
+            function = getattr(fragment, "function", None)
+            if function is not None:
+                if getattr(function, "name", None):
+                    call["name"] = function.name
+                arguments = getattr(function, "arguments", None)
+                if isinstance(arguments, dict):
+                    call["arguments"] = dict(arguments)
+                elif arguments:
+                    call["arguments"] = (call["arguments"] if isinstance(call["arguments"], str) else "") + arguments
+    ordered = sorted(order, key=lambda k: (k[0] != "index", k[1]))
+    return content, [calls[k] for k in ordered]
+
+
+def message_of_stream(contract: Any, deltas: Sequence[Any]) -> Any:
+    """The contract's ChatMessage for ``deltas``, merged by :func:`merged_stream` (not by the code under test)."""
+    content, calls = merged_stream(deltas)
+    tool_calls = [contract.ChatMessageToolCall(
+        id=c["id"] or "", type="function",
+        function=contract.ChatMessageToolCallFunction(name=c["name"], arguments=c["arguments"]))
+        for c in calls]
+    return contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=content, tool_calls=tool_calls or None)
+
+
+# -- the request lens: what an implementation sent, read in the contract's terms -----------------
+
+
+@dataclass
+class SentRequest:
+    """One request as sent: its turns (role, text, content as sent), stops and offered tool names."""
+
+    messages: list[dict[str, Any]]
+    stop: list[str] | None
+    tools: list[str]
+    raw: Any = None
+
+    @property
+    def roles(self) -> list[str]:
+        return [m["role"] for m in self.messages]
+
+    @property
+    def texts(self) -> list[str]:
+        return [m["text"] for m in self.messages]
+
+
+def text_of_content(content: Any) -> str:
+    """A message's text: a string as it is; the text parts of a list (``{"text": ...}`` blocks included)
+    joined by a line break, as flattening joins them; other parts left out."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str) and part.get("type", "text") == "text":
+                texts.append(part["text"])
+        return "\n".join(texts)
+    return str(content)
+
+
+def _tool_names(tools: Any) -> list[str]:
+    names = []
+    for tool in tools or []:
+        if isinstance(tool, dict):
+            spec = tool.get("toolSpec") or tool.get("function") or tool
+            names.append(spec.get("name", "?"))
+    return names
+
+
+def read_openai(body: Any) -> SentRequest | None:
+    """A chat-completions body (also what a chat template receives), or None if it is not one."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return None
+    messages = [{"role": m.get("role"), "text": text_of_content(m.get("content")), "content": m.get("content")}
+                for m in body["messages"]]
+    stop = body.get("stop")
+    return SentRequest(messages, [stop] if isinstance(stop, str) else stop, _tool_names(body.get("tools")), body)
+
+
+def _lone_text(content: Any) -> Any:
+    # Converse has no string content: a message flattened to one string travels as one text block
+    if isinstance(content, list) and len(content) == 1 and isinstance(content[0], dict) and set(content[0]) == {"text"}:
+        return content[0]["text"]
+    return content
+
+
+def read_converse(body: Any) -> SentRequest | None:
+    """A Bedrock Converse body (``system`` read as the first turn), or None if it is not one."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return None
+    messages = [{"role": "system", "text": text_of_content(body["system"]), "content": _lone_text(body["system"])}
+                ] if body.get("system") else []
+    messages += [{"role": m.get("role"), "text": text_of_content(m.get("content")), "content": _lone_text(
+        m.get("content"))} for m in body["messages"]]
+    stop = (body.get("inferenceConfig") or {}).get("stopSequences")
+    return SentRequest(messages, stop, _tool_names((body.get("toolConfig") or {}).get("tools")), body)
+
+
+WIRE_READERS = {"openai": read_openai, "bedrock": read_converse}

@@ -25,6 +25,7 @@ from hypothesis import settings
 from responder import Reply, ToolCallSpec
 
 from conftest import one_new_token, tool_parameters
+from oracles import exact_diff, exactly_equal, message_of_stream, tool_parameters_schema
 
 pytestmark = pytest.mark.no_cassette
 
@@ -138,20 +139,20 @@ def test_bfcl_native_calls_surface_exactly(request, backend, model, contract, wi
         capture.http.clear()
         try:
             if streamed:
-                message = contract.agglomerate_stream_deltas(
-                    list(model.generate_stream(question, tools_to_call_from=tools)))
+                message = message_of_stream(contract, list(model.generate_stream(question, tools_to_call_from=tools)))
             else:
                 message = model(question, tools_to_call_from=tools)
             sent = wire.last()
             assert sent.tools == [t.name for t in tools], f"tools offered: {sent.tools}"
             for offered, tool in zip(range(len(tools)), tools):
+                # the schema whole: types, enum, items, nesting and descriptions, type-exactly
                 schema = tool_parameters(backend, _nth_tool(backend, sent.raw, offered))
-                assert sorted(schema["properties"]) == sorted(tool.inputs), f"{tool.name}: {schema!r}"
-                assert sorted(schema.get("required") or []) == sorted(tool.required), f"{tool.name}: {schema!r}"
+                diff = exact_diff(schema, tool_parameters_schema(tool.inputs))
+                assert not diff, f"{tool.name} offered with: " + "; ".join(diff)
             assert sent.texts[-1] == question[-1]["content"]
             parsed = model.parse_tool_calls(message)
             got = [(c.function.name, c.function.arguments) for c in parsed.tool_calls]
-            assert got == calls, f"surfaced {got!r}, expected {calls!r}"
+            assert exactly_equal(got, calls), "surfaced: " + "; ".join(exact_diff(got, calls))
             assert not (message.content or "").strip(), f"a call leaked into content: {message.content!r}"
         except Exception as exc:  # noqa: BLE001 - every case is judged; all failures are listed below
             failed.append(f"{case['id']}{' (stream)' if streamed else ''}: {type(exc).__name__}: {exc}"[:400])
@@ -188,7 +189,8 @@ def test_bfcl_text_calls_surface_exactly(request, backend, model, contract, cate
             try:
                 parsed = model.parse_tool_calls(message)
                 got = [(c.function.name, c.function.arguments) for c in parsed.tool_calls]
-                assert got == [(name, arguments)], f"surfaced {got!r}"
+                assert exactly_equal(got, [(name, arguments)]), "surfaced: " + "; ".join(
+                    exact_diff(got, [(name, arguments)]))
             except Exception as exc:  # noqa: BLE001
                 failed.append(f"{case['id']}: {type(exc).__name__}: {exc}"[:400])
     _record(request, checked, failed, checked)

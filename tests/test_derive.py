@@ -173,13 +173,28 @@ def test_bedrock_response_bodies_parse_with_botocore(path):
         assert "latencyMs" in parsed["metrics"]
 
 
+def _tool_ids_renamed(original: dict, derived: dict) -> dict[str, str]:
+    """The tool-call ids of a recorded (non-streamed) answer, each with the toolUseId of the derived answer."""
+    if original["response"]["status"]["code"] != 200 or "event-stream" in str(original["response"]["headers"]):
+        return {}
+    calls = (json.loads(original["response"]["body"]["string"])["choices"][0]["message"].get("tool_calls") or [])
+    blocks = json.loads(derived["response"]["body"]["string"])["output"]["message"]["content"]
+    uses = [block["toolUse"]["toolUseId"] for block in blocks if "toolUse" in block]
+    return {call["id"]: use for call, use in zip(calls, uses)}
+
+
 @pytest.mark.parametrize("path", BEDROCK, ids=_ids(BEDROCK))
 def test_bedrock_request_is_what_the_adapter_sends(path):
     from adapters.bedrock import converse_request
 
     source = _load(ROOT.parent / read_provenance(path)["source"])
+    renamed: dict[str, str] = {}  # a recorded tool-call id -> the toolUseId the derived answer gave it
     for interaction, original in zip(_load(path)["interactions"], source["interactions"]):
-        body = json.loads(original["request"]["body"])
+        text = original["request"]["body"]
+        for recorded_id, tool_use_id in renamed.items():
+            text = text.replace(recorded_id, tool_use_id)
+        body = json.loads(text)
+        renamed.update(_tool_ids_renamed(original, interaction))
         request = Request(
             messages=body["messages"],
             stop_sequences=body.get("stop") or [],
@@ -430,3 +445,16 @@ def test_model_id_in_the_path_is_url_encoded_as_botocore_does():
     cassette = derive_cassette(_source(_stream_body(), TEXT_STREAM), "bedrock", "s.yaml")
     path = urlsplit(cassette["interactions"][0]["request"]["uri"]).path
     assert "%3A" in path and unquote(path.split("/")[2]) == BEDROCK_MODEL_ID
+
+
+def test_a_later_bedrock_request_carries_the_tool_use_ids_the_derived_answers_gave():
+    source_path = "cassettes/transformers-serve/openai/agents/test_tool_calling_agent_reaches_the_final_answer.yaml"
+    source = yaml.safe_load((Path(__file__).resolve().parent.parent / source_path).read_text(encoding="utf-8"))
+    derived = derive_cassette(source, "bedrock", source_path)
+    first = json.loads(derived["interactions"][0]["response"]["body"]["string"])
+    tool_use_id = first["output"]["message"]["content"][0]["toolUse"]["toolUseId"]
+    recorded_id = json.loads(source["interactions"][0]["response"]["body"]["string"])["choices"][0]["message"][
+        "tool_calls"][0]["id"]
+    later = derived["interactions"][1]["request"]["body"]
+    assert recorded_id in source["interactions"][1]["request"]["body"]
+    assert tool_use_id in later and recorded_id not in later
