@@ -130,8 +130,9 @@ def _consume(sent_text: str, pieces: list[str], where: str) -> None:
     """Every piece's text is sent exactly, in order, with nothing added but one line break between pieces.
 
     Whether a separator goes between merged or flattened parts differs by implementation
-    (smolagents joins adjacent text parts with a line break, others keep them apart); whitespace is
-    content otherwise: nothing may be stripped, lost, reordered or invented.
+    (smolagents joins adjacent text parts with a line break, others keep them apart); an empty part is
+    a piece too, so two empty parts may be sent as one line break; whitespace is content otherwise:
+    nothing may be stripped, lost, reordered or invented.
     """
     ends = {0}
     for i, piece in enumerate(pieces):
@@ -209,12 +210,12 @@ def check_wire_rules(backend: Any, sent: Any, messages: list, conversions: Any, 
             flat = isinstance(got["content"], str) or backend.wire_format == "bedrock"
             assert flat, f"{where}: not flattened: {got['content']!r}"
             assert all(k == "text" for k, _ in pieces), f"{where}: a flattened turn carries {pieces!r}"
-            _consume("".join(got_texts), [t for t in want_texts if t], where)
+            _consume("".join(got_texts), want_texts, where)
         else:
             # parts of merged messages may be joined (as smolagents does): the text in order, nothing
             # lost or added but separating whitespace, and the images in place between the text
             assert [k for k, _ in pieces if k != "text"] == [k for k, _ in want if k != "text"], f"{where}: {pieces!r}"
-            _consume("".join(got_texts), [t for t in want_texts if t], where)
+            _consume("".join(got_texts), want_texts, where)
 
 
 @pytest.mark.clause("messages.string-content", "messages.parts-content", "messages.mixed-forms",
