@@ -157,7 +157,8 @@ def _from_template(call: dict[str, Any]) -> WireCall:
     return WireCall(messages=messages, stop=call.get("stop"), tools=_tool_names(call.get("tools")), raw=call)
 
 
-def _decode(body: Any) -> Any:
+def decode_body(body: Any) -> Any:
+    """A request body as parsed JSON where it is JSON, else its text or bytes."""
     if body is None:
         return None
     if isinstance(body, (bytes, bytearray)):
@@ -187,7 +188,7 @@ def capture_http(capture: Capture) -> Iterator[Capture]:
 
     def sync_send(original: Any, stack: str) -> Any:
         def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-            capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read()), stack,
+            capture.http.append(CapturedRequest(request.method, str(request.url), decode_body(request.read()), stack,
                                                 _names(request.headers)))
             return original(self, request, *args, **kwargs)
 
@@ -195,7 +196,7 @@ def capture_http(capture: Capture) -> Iterator[Capture]:
 
     def async_send(original: Any, stack: str) -> Any:
         async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-            capture.http.append(CapturedRequest(request.method, str(request.url), _decode(request.read()), stack,
+            capture.http.append(CapturedRequest(request.method, str(request.url), decode_body(request.read()), stack,
                                                 _names(request.headers)))
             return await original(self, request, *args, **kwargs)
 
@@ -211,7 +212,7 @@ def capture_http(capture: Capture) -> Iterator[Capture]:
 
         def boto_send(original: Any, stack: str) -> Any:
             def _send(self: Any, request: Any) -> Any:
-                capture.http.append(CapturedRequest(request.method, request.url, _decode(request.body), stack,
+                capture.http.append(CapturedRequest(request.method, request.url, decode_body(request.body), stack,
                                                 _names(request.headers)))
                 return original(self, request)
 

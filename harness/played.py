@@ -8,11 +8,12 @@ module only notes the pairs: the request as sent, and the request as recorded.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from harness.capture import decode_body
 
 
 @dataclass(frozen=True)
@@ -28,22 +29,6 @@ class PlayedRequest:
     recorded_query: dict[str, str]
     sent_body: Any  # parsed JSON where the body is JSON, else the text or bytes
     recorded_body: Any
-
-
-def _body(raw: Any) -> Any:
-    if raw is None:
-        return None
-    if isinstance(raw, (bytes, bytearray)):
-        try:
-            return json.loads(bytes(raw).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return bytes(raw)
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 def _split(uri: str) -> tuple[str, dict[str, str]]:
@@ -68,7 +53,7 @@ def noting_played(cassette: Any, path: str, sink: list[PlayedRequest]) -> Iterat
                     cassette=path, interaction=index + 1, method=request.method,
                     sent_path=sent_path, recorded_path=recorded_path,
                     sent_query=sent_query, recorded_query=recorded_query,
-                    sent_body=_body(request.body), recorded_body=_body(recorded.body),
+                    sent_body=decode_body(request.body), recorded_body=decode_body(recorded.body),
                 ))
                 break
         return response
