@@ -21,9 +21,8 @@ BENCHMARKS = {
 
 
 def add_bench_parser(sub: Any) -> None:
-    bench = sub.add_parser("bench", help="benchmarks (engines: local engine throughput and stop overshoot; "
-                                         "overhead: adapter overhead over the raw SDK; latency: streaming "
-                                         "TTFT/TPOT/ITL of live targets against the decode roofline)")
+    bench = sub.add_parser("bench", help="benchmarks (engines, overhead, latency, report-speed, xdist-parity, "
+                                         "long-stream, finalize: 'harness bench -h' says what each measures)")
     kinds = bench.add_subparsers(dest="benchmark", required=True)
     for name, module_name in BENCHMARKS.items():
         try:
