@@ -274,7 +274,7 @@ def test_fault(fault_name: str, backend: Any, fault_model: Callable[..., Any], w
     tools = [weather_tool] if fault.tools else None
     from urllib.parse import urlsplit
 
-    from harness.recording.cassettes import block_network, hub_clients_online
+    from harness.recording.network import block_network, hub_clients_online
 
     with FaultInjector(fault.replies(wire)) as server, hub_clients_online(), block_network(
             f"backend {backend.name}, fault {fault_name}", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
@@ -314,4 +314,3 @@ def test_fault(fault_name: str, backend: Any, fault_model: Callable[..., Any], w
     expected_attempts = fault.attempts if error.kind == fault.kind else (MAX_ATTEMPTS if error.kind in RETRYABLE else 1)
     assert attempts == expected_attempts, f"{fault_name}: {attempts} attempts, expected {expected_attempts}"
     assert sum(model.delays) <= model.max_total_wait
-

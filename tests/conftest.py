@@ -13,7 +13,7 @@ pytest_plugins = ["pytester"]
 
 # Built from hypothesis' own defaults, not from whatever profile is current (hypothesis loads
 # its built-in "ci" profile by itself when CI is set).
-# Every profile that stores examples stores them through the redaction (harness.contract.secrets).
+# Every profile that stores examples stores them through the redaction (harness.recording.scan).
 _DEFAULT = settings(settings.get_profile("default"), database=redacting_example_database())
 # ci: reproducible (derandomized) and bounded; dev: hypothesis' defaults; nightly: a long hunt.
 settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=200, deadline=None, print_blob=True)

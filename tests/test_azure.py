@@ -236,7 +236,7 @@ def test_a_stream_with_the_prompt_filter_chunk_agglomerates():
 
 def test_replay_settings_match_the_derived_cassettes():
     from harness.backends.registry import Target, get_backend
-    from harness.recording.derive import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
+    from harness.recording.placeholders import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
 
     settings = get_backend("azure").settings(Target(mode="replay"))
     assert (settings["model_id"], settings["azure_endpoint"], settings["api_version"]) == (

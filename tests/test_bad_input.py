@@ -6,7 +6,7 @@ import pytest
 
 from harness.backends.registry import Target, get_backend
 from harness.contract.errors import BackendError, UnknownBackendError
-from harness.recording.cassettes import block_network, hub_clients_online
+from harness.recording.network import block_network, hub_clients_online
 
 HTTP_BACKENDS = ["openai", "azure", "inference-client", "litellm", "litellm-router", "bedrock"]
 USER = [{"role": "user", "content": "hi"}]

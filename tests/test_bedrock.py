@@ -407,7 +407,7 @@ def no_aws(monkeypatch, tmp_path):
 
 def test_replay_settings_sign_with_dummy_keys_and_match_the_cassettes(no_aws, monkeypatch):
     from harness.backends.registry import Target, get_backend
-    from harness.recording.derive import BEDROCK_MODEL_ID, BEDROCK_REGION
+    from harness.recording.placeholders import BEDROCK_MODEL_ID, BEDROCK_REGION
 
     monkeypatch.setenv("AWS_PROFILE", "a-profile-this-machine-lacks")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
@@ -423,7 +423,7 @@ def test_replay_settings_sign_with_dummy_keys_and_match_the_cassettes(no_aws, mo
 def test_record_settings_name_what_is_missing(no_aws, monkeypatch):
     from harness.backends.registry import Target, get_backend
     from harness.contract.errors import HarnessError
-    from harness.recording.cassettes import block_network
+    from harness.recording.network import block_network
 
     settings = get_backend("bedrock").settings
     with pytest.raises(HarnessError, match="BEDROCK_MODEL_ID"):

@@ -21,8 +21,9 @@ import pytest
 
 from harness.contract.secrets import scrubbed_logs, variants
 from harness.plugin.replay import provenance
-from harness.recording.cassettes import SecretInCassetteError, finalize_recording, hub_clients_online, make_vcr
+from harness.recording.cassettes import SecretInCassetteError, finalize_recording, make_vcr
 from harness.recording.fault_injector import FaultInjector, Reply, sse
+from harness.recording.network import hub_clients_online
 from harness.recording.scan import scan_text
 from harness.wire.eventstream import encode_event_message
 

@@ -16,18 +16,17 @@ from harness.contract.secrets import find_secret
 from harness.plugin.replay import provenance
 from harness.recording.cassettes import (
     MODES,
-    NetworkBlockedError,
     SecretInCassetteError,
-    block_network,
     cassette_path,
     content_digest,
     finalize_recording,
     read_provenance,
     record_command,
-    scrub_text,
     validate_mode,
     validate_server,
 )
+from harness.recording.network import NetworkBlockedError, block_network
+from harness.recording.scrub import scrub_text
 
 CONFIGURED = "configured-secret-value-1234"
 

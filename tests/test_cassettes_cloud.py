@@ -17,14 +17,9 @@ import yaml
 from botocore.config import Config
 
 from harness.contract.secrets import find_secret
-from harness.recording.cassettes import (
-    AWS_ACCOUNT_PLACEHOLDER,
-    NetworkBlockedError,
-    block_network,
-    endpoint_path,
-    make_vcr,
-    scrub_text,
-)
+from harness.recording.cassettes import endpoint_path, make_vcr
+from harness.recording.network import NetworkBlockedError, block_network
+from harness.recording.scrub import AWS_ACCOUNT_PLACEHOLDER, scrub_text
 from harness.wire.eventstream import decode_event_stream, encode_event_message
 
 ACCOUNT = "123456789012"

@@ -19,19 +19,14 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from harness.backends.registry import Target, get_backend
 from harness.cli import main
 from harness.contract.model import Request, agglomerate_stream_deltas
-from harness.recording.cassettes import block_network, make_vcr, read_provenance, recorded_chunks
-from harness.recording.derive import (
-    AZURE_DEPLOYMENT,
-    BEDROCK_MODEL_ID,
-    DERIVE_COMMAND,
-    DerivationError,
-    bedrock_operation,
-    converse_body,
-    derive_all,
-    derive_cassette,
-    parse_sse,
-    render,
-)
+from harness.recording.cassettes import make_vcr, read_provenance
+from harness.recording.derive import DERIVE_COMMAND, derive_all, derive_cassette, render
+from harness.recording.derive_bedrock import bedrock_operation, converse_body
+from harness.recording.derive_common import DerivationError
+from harness.recording.network import block_network
+from harness.recording.placeholders import AZURE_DEPLOYMENT, BEDROCK_MODEL_ID
+from harness.recording.sse_chunks import recorded_chunks
+from harness.wire import sse
 from harness.wire.eventstream import decode_event_stream
 
 ROOT = Path(__file__).resolve().parent.parent / "cassettes"
@@ -133,7 +128,7 @@ def test_azure_bodies_parse_with_the_openai_types(path):
         if "text/event-stream" in response["headers"]["content-type"][0]:
             pieces = recorded_chunks(response)
             assert pieces is None or b"".join(pieces).decode("utf-8") == text
-            chunks, _ = parse_sse(text)
+            chunks, _ = sse.decode(text)
             parsed = [ChatCompletionChunk.model_validate(c) for c in chunks]
             assert parsed[0].model_extra["prompt_filter_results"]
         else:
@@ -320,7 +315,7 @@ def test_bedrock_stream_of_tool_calls_opens_a_block_per_tool():
 def test_azure_stream_chunks_validate_and_open_with_prompt_filter_results():
     cassette = derive_cassette(_source(_stream_body(tools=True), TOOL_STREAM), "azure", "s.yaml")
     response = cassette["interactions"][0]["response"]
-    chunks, done = parse_sse(response["body"]["string"])
+    chunks, done = sse.decode(response["body"]["string"])
     assert done
     parsed = [ChatCompletionChunk.model_validate(c) for c in chunks]
     assert parsed[0].choices == [] and parsed[0].model_extra["prompt_filter_results"]

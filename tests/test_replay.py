@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from harness.contract.errors import ReplayError
-from harness.recording.cassettes import block_network, check_cassette, hub_clients_online, make_vcr
+from harness.recording.cassettes import check_cassette, make_vcr
+from harness.recording.network import block_network, hub_clients_online
 
 ROOT = Path(__file__).resolve().parent.parent / "cassettes"
 USER = [{"role": "user", "content": "Say hello."}]

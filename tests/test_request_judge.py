@@ -7,7 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.recording.cassettes import block_network, hub_clients_online, make_vcr
+from harness.recording.cassettes import make_vcr
+from harness.recording.network import block_network, hub_clients_online
 from harness.recording.played import PlayedRequest, noting_played
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,9 @@ from harness.cli import main as cli_main
 from harness.contract.errors import BackendError
 from harness.contract.secrets import find_secret, is_secret_name, register_secret, scrub_bytes, scrub_query, scrub_text
 from harness.plugin.replay import provenance
-from harness.recording.cassettes import SecretInCassetteError, _scrub_request, _scrub_response, finalize_recording
+from harness.recording.cassettes import SecretInCassetteError, finalize_recording
 from harness.recording.scan import scan_paths
+from harness.recording.scrub import scrub_request, scrub_response
 
 SECRET = "canary/Secret+Value=0123456789"  # '/', '+' and '=' so every encoding differs from raw
 
@@ -141,7 +142,7 @@ def test_response_headers_are_scrubbed_a_location_token_included(monkeypatch):
          "X-Echo": [SECRET], "Set-Cookie": ["session=abc"], "x-api-key": ["abc"]},
         b"{}",
     )
-    out = _scrub_response({})(response)
+    out = scrub_response({})(response)
     assert out["headers"] == {"Location": ["https://h.example/next?token=REDACTED&x=REDACTED:AZURE_OPENAI_AD_TOKEN"],
                               "X-Echo": ["REDACTED:AZURE_OPENAI_AD_TOKEN"]}
 
@@ -149,7 +150,7 @@ def test_response_headers_are_scrubbed_a_location_token_included(monkeypatch):
 def test_a_body_that_is_not_utf8_is_scrubbed_before_vcrpy_encodes_it(monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", SECRET)
     body = b"\xff\xfe binary " + SECRET.encode() + b" \x80 and Bearer abcdefghijklmnopqrstuvwx"
-    out = _scrub_response({})(_response({"Content-Type": ["application/octet-stream"]}, body))
+    out = scrub_response({})(_response({"Content-Type": ["application/octet-stream"]}, body))
     assert out["body"]["string"] == b"\xff\xfe binary REDACTED:AZURE_OPENAI_API_KEY \x80 and REDACTED:bearer-token"
     assert scrub_bytes(body) == out["body"]["string"]
 
@@ -164,7 +165,7 @@ def test_request_headers_uri_and_body_are_scrubbed(monkeypatch):
         {"X-Amz-Security-Token": SECRET, "Authorization": "AWS4-HMAC-SHA256 ...", "X-Trace": SECRET,
          "Content-Type": "application/json"},
     )
-    out = _scrub_request({})(request)
+    out = scrub_request({})(request)
     assert out.uri == "https://h.example/model/x/converse?Api-Key=REDACTED&q=REDACTED:AWS_SESSION_TOKEN"
     assert dict(out.headers) == {"X-Trace": "REDACTED:AWS_SESSION_TOKEN", "Content-Type": "application/json"}
     assert out.body == b'{"echo": "REDACTED:AWS_SESSION_TOKEN"}'

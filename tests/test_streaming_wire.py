@@ -22,7 +22,10 @@ from adapters._openai_wire import deltas_from_chunks  # noqa: E402
 from harness.backends.registry import Target, get_backend  # noqa: E402
 from harness.contract.errors import BackendError  # noqa: E402
 from harness.contract.model import Request, agglomerate_stream_deltas  # noqa: E402
-from harness.recording.cassettes import _scrub_chunks, block_network, hub_clients_online, make_vcr, recorded_chunks  # noqa: E402
+from harness.recording.cassettes import make_vcr  # noqa: E402
+from harness.recording.network import block_network, hub_clients_online  # noqa: E402
+from harness.recording.scrub import scrub_chunks  # noqa: E402
+from harness.recording.sse_chunks import recorded_chunks  # noqa: E402
 from harness.wire.transports import httpx_stacks  # noqa: E402
 
 STREAMING_BACKENDS = ("openai", "inference-client", "litellm", "litellm-router")
@@ -260,11 +263,11 @@ def test_a_json_body_keeps_its_single_chunk(server, tmp_path):
 
 def test_scrubbing_keeps_chunk_lengths_consistent():
     chunks = [b"data: host 127.0.0.1:5", b"4321 caf\xc3", b"\xa9\n\n"]
-    body, sizes = _scrub_chunks(b"".join(chunks), chunks, {"127.0.0.1:54321": "127.0.0.1:8000"})
+    body, sizes = scrub_chunks(b"".join(chunks), chunks, {"127.0.0.1:54321": "127.0.0.1:8000"})
     assert body.decode() == "data: host 127.0.0.1:8000 café\n\n"
     assert sum(sizes) == len(body)
     unchanged = [b"data: a\n\n", b"data: b\n\n"]
-    assert _scrub_chunks(b"".join(unchanged), unchanged, {}) == (b"".join(unchanged), [9, 9])
+    assert scrub_chunks(b"".join(unchanged), unchanged, {}) == (b"".join(unchanged), [9, 9])
 
 
 def test_recorded_chunks_that_do_not_add_up_are_an_error():

@@ -8,7 +8,7 @@ import pytest
 
 from harness.recording.capture import Capture, capture_http
 from harness.recording.capture_check import check_capture
-from harness.recording.cassettes import CaptureEscapeError, block_network
+from harness.recording.network import CaptureEscapeError, block_network
 from harness.wire import transports
 
 INSTALLED = transports.httpx_stacks()

@@ -60,7 +60,8 @@ def finalise(body: bytes, folder: Path) -> dict[str, float]:
     from vcr.serializers import compat, yamlserializer
 
     from harness.plugin.replay import provenance
-    from harness.recording.cassettes import _scrub_request, _scrub_response, finalize_recording
+    from harness.recording.cassettes import finalize_recording
+    from harness.recording.scrub import scrub_request, scrub_response
 
     hosts = {"127.0.0.1:54321": "127.0.0.1:8000"}
     destination = folder / "test_large_reply.yaml"
@@ -68,12 +69,12 @@ def finalise(body: bytes, folder: Path) -> dict[str, float]:
     prov = provenance("openai", "adapters", "bench::finalize", server="synthetic reply (bench finalize)")
     steps: dict[str, float] = {}
     start = time.perf_counter()
-    request = _scrub_request(hosts)(Request("POST", "http://127.0.0.1:54321/v1/chat/completions",
+    request = scrub_request(hosts)(Request("POST", "http://127.0.0.1:54321/v1/chat/completions",
                                             b'{"model": "synthetic", "messages": []}',
                                             {"Content-Type": "application/json"}))
     response: dict[str, Any] = {"status": {"code": 200, "message": "OK"},
                                 "headers": {"Content-Type": ["application/json"]}, "body": {"string": body}}
-    response = _scrub_response(hosts)(response)
+    response = scrub_response(hosts)(response)
     steps["scrub"] = time.perf_counter() - start
     at = time.perf_counter()
     cassette = {"interactions": [{"request": request._to_dict(), "response": response}], "version": 1}

@@ -147,7 +147,7 @@ class _Progress:
 
 @contextmanager
 def _local_server(name: str) -> Iterator[Target]:
-    from harness.recording.cassettes import hub_clients_online
+    from harness.recording.network import hub_clients_online
     from harness.servers.local import make_server
 
     with hub_clients_online(), make_server(name) as server:

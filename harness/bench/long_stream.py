@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from harness.wire import sse
+
 LENGTHS = (1_000, 10_000, 100_000)
 STOPS = ["Observation:", "<end_code>", "\n\nQuestion"]  # smolagents' usual stops, absent from the text
 WORDS = ("the", " model", " streams", " a", " long", " answer", ",", " token", " by", " token", ".")
@@ -52,15 +54,11 @@ def time_scanner(n: int) -> float:
 def sse_body(n: int) -> bytes:
     """An OpenAI chat-completion stream of ``n`` content chunks, then a finish and usage."""
     head = {"id": "bench", "object": "chat.completion.chunk", "created": 0, "model": "bench"}
-    lines = []
-    for piece in _pieces(n):
-        chunk = {**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-        lines.append(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-    done = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1}}
-    lines.append(b"data: " + json.dumps(done).encode() + b"\n\n")
-    lines.append(b"data: [DONE]\n\n")
-    return b"".join(lines)
+    chunks = [{**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+              for piece in _pieces(n)]
+    chunks.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1}})
+    return "".join(sse.encode(json.dumps(chunk) for chunk in chunks)).encode()
 
 
 def time_adapter(n: int) -> float:
@@ -73,7 +71,7 @@ def time_adapter(n: int) -> float:
     body = sse_body(n)
 
     def stand_in(request: Any) -> Any:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+        return httpx.Response(200, headers={"content-type": sse.CONTENT_TYPE}, content=body)
 
     client = httpx.Client(transport=httpx.MockTransport(stand_in))
     model = get_backend("openai").load()(model_id="bench", api_base="http://stand-in.invalid/v1",

@@ -131,7 +131,8 @@ def _one_call(backend: str, model: Any, series: Series) -> None:
 @contextlib.contextmanager
 def _target(kind: str, backend: str, cassette_dir: Path) -> Iterator[Target]:
     """The local server, or a cassette replayed as often as asked with the network blocked."""
-    from harness.recording.cassettes import DEFAULT_SERVER, block_network, hub_clients_online
+    from harness.recording.cassettes import DEFAULT_SERVER
+    from harness.recording.network import block_network, hub_clients_online
 
     with hub_clients_online():
         if kind == "live":

@@ -10,20 +10,14 @@ from typing import Any
 
 import pytest
 
-from harness.backends.registry import (
-    BackendSpec,
-    Target,
-    get_backend,
-)
+from harness.backends.registry import BackendSpec, Target, get_backend
 from harness.contract.errors import HarnessError
 from harness.contract.secrets import scrubbed_logs
 from harness.plugin.answers import declare
 from harness.plugin.options import CUSTOM_MODEL, LOCAL_SERVER, MESSAGE_TYPES
 from harness.plugin.replay import _construct, _http_factory
 from harness.recording.capture import Capture, WireCall, capture_callable, capture_chat_template, capture_http
-from harness.recording.cassettes import (
-    DEFAULT_SERVER,
-)
+from harness.recording.cassettes import DEFAULT_SERVER
 from harness.wire.patching import patched
 
 # What a suites run needs from the environment: litellm's bundled cost map (no fetch at import)

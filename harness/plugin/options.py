@@ -10,22 +10,10 @@ from typing import Any
 
 import pytest
 
-from harness.backends.registry import (
-    BackendSpec,
-    Target,
-    get_backend,
-    register,
-    resolve_backends,
-)
+from harness.backends.registry import BackendSpec, Target, get_backend, register, resolve_backends
 from harness.contract.errors import HarnessError
 from harness.plugin.answers import public_url
-from harness.recording.cassettes import (
-    CLOUD_SERVER,
-    DEFAULT_SERVER,
-    SERVERS,
-    validate_mode,
-    validate_server,
-)
+from harness.recording.cassettes import CLOUD_SERVER, DEFAULT_SERVER, SERVERS, validate_mode, validate_server
 from harness.recording.record import RECORD_MODES, validate_record_mode
 
 BACKENDS = pytest.StashKey[list[str]]()

@@ -28,13 +28,12 @@ from harness.recording.cassettes import (
     DEFAULT_SERVER,
     LOCAL_SERVERS,
     SERVER_LIBRARIES,
-    block_network,
     cassette_path,
     check_cassette,
-    hub_clients_online,
     make_vcr,
     record_command,
 )
+from harness.recording.network import block_network, hub_clients_online
 from harness.recording.played import PlayedRequest, noting_played
 from harness.recording.record import Recording, default_aside_root
 from harness.servers.embedded import COPY_VERSION

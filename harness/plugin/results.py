@@ -10,11 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness.backends.registry import (
-    BackendSpec,
-    Target,
-    get_backend,
-)
+from harness.backends.registry import BackendSpec, Target, get_backend
 from harness.contract.errors import HarnessError
 from harness.plugin.answers import answered_by, public_url
 from harness.plugin.clauses import row_fields as clause_fields
@@ -22,9 +18,7 @@ from harness.plugin.fixtures import INHERITED
 from harness.plugin.options import ENDPOINT, LOCAL_SERVER, _suite_of, _test_name, server_of
 from harness.plugin.replay import _PHASES
 from harness.plugin.run_log import RESULT_PROPERTY
-from harness.recording.cassettes import (
-    CLOUD_SERVER,
-)
+from harness.recording.cassettes import CLOUD_SERVER
 
 
 def _redact_report(report: pytest.TestReport | pytest.CollectReport) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.recording.capture import Capture, capture_http
-from harness.recording.cassettes import CaptureEscapeError, block_network
+from harness.recording.network import CaptureEscapeError, block_network
 from harness.wire import transports
 from harness.wire.patching import patched
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from harness.wire.sse import encode as encode_sse
+
 
 @dataclass
 class Reply:
@@ -158,8 +160,7 @@ class FaultInjector:
 
 def sse(events: Sequence[Any], done: bool = True) -> list[bytes]:
     """Server-sent events, one chunk each; ``done`` adds the ``[DONE]`` terminator."""
-    chunks = [f"data: {json.dumps(e) if not isinstance(e, str) else e}\n\n".encode() for e in events]
-    return chunks + ([b"data: [DONE]\n\n"] if done else [])
+    return [event.encode() for event in encode_sse((e if isinstance(e, str) else json.dumps(e) for e in events), done)]
 
 
 def retry_after_date(seconds_from_now: float) -> str:

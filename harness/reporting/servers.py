@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.recording.cassettes import LOCAL_SERVERS
+from harness.wire import sse
 
 WIRE_BACKEND = "openai"  # the plain OpenAI wire: what the server itself sent
 
@@ -64,14 +65,6 @@ def differing_observations(checks: Sequence[Mapping[str, Any]], servers: Sequenc
 # -- the recorded wire traffic -------------------------------------------------------------------
 
 
-def _sse_chunks(text: str) -> list[dict[str, Any]]:
-    chunks = []
-    for line in text.splitlines():
-        if line.startswith("data:") and line[5:].strip() not in ("", "[DONE]"):
-            chunks.append(json.loads(line[5:]))
-    return chunks
-
-
 def _body_text(body: Any) -> str:
     value = body.get("string") if isinstance(body, Mapping) else body
     if isinstance(value, bytes):
@@ -82,7 +75,7 @@ def _body_text(body: Any) -> str:
 def _answer(request: Mapping[str, Any], response_text: str) -> dict[str, Any]:
     """What one chat completion answered: text, tool calls, finish reason, usage, chunk count."""
     if request.get("stream"):
-        chunks = _sse_chunks(response_text)
+        chunks, _ = sse.decode(response_text)
         text, tools, finish, usage = "", 0, None, None
         for chunk in chunks:
             for choice in chunk.get("choices") or []:
