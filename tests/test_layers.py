@@ -54,3 +54,23 @@ def test_the_harness_importing_an_adapter_breaks_them(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "the harness never imports an adapter" in done.stdout and "BROKEN" in done.stdout
     assert "harness.cli -> adapters.openai" in done.stdout
+
+
+def _figures(root: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "import_graph.py")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_import_graph_has_no_circle_until_one_is_added(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    assert " 0 circles, " in _figures(root)
+    secrets = root / "harness" / "contract" / "secrets.py"
+    # scan reads the secret definition; the definition reaching back for scan closes a circle of two
+    secrets.write_text(secrets.read_text() + "\n\ndef _back() -> object:\n"
+                       "    from harness.recording.scan import scan_text\n\n    return scan_text\n")
+    figures = _figures(root)
+    assert " 1 circles, " in figures
+    assert "circle of 2: harness.contract.secrets, harness.recording.scan" in figures
