@@ -413,6 +413,33 @@ def test_the_example_database_stores_no_example_holding_a_secret(no_configured_s
     assert AZURE_KEY.encode() not in stored and SHAPED_KEY.encode() not in stored
 
 
+def test_the_default_example_database_lives_in_hypothesis_storage(monkeypatch, tmp_path):
+    """Without a path, examples go where hypothesis keeps them (.hypothesis/examples), not into a directory
+    named after the repr of hypothesis' storage object in the working directory."""
+    import hypothesis.configuration as configuration
+
+    from harness.recording.scan import redacting_example_database
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(configuration, "storage_directory", lambda *names, **kw: _storage(tmp_path / "storage", *names))
+    db = redacting_example_database()
+    db.save(b"k", b"\x00plain example\x01")
+    assert list(db.fetch(b"k")) == [b"\x00plain example\x01"]
+    assert [p for p in (tmp_path / "storage" / "examples").rglob("*") if p.is_file()]
+    assert not list(cwd.iterdir())
+
+
+def _storage(home, *names):
+    """What hypothesis' storage_directory returns (a StorageDirectory since 6.1xx, a Path before), under ``home``."""
+    import hypothesis.configuration as configuration
+
+    if not hasattr(configuration, "StorageDirectory"):
+        return home.joinpath(*names)
+    return configuration.StorageDirectory(home.joinpath(*names), home_directory=home)
+
+
 def test_a_collection_error_quoting_a_key_is_redacted(pytester, no_configured_secrets, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)

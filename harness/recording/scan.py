@@ -125,7 +125,10 @@ def redacting_example_database(path: str | Path | None = None) -> Any:
         def inner(self) -> ExampleDatabase:
             # opened on first use: hypothesis warns about storage touched while plugins load
             if self._inner is None:
-                self._inner = DirectoryBasedExampleDatabase(str(path or storage_directory("examples")))
+                directory = path or storage_directory("examples")
+                # hypothesis' storage is a Path in older releases, a StorageDirectory (its .path) since 6.1xx:
+                # str() of the latter is its repr, a directory named "<hypothesis...object at 0x...>"
+                self._inner = DirectoryBasedExampleDatabase(str(getattr(directory, "path", directory)))
             return self._inner
 
         def __repr__(self) -> str:
