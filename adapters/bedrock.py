@@ -283,6 +283,7 @@ class AmazonBedrockServerModel(ApiModel):
     backend_name = "bedrock"
     can_stream = True
     _exported = ("requests_per_minute", "client_kwargs")
+    _client_settings = ("client_kwargs",)
 
     def __init__(
         self,

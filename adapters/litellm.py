@@ -181,7 +181,8 @@ class LiteLLMRouterModel(LiteLLMModel):
     ``client_kwargs`` the rest of the Router's configuration (``routing_strategy``, ...)."""
 
     backend_name = "litellm-router"
-    _exported = ("requests_per_minute", "model_list", "client_kwargs")
+    _exported = ("requests_per_minute", "model_list", "client_kwargs", "api_base")
+    _client_settings = ("client_kwargs",)
 
     def __init__(
         self,
@@ -204,8 +205,9 @@ class LiteLLMRouterModel(LiteLLMModel):
             requests_per_minute=requests_per_minute,
             **kwargs,
         )
-        # credentials and retries live in the Router's deployments and settings, not in each call
-        self._call_options = {}
+        # retries live in the Router's settings; an api_base or api_key given here goes with every call, as
+        # smolagents' class sends them (the Router passes them on to the deployment)
+        self._call_options = {k: v for k, v in self._call_options.items() if k in ("api_base", "api_key")}
 
     def _flatten_by_default(self, model_id: str) -> bool:
         # a group name says nothing about the provider; its deployments' models do

@@ -49,6 +49,7 @@ class OpenAIServerModel(ApiModel):
     can_stream = True
     _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute", "api_base", "organization", "project",
                                             "client_kwargs")
+    _client_settings: ClassVar[tuple[str, ...]] = ("api_base", "api_key", "organization", "project", "client_kwargs")
 
     def __init__(
         self,
