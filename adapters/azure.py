@@ -118,12 +118,20 @@ class AzureOpenAIServerModel(OpenAIServerModel):
 
     def create_client(self) -> Any:
         # our bounded retry honours Retry-After; the SDK's own retries would multiply it
-        options = {"max_retries": 0, **self.client_kwargs}
         # organization and project as smolagents passes them (OpenAIServerModel's parameters)
-        return openai.AzureOpenAI(
-            azure_endpoint=self.azure_endpoint, base_url=self.api_base, api_version=self.api_version,
-            api_key=self.api_key, organization=self.organization, project=self.project, **options
-        )
+        options: dict[str, Any] = {
+            "azure_endpoint": self.azure_endpoint, "base_url": self.api_base, "api_version": self.api_version,
+            "api_key": self.api_key, "organization": self.organization, "project": self.project,
+            "max_retries": 0, **self.client_kwargs,
+        }
+        return openai.AzureOpenAI(**options)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        for name in ("api_base", "organization", "project"):  # OpenAIServerModel's, kept only when set
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
     def _translate_error(self, exc: Exception) -> BackendError | None:
         error = super()._translate_error(exc)

@@ -57,7 +57,17 @@ def load_table() -> dict[str, Any]:
             if len(kinds) != 1 or len(entry) != 1:
                 raise ValueError(f"{TABLE.name}: {name}.{parameter} must have exactly one of {', '.join(KINDS)}, "
                                  f"got {sorted(entry)}")
+            if "suite" in entry:
+                _require_test(f"{name}.{parameter}", entry["suite"]["test"])
     return classes
+
+
+def _require_test(where: str, test: str) -> None:
+    """``test`` (``suites/file.py::function``) names a check that exists."""
+    path, _, function = test.partition("::")
+    file = TABLE.parent.parent / path
+    if not file.is_file() or f"def {function}(" not in file.read_text(encoding="utf-8"):
+        raise ValueError(f"{TABLE.name}: {where} names {test}, which does not exist")
 
 
 def class_for_backend(backend: str) -> str:

@@ -103,7 +103,7 @@ def test_ignored_argument_is_an_error(reference: tuple[str, type], under_test: t
 
 @pytest.mark.no_cassette
 @pytest.mark.clause("constructor.same-effect")
-def test_requests_per_minute_spaces_calls(model_factory: Any, responder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_requests_per_minute_spaces_calls(responder: Any, model_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """requests_per_minute=60: the second of two calls in a row waits for what is left of its second."""
     from responder import Reply
 
