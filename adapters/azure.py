@@ -74,7 +74,6 @@ class AzureOpenAIServerModel(OpenAIServerModel):
         api_version: str | None = None,
         client_kwargs: dict[str, Any] | None = None,
         custom_role_conversions: dict[str, str] | None = None,
-        requests_per_minute: float | None = None,
         *,
         send_stop: bool | None = None,
         **kwargs: Any,
@@ -112,7 +111,6 @@ class AzureOpenAIServerModel(OpenAIServerModel):
             api_key=api_key,
             client_kwargs=client_kwargs,
             custom_role_conversions=custom_role_conversions,
-            requests_per_minute=requests_per_minute,
             **kwargs,
         )
 

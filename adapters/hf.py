@@ -108,7 +108,6 @@ class InferenceClientModel(ApiModel):
         api_key: str | None = None,
         bill_to: str | None = None,
         base_url: str | None = None,
-        requests_per_minute: float | None = None,
         **kwargs: Any,
     ) -> None:
         if token is not None and api_key is not None:
@@ -132,7 +131,6 @@ class InferenceClientModel(ApiModel):
         super().__init__(
             model_id=model_id,  # type: ignore[arg-type]
             custom_role_conversions=custom_role_conversions,
-            requests_per_minute=requests_per_minute,
             **kwargs,
         )
 

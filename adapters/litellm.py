@@ -116,7 +116,6 @@ class LiteLLMModel(ApiModel):
         api_key: str | None = None,
         custom_role_conversions: dict[str, str] | None = None,
         flatten_messages_as_text: bool | None = None,
-        requests_per_minute: float | None = None,
         **kwargs: Any,
     ) -> None:
         if not model_id:
@@ -129,7 +128,6 @@ class LiteLLMModel(ApiModel):
             model_id=model_id,
             custom_role_conversions=custom_role_conversions,
             flatten_messages_as_text=flatten_messages_as_text,
-            requests_per_minute=requests_per_minute,
             **kwargs,
         )
         # our bounded retry honours Retry-After; litellm's own retries would multiply it
@@ -191,7 +189,6 @@ class LiteLLMRouterModel(LiteLLMModel):
         client_kwargs: dict[str, Any] | None = None,
         custom_role_conversions: dict[str, str] | None = None,
         flatten_messages_as_text: bool | None = None,
-        requests_per_minute: float | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model_list, Sequence) or not model_list:
@@ -202,7 +199,6 @@ class LiteLLMRouterModel(LiteLLMModel):
             model_id=model_id,
             custom_role_conversions=custom_role_conversions,
             flatten_messages_as_text=flatten_messages_as_text,
-            requests_per_minute=requests_per_minute,
             **kwargs,
         )
         # retries live in the Router's settings; an api_base or api_key given here goes with every call, as
