@@ -157,6 +157,21 @@ def watching(dotted: str, stop: bool) -> Iterator[list[tuple[tuple[Any, ...], di
             setattr(owner, attribute, original)
 
 
+@contextlib.contextmanager
+def replaced(dotted: str, replacement: Callable[..., Any]) -> Iterator[None]:
+    """The callable at ``dotted`` replaced while inside, and put back as it was (inherited or not)."""
+    owner, attribute = _resolve(dotted)
+    original = vars(owner).get(attribute) if isinstance(owner, type) else getattr(owner, attribute)
+    setattr(owner, attribute, replacement)
+    try:
+        yield
+    finally:
+        if original is None:
+            delattr(owner, attribute)
+        else:
+            setattr(owner, attribute, original)
+
+
 _MISSING = object()
 
 

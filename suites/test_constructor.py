@@ -115,3 +115,77 @@ def test_requests_per_minute_spaces_calls(responder: Any, model_factory: Any, mo
     model([{"role": "user", "content": "Hello again"}])
     spacing = [w for w in waits if 0.5 < w <= 1.0]
     assert spacing, f"no wait of up to 1 s before the second call (waits seen: {waits})"
+
+
+# The loader of each local engine, and what it returned for the session's model (engine and tokenizer): a
+# variant built with other settings gets the same loaded engine back instead of loading the model again.
+# vllm needs none: the plugin already hands out one engine per set of LLM arguments.
+_SESSION_ENGINE = {
+    "transformers": ("transformers.AutoModelForCausalLM.from_pretrained", lambda m: m.model),
+    "mlx": ("mlx_lm.load", lambda m: (m.model, m.tokenizer)),
+}
+
+
+@pytest.fixture
+def engine_variant(backend: Any, model: Any, model_factory: Any) -> Any:
+    """Builds the local class under test with other settings, on the engine the session already loaded."""
+    if backend.kind != "local":
+        pytest.skip(f"{backend.name}: an API model's settings are checked in-process (test_every_parameter_has_its_effect)")
+    loader = _SESSION_ENGINE.get(backend.name)
+
+    def build(**settings: Any) -> Any:
+        if loader is None:
+            return model_factory(**settings)
+        loaded = loader[1](model)
+        with parity.replaced(loader[0], lambda *args, **kwargs: loaded):
+            return model_factory(**settings)
+
+    return build
+
+
+@pytest.mark.clause("constructor.same-effect")
+def test_generation_limit_bounds_the_answer(backend: Any, engine_variant: Any, subject: str) -> None:
+    """max_new_tokens=3, or max_tokens=3 beside the suite's max_new_tokens (the alias wins): at most 3 tokens."""
+    from conftest import WEEK_PROMPT
+
+    if backend.name != "transformers":
+        pytest.skip(f"{backend.name}: max_new_tokens and max_tokens are TransformersModel's parameters")
+    for settings in ({"max_new_tokens": 3}, {"max_tokens": 3, "max_new_tokens": 48}):
+        message = engine_variant(**settings)([{"role": "user", "content": WEEK_PROMPT}])
+        usage = message.token_usage
+        assert usage is not None and 0 < usage.output_tokens <= 3, (
+            f"built with {settings}: {usage.output_tokens if usage else None} tokens generated ({message.content!r})")
+
+
+@pytest.mark.clause("constructor.same-effect")
+def test_chat_template_kwargs_reach_the_template(backend: Any, engine_variant: Any) -> None:
+    """apply_chat_template_kwargs reach every call of the tokenizer's chat template, as given."""
+    from conftest import one_new_token
+
+    marker = {"model_conformance_marker": "constructor-parity"}
+    model = engine_variant(apply_chat_template_kwargs=dict(marker), **one_new_token(backend))
+    tokenizer = model.tokenizer
+    seen: list[dict[str, Any]] = []
+    original = tokenizer.apply_chat_template
+
+    def apply_chat_template(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    tokenizer.apply_chat_template = apply_chat_template
+    try:
+        model([{"role": "user", "content": "Hello"}])
+    finally:
+        tokenizer.apply_chat_template = original
+    assert seen, "the chat template was never applied"
+    assert all(call.get("model_conformance_marker") == "constructor-parity" for call in seen), (
+        f"the template calls received {[sorted(call) for call in seen]}, without apply_chat_template_kwargs")
+
+
+@pytest.mark.clause("constructor.same-effect", "tools.custom-keys")
+def test_engine_tool_keys_read_text_tool_calls(engine_variant: Any, contract: Any) -> None:
+    """A local class built with tool_name_key="tool", tool_arguments_key="params" reads a call written so."""
+    model = engine_variant(tool_name_key="tool", tool_arguments_key="params")
+    text = 'Calling {"tool": "get_weather", "params": {"city": "Paris"}} now.'
+    parsed = model.parse_tool_calls(contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=text))
+    assert [(c.function.name, c.function.arguments) for c in parsed.tool_calls] == [("get_weather", {"city": "Paris"})]
