@@ -130,7 +130,8 @@ _SESSION_ENGINE = {
 def engine_variant(backend: Any, model: Any, model_factory: Any) -> Any:
     """Builds the local class under test with other settings, on the engine the session already loaded."""
     if backend.kind != "local":
-        pytest.skip(f"{backend.name}: an API model's settings are checked in-process (test_every_parameter_has_its_effect)")
+        pytest.skip(f"{backend.name}: an API model's settings are checked in-process "
+                    "(test_every_parameter_has_its_effect)")
     loader = _SESSION_ENGINE.get(backend.name)
 
     def build(**settings: Any) -> Any:
