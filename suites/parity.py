@@ -218,10 +218,16 @@ def base_arguments(class_name: str, without: tuple[str, ...] = ()) -> dict[str, 
     return {k: v for k, v in base.items() if k not in without}
 
 
+def user_turn(text: str) -> list[dict[str, Any]]:
+    """One user message with its text as a list of parts: the form every class under test takes, so that a
+    constructor check fails only on the constructor (smolagents' local classes refuse string content)."""
+    return [{"role": "user", "content": [{"type": "text", "text": text}]}]
+
+
 def _build(cls: type, arguments: dict[str, Any], on_call: bool) -> Any:
     model = cls(**arguments)
     if on_call:
-        model([{"role": "user", "content": "Hello"}])
+        model(user_turn("Hello"))
     return model
 
 

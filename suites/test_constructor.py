@@ -110,9 +110,9 @@ def test_requests_per_minute_spaces_calls(responder: Any, model_factory: Any, mo
     responder.reply = Reply(text="Hello.")
     model = model_factory(requests_per_minute=60)
     waits: list[float] = []
-    model([{"role": "user", "content": "Hello"}])
+    model(parity.user_turn("Hello"))
     monkeypatch.setattr(time, "sleep", waits.append)
-    model([{"role": "user", "content": "Hello again"}])
+    model(parity.user_turn("Hello again"))
     spacing = [w for w in waits if 0.5 < w <= 1.0]
     assert spacing, f"no wait of up to 1 s before the second call (waits seen: {waits})"
 
@@ -152,7 +152,7 @@ def test_generation_limit_bounds_the_answer(backend: Any, engine_variant: Any, s
     if backend.name != "transformers":
         pytest.skip(f"{backend.name}: max_new_tokens and max_tokens are TransformersModel's parameters")
     for settings in ({"max_new_tokens": 3}, {"max_tokens": 3, "max_new_tokens": 48}):
-        message = engine_variant(**settings)([{"role": "user", "content": WEEK_PROMPT}])
+        message = engine_variant(**settings)(parity.user_turn(WEEK_PROMPT))
         usage = message.token_usage
         assert usage is not None and 0 < usage.output_tokens <= 3, (
             f"built with {settings}: {usage.output_tokens if usage else None} tokens generated ({message.content!r})")
@@ -175,7 +175,7 @@ def test_chat_template_kwargs_reach_the_template(backend: Any, engine_variant: A
 
     tokenizer.apply_chat_template = apply_chat_template
     try:
-        model([{"role": "user", "content": "Hello"}])
+        model(parity.user_turn("Hello"))
     finally:
         tokenizer.apply_chat_template = original
     assert seen, "the chat template was never applied"
