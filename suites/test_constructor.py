@@ -127,11 +127,13 @@ _SESSION_ENGINE = {
 
 
 @pytest.fixture
-def engine_variant(backend: Any, model: Any, model_factory: Any) -> Any:
+def engine_variant(request: pytest.FixtureRequest, backend: Any) -> Any:
     """Builds the local class under test with other settings, on the engine the session already loaded."""
     if backend.kind != "local":
         pytest.skip(f"{backend.name}: an API model's settings are checked in-process "
                     "(test_every_parameter_has_its_effect)")
+    model = request.getfixturevalue("model")
+    model_factory = request.getfixturevalue("model_factory")
     loader = _SESSION_ENGINE.get(backend.name)
 
     def build(**settings: Any) -> Any:
