@@ -15,8 +15,8 @@ from typing import Any
 import parity
 import pytest
 
-from harness.answers import declare
-from harness.registry import load_smolagents_class
+from harness.backends.registry import load_smolagents_class
+from harness.plugin.answers import declare
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "suites")]
 
 import parity  # noqa: E402
 
-from harness.registry import get_backend, load_smolagents_class  # noqa: E402
+from harness.backends.registry import get_backend, load_smolagents_class  # noqa: E402
 
 _HOW = {
     "reach": lambda e: f"reaches `{e['target']}` (" + ", ".join(f"`{k}`" for k in e["expect"]) + ")"
