@@ -61,7 +61,10 @@ class AzureOpenAIServerModel(OpenAIServerModel):
     """
 
     backend_name = "azure"
-    _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute", "azure_endpoint", "api_version", "client_kwargs")
+    _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute", "azure_endpoint", "api_base", "api_version",
+                                            "organization", "project", "client_kwargs")
+    _client_settings: ClassVar[tuple[str, ...]] = ("azure_endpoint", "api_base", "api_key", "api_version",
+                                                   "organization", "project", "client_kwargs")
 
     def __init__(
         self,
@@ -71,23 +74,33 @@ class AzureOpenAIServerModel(OpenAIServerModel):
         api_version: str | None = None,
         client_kwargs: dict[str, Any] | None = None,
         custom_role_conversions: dict[str, str] | None = None,
-        requests_per_minute: float | None = None,
         *,
         send_stop: bool | None = None,
         **kwargs: Any,
     ) -> None:
         client_kwargs = dict(client_kwargs or {})
-        self.azure_endpoint = _from_env(azure_endpoint or client_kwargs.pop("azure_endpoint", None),
-                                        "azure_endpoint", ENDPOINT_ENV)
-        self.api_version = _from_env(api_version or client_kwargs.pop("api_version", None),
-                                     "api_version", API_VERSION_ENV)
-        api_key = api_key or client_kwargs.pop("api_key", None) or os.environ.get(API_KEY_ENV) or None
-        keyless = any(client_kwargs.get(k) for k in _KEYLESS_AUTH) or os.environ.get(AD_TOKEN_ENV)
-        if api_key is None and not keyless:
-            raise ValueError(
-                f"AzureOpenAIServerModel needs credentials: pass api_key=... or set the {API_KEY_ENV} environment "
-                f"variable (or use Entra ID: client_kwargs={{'azure_ad_token_provider': ...}} or {AD_TOKEN_ENV})"
-            )
+        azure_endpoint = azure_endpoint or client_kwargs.pop("azure_endpoint", None)
+        api_version = api_version or client_kwargs.pop("api_version", None)
+        api_key = api_key or client_kwargs.pop("api_key", None)
+        # api_base (OpenAIServerModel's parameter, as smolagents passes it on) is the client's base_url: a
+        # deployment's full URL instead of the resource endpoint
+        api_base = kwargs.get("api_base")
+        if api_base and azure_endpoint:
+            raise ValueError(f"AzureOpenAIServerModel got azure_endpoint ({azure_endpoint!r}) and api_base "
+                             f"({api_base!r}); pass one (api_base is the deployment's full URL)")
+        if kwargs.get("client") is None:  # a ready client has its own endpoint, version and credentials
+            if not api_base:
+                azure_endpoint = _from_env(azure_endpoint, "azure_endpoint", ENDPOINT_ENV)
+            api_version = _from_env(api_version, "api_version", API_VERSION_ENV)
+            api_key = api_key or os.environ.get(API_KEY_ENV) or None
+            keyless = any(client_kwargs.get(k) for k in _KEYLESS_AUTH) or os.environ.get(AD_TOKEN_ENV)
+            if api_key is None and not keyless:
+                raise ValueError(
+                    f"AzureOpenAIServerModel needs credentials: pass api_key=... or set the {API_KEY_ENV} environment "
+                    f"variable (or use Entra ID: client_kwargs={{'azure_ad_token_provider': ...}} or {AD_TOKEN_ENV})"
+                )
+        self.azure_endpoint = azure_endpoint
+        self.api_version = api_version
         if send_stop is not None:
             if kwargs.get("supports_stop_parameter") not in (None, send_stop):
                 raise ValueError("AzureOpenAIServerModel got send_stop and supports_stop_parameter with different "
@@ -98,16 +111,25 @@ class AzureOpenAIServerModel(OpenAIServerModel):
             api_key=api_key,
             client_kwargs=client_kwargs,
             custom_role_conversions=custom_role_conversions,
-            requests_per_minute=requests_per_minute,
             **kwargs,
         )
 
     def create_client(self) -> Any:
         # our bounded retry honours Retry-After; the SDK's own retries would multiply it
-        options = {"max_retries": 0, **self.client_kwargs}
-        return openai.AzureOpenAI(
-            azure_endpoint=self.azure_endpoint, api_version=self.api_version, api_key=self.api_key, **options
-        )
+        # organization and project as smolagents passes them (OpenAIServerModel's parameters)
+        options: dict[str, Any] = {
+            "azure_endpoint": self.azure_endpoint, "base_url": self.api_base, "api_version": self.api_version,
+            "api_key": self.api_key, "organization": self.organization, "project": self.project,
+            "max_retries": 0, **self.client_kwargs,
+        }
+        return openai.AzureOpenAI(**options)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        for name in ("api_base", "organization", "project"):  # OpenAIServerModel's, kept only when set
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
     def _translate_error(self, exc: Exception) -> BackendError | None:
         error = super()._translate_error(exc)

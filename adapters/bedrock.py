@@ -283,6 +283,7 @@ class AmazonBedrockServerModel(ApiModel):
     backend_name = "bedrock"
     can_stream = True
     _exported = ("requests_per_minute", "client_kwargs")
+    _client_settings = ("client_kwargs",)
 
     def __init__(
         self,
@@ -290,8 +291,6 @@ class AmazonBedrockServerModel(ApiModel):
         client: Any | None = None,
         client_kwargs: dict[str, Any] | None = None,
         custom_role_conversions: dict[str, str] | None = None,
-        flatten_messages_as_text: bool = False,
-        requests_per_minute: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.client_kwargs = dict(client_kwargs or {})
@@ -299,8 +298,6 @@ class AmazonBedrockServerModel(ApiModel):
             model_id=model_id,
             custom_role_conversions=custom_role_conversions,
             client=client,
-            requests_per_minute=requests_per_minute,
-            flatten_messages_as_text=flatten_messages_as_text,
             **kwargs,
         )
 

@@ -95,6 +95,7 @@ class InferenceClientModel(ApiModel):
     backend_name = "inference-client"
     can_stream = True
     _exported = ("requests_per_minute", "provider", "timeout", "client_kwargs", "bill_to", "base_url")
+    _client_settings = ("provider", "token", "timeout", "client_kwargs", "bill_to")
 
     def __init__(
         self,
@@ -107,7 +108,6 @@ class InferenceClientModel(ApiModel):
         api_key: str | None = None,
         bill_to: str | None = None,
         base_url: str | None = None,
-        requests_per_minute: float | None = None,
         **kwargs: Any,
     ) -> None:
         if token is not None and api_key is not None:
@@ -117,7 +117,7 @@ class InferenceClientModel(ApiModel):
                 f"InferenceClientModel got a URL as model_id ({model_id!r}) and base_url ({base_url!r}); pass one"
             )
         self.token = token if token is not None else api_key
-        if self.token is None:
+        if self.token is None and kwargs.get("client") is None:  # a ready client has its own token
             self.token = os.environ.get(TOKEN_ENV) or None
         self.provider = provider
         self.timeout = timeout
@@ -131,7 +131,6 @@ class InferenceClientModel(ApiModel):
         super().__init__(
             model_id=model_id,  # type: ignore[arg-type]
             custom_role_conversions=custom_role_conversions,
-            requests_per_minute=requests_per_minute,
             **kwargs,
         )
 

@@ -116,7 +116,6 @@ class LiteLLMModel(ApiModel):
         api_key: str | None = None,
         custom_role_conversions: dict[str, str] | None = None,
         flatten_messages_as_text: bool | None = None,
-        requests_per_minute: float | None = None,
         **kwargs: Any,
     ) -> None:
         if not model_id:
@@ -129,7 +128,6 @@ class LiteLLMModel(ApiModel):
             model_id=model_id,
             custom_role_conversions=custom_role_conversions,
             flatten_messages_as_text=flatten_messages_as_text,
-            requests_per_minute=requests_per_minute,
             **kwargs,
         )
         # our bounded retry honours Retry-After; litellm's own retries would multiply it
@@ -181,7 +179,8 @@ class LiteLLMRouterModel(LiteLLMModel):
     ``client_kwargs`` the rest of the Router's configuration (``routing_strategy``, ...)."""
 
     backend_name = "litellm-router"
-    _exported = ("requests_per_minute", "model_list", "client_kwargs")
+    _exported = ("requests_per_minute", "model_list", "client_kwargs", "api_base")
+    _client_settings = ("client_kwargs",)
 
     def __init__(
         self,
@@ -190,7 +189,6 @@ class LiteLLMRouterModel(LiteLLMModel):
         client_kwargs: dict[str, Any] | None = None,
         custom_role_conversions: dict[str, str] | None = None,
         flatten_messages_as_text: bool | None = None,
-        requests_per_minute: float | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model_list, Sequence) or not model_list:
@@ -201,11 +199,11 @@ class LiteLLMRouterModel(LiteLLMModel):
             model_id=model_id,
             custom_role_conversions=custom_role_conversions,
             flatten_messages_as_text=flatten_messages_as_text,
-            requests_per_minute=requests_per_minute,
             **kwargs,
         )
-        # credentials and retries live in the Router's deployments and settings, not in each call
-        self._call_options = {}
+        # retries live in the Router's settings; an api_base or api_key given here goes with every call, as
+        # smolagents' class sends them (the Router passes them on to the deployment)
+        self._call_options = {k: v for k, v in self._call_options.items() if k in ("api_base", "api_key")}
 
     def _flatten_by_default(self, model_id: str) -> bool:
         # a group name says nothing about the provider; its deployments' models do

@@ -28,11 +28,12 @@ class MLXModel(LocalModel):
     def __init__(
         self,
         model_id: str,
-        tool_name_key: str = "name",
-        tool_arguments_key: str = "arguments",
         trust_remote_code: bool = False,
         load_kwargs: dict[str, Any] | None = None,
         apply_chat_template_kwargs: dict[str, Any] | None = None,
+        *,
+        tool_name_key: str = "name",
+        tool_arguments_key: str = "arguments",
         **kwargs: Any,
     ) -> None:
         template_kwargs = {"add_generation_prompt": True, **(apply_chat_template_kwargs or {})}

@@ -49,6 +49,7 @@ class OpenAIServerModel(ApiModel):
     can_stream = True
     _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute", "api_base", "organization", "project",
                                             "client_kwargs")
+    _client_settings: ClassVar[tuple[str, ...]] = ("api_base", "api_key", "organization", "project", "client_kwargs")
 
     def __init__(
         self,
@@ -60,7 +61,6 @@ class OpenAIServerModel(ApiModel):
         client_kwargs: dict[str, Any] | None = None,
         custom_role_conversions: dict[str, str] | None = None,
         flatten_messages_as_text: bool = False,
-        requests_per_minute: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.api_base = api_base
@@ -72,7 +72,6 @@ class OpenAIServerModel(ApiModel):
             model_id=model_id,
             custom_role_conversions=custom_role_conversions,
             flatten_messages_as_text=flatten_messages_as_text,
-            requests_per_minute=requests_per_minute,
             **kwargs,
         )
 

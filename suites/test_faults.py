@@ -251,8 +251,8 @@ def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
     cls = backend.load() if subject == "adapters" else load_smolagents_class(backend)
     delays: list[float] = []
 
-    def build(url: str, timeout: float = TIMEOUT) -> Any:
-        model = cls(**_target(backend.name, url, timeout))
+    def build(url: str, timeout: float = TIMEOUT, **settings: Any) -> Any:
+        model = cls(**_target(backend.name, url, timeout), **settings)
         if hasattr(model, "_sleep"):
             model._sleep = delays.append
         else:
@@ -314,3 +314,29 @@ def test_fault(fault_name: str, backend: Any, fault_model: Callable[..., Any], w
     expected_attempts = fault.attempts if error.kind == fault.kind else (MAX_ATTEMPTS if error.kind in RETRYABLE else 1)
     assert attempts == expected_attempts, f"{fault_name}: {attempts} attempts, expected {expected_attempts}"
     assert sum(model.delays) <= model.max_total_wait
+
+
+@pytest.mark.clause("constructor.same-effect")
+def test_retry_false_sends_one_request(backend: Any, fault_model: Callable[..., Any]) -> None:
+    """retry=False (ApiModel's parameter): a 429 that a retry would cure is raised after one request.
+
+    The retry policy itself is this project's (test_fault: which errors, how long); what retry=False
+    means is smolagents' documented one: no retry, so no second request by any layer.
+    """
+    from urllib.parse import urlsplit
+
+    from harness.recording.cassettes import block_network, hub_clients_online
+
+    wire = _wire(backend.name)
+    fault = FAULTS["429-retry-after-seconds"]
+    with FaultInjector(fault.replies(wire)) as server, hub_clients_online(), block_network(
+            f"backend {backend.name}, retry=False", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
+        model = fault_model(server.url, fault.timeout, retry=False)
+        outcome = "answered"
+        try:
+            model.generate(PROMPT)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            outcome = f"raised {type(exc).__name__}: {str(exc)[:200]}"
+        attempts = len(server.requests)
+    assert attempts == 1, f"retry=False sent {attempts} requests for one 429, then {outcome}"
+    assert outcome != "answered", "retry=False answered after a 429: something retried"

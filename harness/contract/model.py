@@ -8,6 +8,7 @@ parsing, rate limiting, bounded retries) happens here, once.
 from __future__ import annotations
 
 import copy
+import inspect
 import random
 import re
 import threading
@@ -352,12 +353,13 @@ class RateLimiter:
     """At most ``requests_per_minute`` calls, spaced evenly."""
 
     def __init__(self, requests_per_minute: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] | None = None) -> None:
         if requests_per_minute is not None and requests_per_minute <= 0:
             raise ValueError(f"requests_per_minute must be positive, got {requests_per_minute!r}")
         self.requests_per_minute = requests_per_minute
         self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self._clock, self._sleep = clock, sleep
+        # time.sleep looked up when waiting, as smolagents' limiter does, so a test can watch the waits
+        self._clock, self._sleep = clock, sleep or (lambda seconds: time.sleep(seconds))
         self._next = 0.0
         self._lock = threading.Lock()
 
@@ -381,6 +383,9 @@ class ApiModel(Model):
     # is left of it ends the call at once with the typed error instead of holding it
     max_total_wait: float = 30.0
     _exported: ClassVar[tuple[str, ...]] = ("requests_per_minute",)
+    # constructor parameters (kept as attributes of the same name) that only configure the client
+    # create_client() builds: given together with a ready client they would be ignored, so they are refused
+    _client_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -391,6 +396,8 @@ class ApiModel(Model):
         retry: bool = True,
         **kwargs: Any,
     ) -> None:
+        if client is not None:
+            self._refuse_client_settings()
         super().__init__(model_id=model_id, custom_role_conversions=custom_role_conversions, **kwargs)
         self.requests_per_minute = requests_per_minute
         self.rate_limiter = RateLimiter(requests_per_minute)
@@ -398,6 +405,19 @@ class ApiModel(Model):
         self._sleep: Callable[[float], None] = time.sleep
         self._register_secrets()
         self.client = client if client is not None else self.create_client()
+
+    def _refuse_client_settings(self) -> None:
+        """A ValueError naming each client setting given (other than its default) beside a ready client."""
+        defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()}
+        given = [name for name in self._client_settings
+                 if getattr(self, name, None) not in (None, {}, defaults.get(name))]
+        if given:
+            raise ValueError(
+                f"{type(self).__name__} got client=... and {', '.join(given)}: "
+                f"{'these only configure' if len(given) > 1 else 'it only configures'} the client the model builds "
+                f"when none is given, and would be ignored; set {'them' if len(given) > 1 else 'it'} on your "
+                "client, or leave client out"
+            )
 
     def _register_secrets(self) -> None:
         """Keys passed in code are secrets as much as those in the environment: never recorded or shown."""

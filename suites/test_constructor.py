@@ -1,0 +1,194 @@
+"""Constructor parity: every parameter of smolagents' class of the same name is taken, and has its effect.
+
+The parameters are read from the installed smolagents (``inspect.signature``), so a release that adds
+one is a finding until ``constructor_parameters.yaml`` says how its effect is checked. The effects are
+watched where they land (the SDK client's constructor, the engine's loader, the SDK call a generation
+makes) by ``parity.py``; no model is loaded and nothing is sent, except by the rate-limit check, which
+the recorded-reply responder answers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import parity
+import pytest
+
+from harness.backends.registry import load_smolagents_class
+from harness.plugin.answers import declare
+
+
+@pytest.fixture
+def reference(backend: Any) -> tuple[str, type]:
+    """(name, class) of smolagents' class of the same name: the parameters every subject must take."""
+    try:
+        name = parity.class_for_backend(backend.name)
+    except KeyError:
+        pytest.skip(f"{backend.name}: no smolagents class of the same name to compare with")
+    pytest.importorskip("smolagents", reason="the reference signatures are smolagents' own")
+    return name, load_smolagents_class(backend)
+
+
+@pytest.fixture
+def under_test(request: pytest.FixtureRequest, backend: Any, subject: str, reference: tuple[str, type]) -> type:
+    """The class under test: this project's adapter, or smolagents' class with ``--subject smolagents``."""
+    reason = backend.unavailable_reason()
+    if reason:
+        pytest.skip(f"{backend.name}: {reason}")
+    declare(request.node, "none")
+    return reference[1] if subject == "smolagents" else backend.load()
+
+
+@pytest.mark.clause("constructor.parameters-listed")
+def test_every_parameter_is_listed(reference: tuple[str, type]) -> None:
+    name, cls = reference
+    listed = parity.load_table()[name]["parameters"]
+    taken = dict(parity.smolagents_parameters(cls))
+    missing = [f"{p} (from {where})" for p, where in taken.items() if p not in listed]
+    gone = [p for p in listed if p not in taken]
+    assert not missing, (f"smolagents' {name} takes parameters that suites/constructor_parameters.yaml does not "
+                         f"list: {', '.join(missing)}; add each with how its effect is checked")
+    assert not gone, f"suites/constructor_parameters.yaml lists {', '.join(gone)} for {name}, which it no longer takes"
+
+
+@pytest.mark.clause("constructor.accepts-parameters")
+def test_accepts_every_parameter(reference: tuple[str, type], under_test: type) -> None:
+    import inspect
+
+    name, cls = reference
+    signature = inspect.signature(under_test)
+    refused = []
+    for parameter, _ in parity.smolagents_parameters(cls):
+        try:
+            signature.bind_partial(**{parameter: None})
+        except TypeError:
+            refused.append(parameter)
+    assert not refused, f"{under_test.__qualname__} does not take {', '.join(refused)} ({name} does)"
+    expected = parity.positional_names(cls)
+    bound = parity.positional_names(under_test)[: len(expected)]
+    assert bound == expected, (f"{under_test.__qualname__}'s positional parameters are {bound}; {name}'s are "
+                               f"{expected}, so a positional call means something else")
+
+
+@pytest.mark.clause("constructor.same-effect")
+def test_every_parameter_has_its_effect(reference: tuple[str, type], under_test: type) -> None:
+    name, _ = reference
+    failures = []
+    checked = 0
+    for parameter in parity.load_table()[name]["parameters"]:
+        outcome = parity.check_parameter(under_test, name, parameter)
+        if outcome is None:
+            continue
+        checked += 1
+        if not outcome.ok:
+            failures.append(f"{parameter}: {outcome.detail}")
+    assert checked, f"no parameter of {name} has an in-process check"
+    assert not failures, f"{under_test.__qualname__} built as {name} would be:\n  " + "\n  ".join(failures)
+
+
+@pytest.mark.clause("constructor.ignored-is-error")
+def test_ignored_argument_is_an_error(reference: tuple[str, type], under_test: type) -> None:
+    name, _ = reference
+    settings = parity.load_table()[name].get("ignored_with_client")
+    if not settings:
+        pytest.skip(f"{name}: none of its settings is used only to build a client")
+    failures = []
+    for parameter in settings:
+        outcome = parity.check_ignored_with_client(under_test, name, parameter)
+        if not outcome.ok:
+            failures.append(f"{parameter}: {outcome.detail}")
+    assert not failures, f"{under_test.__qualname__} with client=... given:\n  " + "\n  ".join(failures)
+
+
+@pytest.mark.no_cassette
+@pytest.mark.clause("constructor.same-effect")
+def test_requests_per_minute_spaces_calls(responder: Any, model_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests_per_minute=60: the second of two calls in a row waits for what is left of its second."""
+    from responder import Reply
+
+    responder.reply = Reply(text="Hello.")
+    model = model_factory(requests_per_minute=60)
+    waits: list[float] = []
+    model(parity.user_turn("Hello"))
+    monkeypatch.setattr(time, "sleep", waits.append)
+    model(parity.user_turn("Hello again"))
+    spacing = [w for w in waits if 0.5 < w <= 1.0]
+    assert spacing, f"no wait of up to 1 s before the second call (waits seen: {waits})"
+
+
+# The loader of each local engine, and what it returned for the session's model (engine and tokenizer): a
+# variant built with other settings gets the same loaded engine back instead of loading the model again.
+# vllm needs none: the plugin already hands out one engine per set of LLM arguments.
+_SESSION_ENGINE = {
+    "transformers": ("transformers.AutoModelForCausalLM.from_pretrained", lambda m: m.model),
+    "mlx": ("mlx_lm.load", lambda m: (m.model, m.tokenizer)),
+}
+
+
+@pytest.fixture
+def engine_variant(request: pytest.FixtureRequest, backend: Any) -> Any:
+    """Builds the local class under test with other settings, on the engine the session already loaded."""
+    if backend.kind != "local":
+        pytest.skip(f"{backend.name}: an API model's settings are checked in-process "
+                    "(test_every_parameter_has_its_effect)")
+    model = request.getfixturevalue("model")
+    model_factory = request.getfixturevalue("model_factory")
+    loader = _SESSION_ENGINE.get(backend.name)
+
+    def build(**settings: Any) -> Any:
+        if loader is None:
+            return model_factory(**settings)
+        loaded = loader[1](model)
+        with parity.replaced(loader[0], lambda *args, **kwargs: loaded):
+            return model_factory(**settings)
+
+    return build
+
+
+@pytest.mark.clause("constructor.same-effect")
+def test_generation_limit_bounds_the_answer(backend: Any, engine_variant: Any, subject: str) -> None:
+    """max_new_tokens=3, or max_tokens=3 beside the suite's max_new_tokens (the alias wins): at most 3 tokens."""
+    from conftest import WEEK_PROMPT
+
+    if backend.name != "transformers":
+        pytest.skip(f"{backend.name}: max_new_tokens and max_tokens are TransformersModel's parameters")
+    for settings in ({"max_new_tokens": 3}, {"max_tokens": 3, "max_new_tokens": 48}):
+        message = engine_variant(**settings)(parity.user_turn(WEEK_PROMPT))
+        usage = message.token_usage
+        assert usage is not None and 0 < usage.output_tokens <= 3, (
+            f"built with {settings}: {usage.output_tokens if usage else None} tokens generated ({message.content!r})")
+
+
+@pytest.mark.clause("constructor.same-effect")
+def test_chat_template_kwargs_reach_the_template(backend: Any, engine_variant: Any) -> None:
+    """apply_chat_template_kwargs reach every call of the tokenizer's chat template, as given."""
+    from conftest import one_new_token
+
+    marker = {"model_conformance_marker": "constructor-parity"}
+    model = engine_variant(apply_chat_template_kwargs=dict(marker), **one_new_token(backend))
+    tokenizer = model.tokenizer
+    seen: list[dict[str, Any]] = []
+    original = tokenizer.apply_chat_template
+
+    def apply_chat_template(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    tokenizer.apply_chat_template = apply_chat_template
+    try:
+        model(parity.user_turn("Hello"))
+    finally:
+        tokenizer.apply_chat_template = original
+    assert seen, "the chat template was never applied"
+    assert all(call.get("model_conformance_marker") == "constructor-parity" for call in seen), (
+        f"the template calls received {[sorted(call) for call in seen]}, without apply_chat_template_kwargs")
+
+
+@pytest.mark.clause("constructor.same-effect", "tools.custom-keys")
+def test_engine_tool_keys_read_text_tool_calls(engine_variant: Any, contract: Any) -> None:
+    """A local class built with tool_name_key="tool", tool_arguments_key="params" reads a call written so."""
+    model = engine_variant(tool_name_key="tool", tool_arguments_key="params")
+    text = 'Calling {"tool": "get_weather", "params": {"city": "Paris"}} now.'
+    parsed = model.parse_tool_calls(contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=text))
+    assert [(c.function.name, c.function.arguments) for c in parsed.tool_calls] == [("get_weather", {"city": "Paris"})]
