@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from hypothesis import Phase, settings
 from responder import RecordedReplyResponder
+from wires import lens_of
 
 from harness.answers import declare
 from harness.clauses import use_registry
 from harness.plugin import played_requests
 from harness.secrets import redacting_example_database
-from oracles import WIRE_READERS, read_openai, request_diff
+from oracles import read_openai, request_diff
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
@@ -202,22 +203,22 @@ def responder(request: pytest.FixtureRequest, backend: Any, pytestconfig: pytest
         pytest.skip(f"{backend.name} runs in-process: no transport to answer at")
     declare(request.node, "responder")  # in --mode live too: the endpoint never sees these requests
     root = Path(pytestconfig.getoption("--cassette-dir") or Path(str(pytestconfig.rootpath)) / "cassettes")
-    with RecordedReplyResponder(backend.name, backend.wire_format, root).active() as fake:
+    sources = [backend.name, *([backend.replays] if getattr(backend, "replays", None) else [])]
+    with RecordedReplyResponder(sources, lens_of(backend), root).active() as fake:
         yield fake
 
 
 def tool_parameters(backend: Any, raw: Any) -> Any:
-    """The JSON schema of the first tool's parameters, as the backend's wire format carries it."""
-    if backend.wire_format == "bedrock":
-        return raw["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]
-    return raw["tools"][0]["function"]["parameters"]  # the OpenAI shape, also what chat templates receive
+    """The JSON schema of the first tool's parameters, as the backend's wire carries it (chat templates:
+    the chat-completions shape)."""
+    return lens_of(backend).tool_parameters(raw)
 
 
 @pytest.fixture
 def wire(backend: Any, capture: Any) -> Any:
-    """The outgoing requests of this test, read by the suites' own lens (``oracles.read_openai``,
-    ``oracles.read_converse``; chat-template inputs read as chat-completions bodies), or by the
-    backend's own registered reader."""
+    """The outgoing requests of this test, read by the suites' own lens of the backend's wire
+    (``wires.lens_of``; chat-template inputs read as chat-completions bodies), or by the backend's
+    own registered reader."""
 
     class Wire:
         def calls(self) -> list[Any]:
@@ -228,11 +229,8 @@ def wire(backend: Any, capture: Any) -> Any:
                     call for call in (read_openai(r.body) for r in capture.http) if call is not None and call.messages]
             if backend.request_reader is not None:
                 return [c for c in map(backend.request_reader, capture.http) if c is not None]
-            reader = WIRE_READERS.get(backend.wire_format)
-            if reader is None:
-                raise ValueError(f"no request reader for wire format {backend.wire_format!r}; the suites read "
-                                 f"{', '.join(WIRE_READERS)} and chat_template, or a backend's registered reader")
-            return [c for c in (reader(r.body) for r in capture.http) if c is not None]
+            lens = lens_of(backend)
+            return [c for c in (lens.read(r.body) for r in capture.http) if c is not None]
 
         def last(self) -> Any:
             calls = self.calls()
