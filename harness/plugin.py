@@ -50,8 +50,10 @@ PLAYED = pytest.StashKey[list[PlayedRequest]]()  # the requests replay answered 
 MESSAGE_TYPES = ("dicts", "smolagents_types")
 # live engines get the dimension in these suites only (each extra check there costs generation time)
 LIVE_TYPED_SUITES = frozenset({"message_format", "role_conversion"})
-# suites whose conversations are already smolagents' types (built by real agents)
-UNTYPED_SUITES = frozenset({"agents"})
+# suites without the second form: conversations already smolagents' types (built by real agents), or
+# BFCL's one-question cases, whose subject is the tools and calls (the message forms are the message
+# suites' business): judged once per backend, not once per form
+UNTYPED_SUITES = frozenset({"agents", "bfcl"})
 SUBJECTS = ("adapters", "smolagents")
 
 # What a suites run needs from the environment: litellm's bundled cost map (no fetch at import)

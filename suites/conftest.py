@@ -17,6 +17,7 @@ from wires import lens_of
 from harness.answers import declare
 from harness.clauses import use_registry
 from harness.plugin import played_requests
+from harness.run_log import RESULT_PROPERTY
 from harness.secrets import redacting_example_database
 from oracles import read_openai, request_diff
 
@@ -165,6 +166,33 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 _CHECKED: Counter[str] = Counter()
+_INDEPENDENT: dict[tuple[str, ...], int] = {}
+BACKEND_REACHED = "backend_reached"
+
+
+def mark_backend_reached(node: pytest.Item) -> None:
+    """Say that this check reached the backend's wire where the suites' own lens cannot see it (a stand-in)."""
+    node.user_properties.append((BACKEND_REACHED, True))
+
+
+def backend_reached(item: pytest.Item) -> bool:
+    """Whether the check exercised the backend's wire or engine: a request or chat-template input captured,
+    a recorded-reply responder or a cassette that answered it, or a stand-in that said so."""
+    funcargs = getattr(item, "funcargs", {})
+    capture = funcargs.get("capture")
+    if capture is not None and (capture.http or capture.templates):
+        return True
+    responder = funcargs.get("responder")
+    if responder is not None and responder.requests:
+        return True
+    return bool(played_requests(item)) or any(k == BACKEND_REACHED and v for k, v in item.user_properties)
+
+
+def _check_key(item: pytest.Item) -> tuple[str, ...]:
+    """The check without its backend and message form: what a backend-independent check is counted once as."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    rest = tuple(f"{k}={v!r}" for k, v in sorted(params.items()) if k not in ("backend_name", "message_types"))
+    return (str(item.path.name), getattr(item, "originalname", item.name), *rest)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -175,25 +203,40 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
     backend = callspec.params.get("backend_name") if callspec is not None else None
     if backend and report.when == "call":
         # carried by the report, so that a pytest-xdist controller counts its workers' cases too
-        # (a new list: the report may share item.user_properties)
-        report.user_properties = [*report.user_properties, ("checked_backend", backend)]
+        # (a new list: the report may share item.user_properties); a check that never reached the
+        # backend's wire or engine (a parsing helper, a check refused before sending) judged shared
+        # code only: it is counted once, not once per backend and message form
+        reached = backend_reached(item)
+        if reached:
+            counted: tuple[str, Any] = ("checked_backend", backend)
+        else:
+            counted = ("checked_independent", "|".join(_check_key(item)))
+        for key, row in report.user_properties:
+            if key == RESULT_PROPERTY:  # the results row: the report counts by it too
+                row["extra"] = {**(row.get("extra") or {}), BACKEND_REACHED: reached}
+        report.user_properties = [*report.user_properties, counted]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call" or not report.passed:
         return
     properties = dict(report.user_properties)
-    backend = properties.get("checked_backend")
-    if backend:
-        generated = [n for k, n in report.user_properties if k == "checked_cases"]
-        _CHECKED[backend] += sum(generated) if generated else 1
+    generated = [n for k, n in report.user_properties if k == "checked_cases"]
+    cases = sum(generated) if generated else 1
+    if properties.get("checked_backend"):
+        _CHECKED[properties["checked_backend"]] += cases
+    elif properties.get("checked_independent"):
+        key = (properties["checked_independent"],)
+        _INDEPENDENT[key] = max(_INDEPENDENT.get(key, 0), cases)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Checked cases per backend: a passed test counts once, a property test once per generated example."""
-    if _CHECKED:
-        figures = ", ".join(f"{backend} {n}" for backend, n in sorted(_CHECKED.items()))
-        terminalreporter.write_line(f"model-conformance checked cases per backend: {figures}")
+    """Checked cases: per backend those that reached its wire or engine (a passed test once, a property
+    test once per generated example); the checks that reached none counted once, whatever the backends."""
+    if _CHECKED or _INDEPENDENT:
+        figures = ", ".join(f"{backend} {n}" for backend, n in sorted(_CHECKED.items())) or "none"
+        terminalreporter.write_line(f"model-conformance checked cases per backend: {figures}; backend-independent "
+                                    f"(no wire or engine reached, counted once): {sum(_INDEPENDENT.values())}")
 
 
 @pytest.fixture

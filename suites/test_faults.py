@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from wires import ANSWER, PROVIDER_MESSAGE, REQUEST_ID, WIRES, WireLens, lens_of
 
+from conftest import mark_backend_reached
 from harness.answers import declare
 from harness.fault_injector import FaultInjector, Reply, retry_after_date
 from harness.registry import Target
@@ -133,7 +134,8 @@ def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
 
 @pytest.mark.parametrize("fault_name", list(FAULTS))
 @pytest.mark.clause("errors.bounded-retry", "errors.typed-with-provider-message")
-def test_fault(fault_name: str, backend: Any, fault_model: Callable[..., Any], weather_tool: Any) -> None:
+def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fault_model: Callable[..., Any],
+               weather_tool: Any) -> None:
     fault = FAULTS[fault_name]
     wire = lens_of(backend)
     if fault.wire is not None and fault.wire != wire.name:
@@ -161,6 +163,8 @@ def test_fault(fault_name: str, backend: Any, fault_model: Callable[..., Any], w
         except Exception as exc:  # noqa: BLE001 - judged below
             error = exc
         attempts = len(server.requests)
+    if attempts:
+        mark_backend_reached(request.node)  # the stand-in answered the backend's own SDK
     from harness.errors import BackendError
 
     if fault.delays is not None:

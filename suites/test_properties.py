@@ -20,15 +20,16 @@ import base64
 import io
 import json
 import string
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from responder import Reply, ToolCallSpec
 from wires import lens_of
 
-from conftest import assert_stop_on_wire, one_new_token, text_of
+from conftest import assert_stop_on_wire, distinct_words, one_new_token, text_of
 from oracles import ROLES, cut_at_first_stop, exact_diff, exactly_equal, merged_stream, message_of_stream, wire_turns
 
 # nothing here reads a cassette through the plugin: HTTP cases are answered by the responder
@@ -55,8 +56,9 @@ def examples(backend: Any, http: int, local: int) -> int:
     return max(2, base * (http if backend.kind == "http" else local) // 100)
 
 
-def run_property(request: Any, strategy: Any, check: Any, max_examples: int) -> None:
-    """Run ``check`` on ``max_examples`` generated cases; the count is this test's checked cases."""
+def run_property(request: Any, strategy: Any, check: Any, max_examples: int, explicit: Sequence[Any] = ()) -> None:
+    """Run ``check`` on ``explicit`` cases, then ``max_examples`` generated ones; the count is this test's
+    checked cases. Explicit cases make a small budget (live engines in ci) exercise what the property is about."""
     count = 0
 
     @settings(max_examples=max_examples, suppress_health_check=list(HealthCheck), deadline=None)
@@ -66,6 +68,8 @@ def run_property(request: Any, strategy: Any, check: Any, max_examples: int) -> 
         if check(case) is not False:  # False: the case was declared not checkable on this backend
             count += 1
 
+    for case in reversed(explicit):
+        run = example(case)(run)
     run()
     request.node.user_properties.append(("checked_cases", count))
 
@@ -230,7 +234,20 @@ def test_generated_conversations_reach_the_chat_template(request, backend, model
         assert_stop_on_wire(backend, wire.last(), stops)
 
     strategy = conversations(False, (False,), [None])
-    run_property(request, strategy, check, examples(backend, http=0, local=8))
+    run_property(request, strategy, check, examples(backend, http=0, local=8), explicit=TEMPLATE_CASES)
+
+
+# What a live engine's small ci budget must cover whatever is generated: a system turn, both tool roles
+# (converted), parts beside strings, consecutive turns of one role, whitespace and non-ASCII text.
+TEMPLATE_CASES = [
+    ([{"role": "system", "content": "Be brief."},
+      {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "th\u00e9re\n"}]},
+      {"role": "tool-call", "content": "get_weather('Paris')"},
+      {"role": "tool-response", "content": [{"type": "text", "text": "Sunny"}]},
+      {"role": "user", "content": "  and now?"}], None, False, ["\n\n"]),
+    ([{"role": "user", "content": "One."}, {"role": "user", "content": [{"type": "text", "text": "Two."}]},
+      {"role": "assistant", "content": "\u00a1Tres!"}, {"role": "user", "content": ""}], None, False, []),
+]
 
 
 # -- generated stops against generated outputs -------------------------------------------------
@@ -343,7 +360,10 @@ def test_generated_stops_cut_the_engines_answer(request, backend, model, contrac
         assert_stop_on_wire(backend, wire.last(), case)
         assert wire.last().texts == [prompt[0]["content"]]
 
-    run_property(request, stops(), check, examples(backend, http=0, local=6))
+    # explicit: stops the engine's own answer holds (the generated ones may all be free text it never writes)
+    words = distinct_words(reference, min_len=4)
+    explicit = [[words[1]], [words[2][1:3], "\u2603"]] if len(words) > 2 else []
+    run_property(request, stops(), check, examples(backend, http=0, local=6), explicit=explicit)
 
 
 # -- generated tool calls -------------------------------------------------------------------------
