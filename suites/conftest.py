@@ -19,7 +19,7 @@ from harness.clauses import use_registry
 from harness.plugin import played_requests
 from harness.run_log import RESULT_PROPERTY
 from harness.secrets import redacting_example_database
-from oracles import read_openai, request_diff
+from oracles import exact_diff, exactly_equal, read_openai, request_diff
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
@@ -138,7 +138,8 @@ def pytest_configure(config: pytest.Config) -> None:
     use_registry(config, Path(__file__).with_name("clauses.yaml"))  # every check names its clauses there
     config.addinivalue_line(
         "markers", "free_fields(*fields): request fields (body.temperature, query.api-version, path) that this "
-        "check lets differ from the recording in replay")
+        "check lets differ from the recording in replay, and contract fields (tool_choice, max_tokens, temperature, "
+        "top_p) that it sets itself where the responder answers")
 
 
 def judge_played(item: pytest.Item) -> list[str]:
@@ -155,11 +156,43 @@ def judge_played(item: pytest.Item) -> list[str]:
     return problems
 
 
+def judge_by_contract(item: pytest.Item) -> list[str]:
+    """Each request of ``item`` that the recorded-reply responder answered (no recording to compare with),
+    against what the contract says it must hold: the sampling parameters the model was built with
+    (model.kwargs-at-instantiation) and, where tools are offered without a tool_choice, a required call
+    (tools.default-choice-required). A check that passes its own values declares them free."""
+    funcargs = getattr(item, "funcargs", {})
+    backend, capture = funcargs.get("backend"), funcargs.get("capture")
+    if funcargs.get("responder") is None or backend is None or capture is None:
+        return []
+    free = {str(f) for mark in item.iter_markers("free_fields") for f in mark.args}
+    lens = lens_of(backend)
+    from harness.registry import Target
+
+    given = {k: v for k, v in lens.sampling(backend.settings(Target(mode="replay"))).items() if k not in free}
+    problems = []
+    for number, request in enumerate(capture.http):
+        body = request.body
+        if not isinstance(body, dict) or lens.read(body) is None:
+            continue
+        where = f"request {number} ({request.method} {request.url.split('?')[0]})"
+        sent = lens.sampling(body)
+        diff = exact_diff({k: sent.get(k, "<not sent>") for k in given}, given, "sampling")
+        problems += [f"{where}: {line} (given when the model was built)" for line in diff]
+        if "tool_choice" not in free and lens.read(body).tools:
+            expected = lens.tool_choices["required"]
+            if not exactly_equal(lens.tool_choice(body), expected):
+                problems.append(f"{where}: tools offered with tool choice {lens.tool_choice(body)!r}, expected "
+                                f"{expected!r} (a call without tool_choice asks for a tool call)")
+    return problems
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
-    # replay answers by method, endpoint and order; what was sent is judged here, once the check passed
+    # replay answers by method, endpoint and order; what was sent is judged here, once the check passed:
+    # against the recording, and where a responder answered, against what the contract says
     result = yield
-    problems = judge_played(item)
+    problems = judge_played(item) + judge_by_contract(item)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
     return result

@@ -22,6 +22,7 @@ from responder import Reply, ToolCallSpec
 from wires import lens_of
 
 from conftest import one_new_token, text_of, tool_parameters
+from oracles import exact_diff, exactly_equal
 
 pytestmark = pytest.mark.no_cassette
 
@@ -50,6 +51,7 @@ TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "required",
 @pytest.mark.requires("native_tools")
 @pytest.mark.parametrize("choice", ["auto", "none", "required", "named"])
 @pytest.mark.clause("tools.choice-on-wire", "tools.native-calls-surface")
+@pytest.mark.free_fields("tool_choice")  # the check passes each choice itself
 def test_tool_choice_on_the_wire(backend, model, wire, weather_tool, responder, choice):
     value = TOOL_CHOICES[choice]
     if choice == "none":
@@ -105,6 +107,7 @@ def test_parallel_tool_calls(model, contract, weather_tool, responder, streamed,
 
 @pytest.mark.requires("tools")
 @pytest.mark.clause("tools.foreign-id-round-trip", "roles.tool-roles-converted")
+@pytest.mark.free_fields("tool_choice")  # the final answer after a tool result: tool_choice="auto", passed here
 def test_tool_result_round_trip_with_a_foreign_id(request, backend, model, wire, weather_tool):
     """A tool call and its result from elsewhere (an id this backend never issued) go back as text turns.
 
@@ -189,3 +192,36 @@ def test_structured_output_refused_clearly(backend, model, wire):
     with pytest.raises(ValueError, match="response_format"):
         model(WEATHER, response_format=RESPONSE_FORMAT)
     assert wire.calls() == [], "a request was sent although response_format cannot be honoured"
+
+
+@pytest.mark.requires("native_tools")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("tools.default-choice-required")
+def test_tools_without_a_choice_ask_for_a_call(backend, model, wire, weather_tool, responder, streamed):
+    """Tools offered without tool_choice: the request asks for a tool call (the wire's form of "required")."""
+    responder.reply = Reply(tool_calls=[ToolCallSpec("call_1", "get_weather", {"city": "Paris"})])
+    if streamed:
+        list(model.generate_stream(WEATHER, tools_to_call_from=[weather_tool]))
+    else:
+        model(WEATHER, tools_to_call_from=[weather_tool])
+    lens = lens_of(backend)
+    sent = wire.last().raw
+    assert lens.tool_choice(sent) == lens.tool_choices["required"], f"tool choice sent {lens.tool_choice(sent)!r}"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("model.kwargs-at-instantiation")
+def test_kwargs_given_at_instantiation_reach_every_request(backend, model, wire, responder, streamed):
+    """The sampling parameters the model was built with (the suite's settings) are in the request, type-exactly."""
+    responder.reply = Reply(text="Monday, Tuesday")
+    if streamed:
+        list(model.generate_stream([{"role": "user", "content": "Name two days."}]))
+    else:
+        model([{"role": "user", "content": "Name two days."}])
+    from harness.registry import Target
+
+    lens = lens_of(backend)
+    given = lens.sampling(backend.settings(Target(mode="replay")))
+    assert given, f"{backend.name}: its suite settings give no sampling parameter to check"
+    sent = lens.sampling(wire.last().raw)
+    assert exactly_equal({k: sent.get(k) for k in given}, given), "; ".join(exact_diff(sent, given))

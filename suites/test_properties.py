@@ -179,6 +179,17 @@ def check_wire_rules(backend: Any, sent: Any, messages: list, conversions: Any, 
             _consume("".join(got_texts), want_texts, where)
 
 
+# Flattened empty text parts beside text, and a user turn of empty parts only (found by generation on
+# Converse, which refuses blank text: two empty parts were sent as a line break)
+FLATTENED_EMPTY_PARTS = [
+    ([{"role": "system", "content": ""}, {"role": "user", "content": [{"type": "text", "text": ""},
+                                                                      {"type": "text", "text": "0"}]},
+      {"role": "system", "content": "0"}], None, True, []),
+    ([{"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": ""}]},
+      {"role": "system", "content": "0"}], None, True, []),
+]
+
+
 @pytest.mark.clause("messages.string-content", "messages.parts-content", "messages.mixed-forms",
                      "messages.every-text-part-kept", "roles.tool-roles-converted")
 def test_generated_conversations_follow_the_wire_rules(request, backend, model_factory, capture, wire, responder):
@@ -207,7 +218,7 @@ def test_generated_conversations_follow_the_wire_rules(request, backend, model_f
         assert_stop_on_wire(backend, sent, stops)
 
     strategy = conversations(images, (False, True), CONVERSIONS)
-    run_property(request, strategy, check, examples(backend, http=100, local=0))
+    run_property(request, strategy, check, examples(backend, http=100, local=0), explicit=FLATTENED_EMPTY_PARTS)
 
 
 @pytest.mark.clause("messages.string-content", "messages.parts-content", "messages.mixed-forms",

@@ -66,6 +66,11 @@ def arguments_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
+# the sampling parameters the contract names (model-level kwargs that reach every generation call)
+SAMPLING = ("max_tokens", "temperature", "top_p")
+CONVERSE_SAMPLING = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP"}
+
+
 class WireLens:
     """One wire as the suites see it. Subclass it for a wire of your own and name it in ``wire_lens``."""
 
@@ -100,6 +105,12 @@ class WireLens:
 
     def tool_choice(self, body: Any) -> Any:
         """The tool choice a request carries (None: none)."""
+        raise NotImplementedError
+
+    def sampling(self, body: Any) -> dict[str, Any]:
+        """The sampling parameters a request body carries, named as the contract names them (``max_tokens``,
+        ``temperature``, ``top_p``). The constructor's keyword arguments of a backend on this wire read the
+        same way, so the two compare."""
         raise NotImplementedError
 
     def response_schema(self, body: Any) -> tuple[str | None, Any]:
@@ -218,6 +229,9 @@ class OpenAIChatLens(WireLens):
 
     def tool_choice(self, body: Any) -> Any:
         return body.get("tool_choice")
+
+    def sampling(self, body: Any) -> dict[str, Any]:
+        return {k: body[k] for k in SAMPLING if k in body}
 
     def response_schema(self, body: Any) -> tuple[str | None, Any]:
         form = body["response_format"]
@@ -382,6 +396,10 @@ class ConverseLens(WireLens):
 
     def tool_choice(self, body: Any) -> Any:
         return (body.get("toolConfig") or {}).get("toolChoice")
+
+    def sampling(self, body: Any) -> dict[str, Any]:
+        config = body.get("inferenceConfig") or {}  # Converse: inferenceConfig {maxTokens, temperature, topP}
+        return {name: config[key] for name, key in CONVERSE_SAMPLING.items() if key in config}
 
     def response_schema(self, body: Any) -> tuple[str | None, Any]:
         text_format = body["outputConfig"]["textFormat"]
