@@ -106,3 +106,32 @@ def test_the_whole_suite_runs_on_a_third_party_openai_wire_backend(pytester: pyt
                                  "*bedrock-ThrottlingException is a fault of the bedrock wire only*"])
     # the requests it sent were judged against the openai recordings it replays
     assert "model-conformance checked cases per backend: acme-chat " in out
+
+
+def test_a_wire_the_suites_do_not_know_is_read_by_the_lens_its_registration_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.syspath_prepend(str(ROOT / "suites"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "acme_lens.py").write_text(textwrap.dedent('''
+        from wires import OpenAIChatLens
+
+        class AcmeLens(OpenAIChatLens):
+            """Acme's wire: chat completions whose stream is asked for by a query flag."""
+
+            name = "acme-wire"
+
+            def is_stream(self, url, body):
+                return url.endswith("?stream=1")
+
+        LENS = AcmeLens()
+    '''), encoding="utf-8")
+    import wires
+
+    own = SimpleNamespace(name="acme", wire_format="acme-wire", wire_lens="acme_lens:LENS")
+    lens = wires.lens_of(own)
+    assert lens.name == "acme-wire" and lens.is_stream("https://acme.test/chat?stream=1", {})
+    assert wires.lens_of(SimpleNamespace(name="o", wire_format="openai", wire_lens=None)) is wires.WIRES["openai"]
+    with pytest.raises(LookupError, match=r"'acme' speaks wire 'acme-wire'.*wire_lens='module:object'"):
+        wires.lens_of(SimpleNamespace(name="acme", wire_format="acme-wire", wire_lens=None))
