@@ -14,17 +14,17 @@ from hypothesis import Phase, settings
 from responder import RecordedReplyResponder
 from wires import lens_of
 
-from harness.answers import declare
-from harness.clauses import use_registry
-from harness.plugin import played_requests
-from harness.run_log import RESULT_PROPERTY
-from harness.secrets import redacting_example_database
+from harness.plugin.answers import declare
+from harness.plugin.clauses import use_registry
+from harness.plugin.replay import played_requests
+from harness.plugin.run_log import RESULT_PROPERTY
+from harness.recording.scan import redacting_example_database
 from oracles import exact_diff, exactly_equal, read_openai, request_diff
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
 # thousands of examples per property, mutation a short derandomized run per mutant.
-# Every profile that stores examples stores them through the redaction (harness.secrets).
+# Every profile that stores examples stores them through the redaction (harness.contract.secrets).
 _DEFAULT = settings(settings.get_profile("default"), database=redacting_example_database())
 settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=25, deadline=None, print_blob=True)
 settings.register_profile("dev", parent=_DEFAULT)
@@ -167,7 +167,7 @@ def judge_by_contract(item: pytest.Item) -> list[str]:
         return []
     free = {str(f) for mark in item.iter_markers("free_fields") for f in mark.args}
     lens = lens_of(backend)
-    from harness.registry import Target
+    from harness.backends.registry import Target
 
     given = {k: v for k, v in lens.sampling(backend.settings(Target(mode="replay"))).items() if k not in free}
     problems = []

@@ -218,7 +218,7 @@ def test_kwargs_given_at_instantiation_reach_every_request(backend, model, wire,
         list(model.generate_stream([{"role": "user", "content": "Name two days."}]))
     else:
         model([{"role": "user", "content": "Name two days."}])
-    from harness.registry import Target
+    from harness.backends.registry import Target
 
     lens = lens_of(backend)
     given = lens.sampling(backend.settings(Target(mode="replay")))

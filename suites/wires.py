@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.cassettes import decode_event_stream, encode_event_message
-from harness.fault_injector import Reply as StandInReply
-from harness.fault_injector import sse
+from harness.recording.fault_injector import Reply as StandInReply
+from harness.recording.fault_injector import sse
+from harness.wire.eventstream import decode_event_stream, encode_event_message
 from oracles import SentRequest, read_converse, read_openai
 
 # What a fault's bodies carry, so that the fault suite can find them in the error raised.

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 THIRD_PARTY_MODULE = '''
 """acme-chat: Acme's OpenAI-compatible chat endpoint for model-conformance."""
 
-from harness.registry import backend
+from harness.backends.registry import backend
 
 API_GENERATION = {"max_tokens": 48, "temperature": 0.0}
 
