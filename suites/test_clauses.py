@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 from responder import Reply, ToolCallSpec
+from wires import lens_of
 
 from conftest import one_new_token, text_of, tool_parameters
+from oracles import exact_diff, exactly_equal
 
 pytestmark = pytest.mark.no_cassette
 
@@ -36,56 +38,33 @@ class NoArgumentsTool:
         return "12:00"
 
 
-def _finish_reason(backend: Any, message: Any) -> Any:
-    raw = message.raw
-    if backend.wire_format == "bedrock":
-        return raw["stopReason"]
-    choice = raw["choices"][0] if isinstance(raw, dict) else raw.choices[0]
-    return choice["finish_reason"] if isinstance(choice, dict) else choice.finish_reason
-
-
 def _surfaced(model: Any, message: Any) -> list[tuple[str, Any]]:
     return [(c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
 
 
-# What each tool_choice becomes on each wire (written down from the APIs' documentation).
-TOOL_CHOICE_WIRE = {
-    "openai": {
-        "auto": "auto",
-        "none": "none",
-        "required": "required",
-        "named": {"type": "function", "function": {"name": "get_weather"}},
-    },
-    # Converse: auto -> {"auto": {}}, required -> {"any": {}}, a named tool -> {"tool": {"name": ...}};
-    # it has no "none": the tools are not offered at all
-    "bedrock": {
-        "auto": {"auto": {}},
-        "none": None,
-        "required": {"any": {}},
-        "named": {"tool": {"name": "get_weather"}},
-    },
-}
+# The tool_choice values the contract passes through (what each becomes on each wire: the lens's
+# ``tool_choices``, written down from the APIs' documentation in suites/wires.py).
+TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "required",
+                "named": {"type": "function", "function": {"name": "get_weather"}}}
 
 
 @pytest.mark.requires("native_tools")
 @pytest.mark.parametrize("choice", ["auto", "none", "required", "named"])
 @pytest.mark.clause("tools.choice-on-wire", "tools.native-calls-surface")
+@pytest.mark.free_fields("tool_choice")  # the check passes each choice itself
 def test_tool_choice_on_the_wire(backend, model, wire, weather_tool, responder, choice):
-    value = TOOL_CHOICE_WIRE["openai"][choice]
+    value = TOOL_CHOICES[choice]
     if choice == "none":
         responder.reply = Reply(text="It is sunny.")
     else:
         responder.reply = Reply(tool_calls=[ToolCallSpec("call_1", "get_weather", {"city": "Paris"})])
     message = model(WEATHER, tools_to_call_from=[weather_tool], tool_choice=value)
-    sent = wire.last().raw
-    if backend.wire_format == "bedrock":
-        expected = TOOL_CHOICE_WIRE["bedrock"][choice]
-        got = (sent.get("toolConfig") or {}).get("toolChoice")
-        assert got == expected, f"toolChoice sent {got!r}, expected {expected!r}"
-        assert ("toolConfig" in sent) == (choice != "none")
-    else:
-        assert sent.get("tool_choice") == value, f"tool_choice sent {sent.get('tool_choice')!r}, expected {value!r}"
-        assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather"]
+    sent, lens = wire.last(), lens_of(backend)
+    expected = lens.tool_choices[choice]
+    got = lens.tool_choice(sent.raw)
+    assert got == expected, f"tool choice sent {got!r}, expected {expected!r}"
+    # a wire without this choice offers no tools at all
+    assert sent.tools == ([] if expected is None else ["get_weather"]), f"tools offered: {sent.tools}"
     if choice == "none":
         assert text_of(message) == "It is sunny." and not message.tool_calls
     else:
@@ -97,8 +76,8 @@ def test_tool_choice_on_the_wire(backend, model, wire, weather_tool, responder, 
 @pytest.mark.clause("tools.no-arguments", "tools.arguments-decoded")
 def test_tool_without_arguments(backend, model, wire, responder, arguments):
     """A tool with no inputs: an empty object schema on the wire; a call with no arguments surfaces as {}."""
-    if backend.wire_format == "bedrock" and arguments == "":
-        arguments = {}  # Converse carries toolUse.input as an object: no empty-string form exists there
+    if arguments == "" and not lens_of(backend).arguments_as_text:
+        arguments = {}  # e.g. Converse carries toolUse.input as an object: no empty-string form exists there
     responder.reply = Reply(tool_calls=[ToolCallSpec("call_1", "get_time", arguments)])
     message = model([{"role": "user", "content": "What time is it?"}], tools_to_call_from=[NoArgumentsTool()])
     schema = tool_parameters(backend, wire.last().raw)
@@ -128,6 +107,7 @@ def test_parallel_tool_calls(model, contract, weather_tool, responder, streamed,
 
 @pytest.mark.requires("tools")
 @pytest.mark.clause("tools.foreign-id-round-trip", "roles.tool-roles-converted")
+@pytest.mark.free_fields("tool_choice")  # the final answer after a tool result: tool_choice="auto", passed here
 def test_tool_result_round_trip_with_a_foreign_id(request, backend, model, wire, weather_tool):
     """A tool call and its result from elsewhere (an id this backend never issued) go back as text turns.
 
@@ -175,10 +155,11 @@ def test_unicode_arguments(model, contract, weather_tool, responder, streamed):
 @pytest.mark.clause("response.finish-reason-visible", "messages.string-content")
 def test_finish_reason_visible(backend, model, wire, responder, reason):
     """The backend's finish reason is readable on the returned message's raw response."""
-    wire_reason = {"stop": "end_turn", "length": "max_tokens"}[reason] if backend.wire_format == "bedrock" else reason
+    lens = lens_of(backend)
+    wire_reason = lens.finish_reasons[reason]
     responder.reply = Reply(text="Monday, Tuesday", finish_reason=wire_reason)
     message = model([{"role": "user", "content": "Name two days."}])
-    assert _finish_reason(backend, message) == wire_reason
+    assert lens.finish_reason(message.raw) == wire_reason
     assert text_of(message) == "Monday, Tuesday"
     assert wire.last().texts == ["Name two days."]
 
@@ -195,15 +176,11 @@ def test_structured_output_request(backend, model, wire, responder):
     responder.reply = Reply(text='{"city": "Paris", "temperature": 21.5}')
     message = model(WEATHER, response_format=RESPONSE_FORMAT)
     sent = wire.last().raw
-    if backend.wire_format == "bedrock":
-        structure = sent["outputConfig"]["textFormat"]["structure"]["jsonSchema"]
-        assert sent["outputConfig"]["textFormat"]["type"] == "json_schema"
-        assert json.loads(structure["schema"]) == SCHEMA and structure["name"] == "weather"
-    elif backend.name == "inference-client":
-        # huggingface_hub's hf-inference provider sends TGI's grammar form of a json_schema
+    if backend.name == "inference-client":
+        # huggingface_hub's hf-inference provider sends TGI's grammar form of a json_schema (its SDK, not the wire)
         assert sent["response_format"] == {"type": "json_object", "value": SCHEMA}
     else:
-        assert sent["response_format"] == RESPONSE_FORMAT
+        assert lens_of(backend).response_schema(sent) == ("weather", SCHEMA)
     assert json.loads(text_of(message)) == {"city": "Paris", "temperature": 21.5}
 
 
@@ -215,3 +192,36 @@ def test_structured_output_refused_clearly(backend, model, wire):
     with pytest.raises(ValueError, match="response_format"):
         model(WEATHER, response_format=RESPONSE_FORMAT)
     assert wire.calls() == [], "a request was sent although response_format cannot be honoured"
+
+
+@pytest.mark.requires("native_tools")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("tools.default-choice-required")
+def test_tools_without_a_choice_ask_for_a_call(backend, model, wire, weather_tool, responder, streamed):
+    """Tools offered without tool_choice: the request asks for a tool call (the wire's form of "required")."""
+    responder.reply = Reply(tool_calls=[ToolCallSpec("call_1", "get_weather", {"city": "Paris"})])
+    if streamed:
+        list(model.generate_stream(WEATHER, tools_to_call_from=[weather_tool]))
+    else:
+        model(WEATHER, tools_to_call_from=[weather_tool])
+    lens = lens_of(backend)
+    sent = wire.last().raw
+    assert lens.tool_choice(sent) == lens.tool_choices["required"], f"tool choice sent {lens.tool_choice(sent)!r}"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("model.kwargs-at-instantiation")
+def test_kwargs_given_at_instantiation_reach_every_request(backend, model, wire, responder, streamed):
+    """The sampling parameters the model was built with (the suite's settings) are in the request, type-exactly."""
+    responder.reply = Reply(text="Monday, Tuesday")
+    if streamed:
+        list(model.generate_stream([{"role": "user", "content": "Name two days."}]))
+    else:
+        model([{"role": "user", "content": "Name two days."}])
+    from harness.backends.registry import Target
+
+    lens = lens_of(backend)
+    given = lens.sampling(backend.settings(Target(mode="replay")))
+    assert given, f"{backend.name}: its suite settings give no sampling parameter to check"
+    sent = lens.sampling(wire.last().raw)
+    assert exactly_equal({k: sent.get(k) for k in given}, given), "; ".join(exact_diff(sent, given))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 from responder import Reply
+from wires import lens_of
 
 from conftest import STORY_PROMPT, WEEK_PROMPT, assert_stop_on_wire, distinct_words, text_of
 from oracles import cut_at_first_stop
@@ -56,7 +57,7 @@ def _assert_streamed_like_generate(backend, capture, wire):
         # from the same input; there is no request flag
         return
     last = capture.http[-1]
-    streaming = last.url.endswith("/converse-stream") if backend.wire_format == "bedrock" else last.body.get("stream")
+    streaming = lens_of(backend).is_stream(last.url, last.body)
     assert streaming, f"the stream was sent as a non-streaming request: {last.url} {last.body!r}"
 
 

@@ -6,9 +6,11 @@
 
 Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the targets below, with
 ``pytest suites`` replaying cassettes as the only judge, then prints killed / survived per target
-and every survivor (``mutmut show NAME`` prints its diff). Work happens in ``mutants/``, a copy of
+and every survivor (``mutmut show NAME`` prints its diff). The score is the share killed of the
+mutants with a verdict: a mutant whose run timed out is listed apart, with no verdict, and never
+counted as killed. Work happens in ``mutants/``, a copy of
 the tree, which each run starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
-survivors again, with the suites as they are now (mutmut copies ``suites/`` again and collects
+survivors (and timed-out mutants) again, with the suites as they are now (mutmut copies ``suites/`` again and collects
 coverage for the new tests; killed verdicts stand). Exit status: 0, or 1 when the harness modules' score is
 under ``--fail-under``, or 2 when mutmut itself failed.
 """
@@ -86,10 +88,15 @@ def _results(root: Path, globs: dict[str, list[str]]) -> dict[str, dict[str, str
     }
 
 
+UNDECIDED = ("timeout", "not run")  # no verdict: a timed-out run proves nothing either way (a busy machine)
+UNFINISHED = ("survived", "no tests", "suspicious", "timeout")  # judged again by --rerun-survivors
+
+
 def _score(statuses: Counter[str]) -> float:
-    # a timeout counts as killed (the mutant changed behaviour); "no tests" counts as survived
-    judged = sum(statuses.values()) - statuses["not run"]
-    return 100.0 * (statuses["killed"] + statuses["timeout"]) / judged if judged else 0.0
+    """Percent killed of the mutants with a verdict: only a failing suite kills; a timeout is reported apart,
+    never counted as a kill; "no tests" counts as survived."""
+    judged = sum(statuses.values()) - sum(statuses[s] for s in UNDECIDED)
+    return 100.0 * statuses["killed"] / judged if judged else 0.0
 
 
 def _run_mutmut(globs: list[str], backends: str, jobs: int, log: Path) -> int:
@@ -127,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--only", default="", help=f"comma list of targets (default: all of {', '.join(TARGETS)})")
     parser.add_argument("--fail-under", type=float, default=None,
-                        help="exit 1 when the harness modules' score (percent killed) is lower")
+                        help="exit 1 when the harness modules' score (percent killed of the mutants with a verdict; "
+                             "timeouts have none) is lower")
     parser.add_argument("--report-only", action="store_true", help="print the last run's results; run nothing")
     parser.add_argument("--rerun-survivors", action="store_true",
-                        help="keep mutants/ and judge the last run's survivors again with the suites as they are now")
+                        help="keep mutants/ and judge the last run's survivors and timed-out mutants again with the "
+                             "suites as they are now")
     args = parser.parse_args(argv)
 
     chosen = [t.strip() for t in args.only.split(",") if t.strip()] or list(TARGETS)
@@ -145,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             print("no mutants/ directory: run without --rerun-survivors first", file=sys.stderr)
             return 2
         run = [name for statuses in _results(ROOT, globs).values() for name, s in statuses.items()
-               if s in ("survived", "no tests", "suspicious")]
-        print(f"judging {len(run)} survivors again; judge: pytest suites --backend={args.backends} (replay)",
-              flush=True)
+               if s in UNFINISHED]
+        print(f"judging {len(run)} survivors and timed-out mutants again; judge: pytest suites "
+              f"--backend={args.backends} (replay)", flush=True)
     elif not args.report_only:
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)  # mutmut caches verdicts: start afresh
         (ROOT / "mutants").mkdir()
@@ -184,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
             for name, status in statuses.items():
                 if status in ("survived", "no tests", "suspicious"):
                     print(f"  {status:9} {name}")
+    timed_out = [name for statuses in results.values() for name, s in statuses.items() if s == "timeout"]
+    if timed_out:
+        print(f"\ntimed out ({len(timed_out)}; no verdict, left out of the score; judge them again with "
+              "--rerun-survivors on a quieter machine):")
+        for name in timed_out:
+            print(f"  timeout   {name}")
     if args.fail_under is not None and harness_total and _score(harness_total) < args.fail_under:
         print(f"\nharness score {_score(harness_total):.1f}% is under --fail-under {args.fail_under}", file=sys.stderr)
         return 1

@@ -26,13 +26,24 @@ DISTRIBUTION = "model-conformance"
 
 @dataclass
 class Target:
-    """Where a suite's model points: the local server, the embedded model, or replay placeholders."""
+    """Where a suite's model points: the local server, the embedded model, or replay placeholders.
+
+    ``mode`` is ``replay``, ``record`` or ``live``, or ``stand-in``: the fault suite's loopback
+    server at ``base_url`` (``<root>/v1``), where the client must give up reading after ``timeout``
+    seconds and sign with ``api_key`` whatever the service (no placeholder, no user settings).
+    """
 
     mode: str
     base_url: str = "http://127.0.0.1:8000/v1"
     served_model_id: str = "SmolLM2-135M-Instruct"
     api_key: str = "replay-key"
     model_dir: str | None = None
+    timeout: float | None = None  # the client's read timeout, seconds (None: the backend's default)
+
+    @property
+    def root_url(self) -> str:
+        """``base_url`` without its ``/v1``: where a service that builds its own paths points (Azure, Bedrock)."""
+        return self.base_url.removesuffix("/").removesuffix("/v1")
 
 
 @dataclass
@@ -61,6 +72,11 @@ class BackendSpec:
     request_reader: Callable[[CapturedRequest], WireCall | None] | None = None
     # distributions whose versions cassettes' provenance and reports name (the SDK or engine)
     libraries: tuple[str, ...] = ()
+    # another backend whose cassettes replay answers this one with where it has none of its own: a
+    # backend that sends the very same requests on the same wire (the request judge holds it to that)
+    replays: str | None = None
+    # "module:object" of the suites' lens for a wire the suites do not know (suites/wires.py: WireLens)
+    wire_lens: str | None = None
 
     def unavailable_reason(self) -> str | None:
         return self.unavailable() if self.unavailable else None
@@ -102,12 +118,18 @@ def backend(
     shared_engine: str | None = None,
     request_reader: Callable[[CapturedRequest], WireCall | None] | None = None,
     libraries: Iterable[str] = (),
+    replays: str | None = None,
+    wire_lens: str | None = None,
 ) -> Callable[[Callable[[], type[Model]]], Callable[[], type[Model]]]:
     """Register a backend; the decorated function imports and returns its Model class.
 
     A backend whose requests are not in a built-in wire format (``openai``, ``bedrock``,
     ``chat_template``) names its own format and passes ``request_reader``, which turns one
-    captured HTTP request into the :class:`~harness.recording.capture.WireCall` the suites check.
+    captured HTTP request into the :class:`~harness.recording.capture.WireCall` the suites check, and
+    ``wire_lens``, the suites' lens of that wire (replies and fault bodies; ``suites/wires.py``).
+    ``settings`` builds the constructor arguments for each :class:`Target`, the fault suite's
+    ``stand-in`` included. ``replays`` names a backend whose cassettes this one replays where it
+    has none of its own (it must send the same requests).
     """
     if kind not in ("http", "local"):
         raise HarnessError(f"backend {name!r}: kind must be 'http' or 'local', got {kind!r}")
@@ -136,6 +158,8 @@ def backend(
             shared_engine=shared_engine,
             request_reader=request_reader,
             libraries=tuple(libraries),
+            replays=replays,
+            wire_lens=wire_lens,
         ))
         return loader
 

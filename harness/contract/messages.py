@@ -122,8 +122,10 @@ def _is_text(part: Mapping[str, Any]) -> bool:
 
 
 def flatten_parts(parts: Sequence[Mapping[str, Any]]) -> str:
-    """Every text part, in order, joined into one string (non-text parts are dropped)."""
-    return TEXT_JOINER.join(p["text"] for p in parts if p.get("type") == "text")
+    """Every text part, in order, joined into one string (non-text parts are dropped). As in merging, an
+    empty text adds nothing, not even the separator: two empty parts are no text at all, which a wire
+    that refuses blank text (Bedrock Converse) must refuse rather than receive as a line break."""
+    return TEXT_JOINER.join(p["text"] for p in parts if p.get("type") == "text" and p["text"])
 
 
 def get_clean_message_list(

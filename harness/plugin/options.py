@@ -38,8 +38,10 @@ MESSAGE_TYPES = ("dicts", "smolagents_types")
 LIVE_TYPED_SUITES = frozenset({"message_format", "role_conversion"})
 
 
-# suites whose conversations are already smolagents' types (built by real agents)
-UNTYPED_SUITES = frozenset({"agents"})
+# suites without the second form: conversations already smolagents' types (built by real agents), or
+# BFCL's one-question cases, whose subject is the tools and calls (the message forms are the message
+# suites' business): judged once per backend, not once per form
+UNTYPED_SUITES = frozenset({"agents", "bfcl"})
 
 
 SUBJECTS = ("adapters", "smolagents")

@@ -53,7 +53,15 @@ def _cassette_of(item: pytest.Item, mode: str) -> Path | None:
     if server_name is None or item.get_closest_marker("no_cassette") or (option and option != server_name):
         return None
     root = Path(item.config.getoption("--cassette-dir") or Path(str(item.config.rootpath)) / "cassettes")
-    return cassette_path(root, server_name, spec.name, _suite_of(item), _cassette_name(item, spec.name))
+    path = cassette_path(root, server_name, spec.name, _suite_of(item), _cassette_name(item, spec.name))
+    return _replayed_cassette(path, root, server_name, spec, item) if mode == "replay" else path
+
+
+def _replayed_cassette(own: Path, root: Path, server_name: str, spec: BackendSpec, node: pytest.Item) -> Path:
+    """The cassette replay reads: the backend's own, else that of the backend it replays (``replays=``)."""
+    if spec.replays is None or own.exists():
+        return own
+    return cassette_path(root, server_name, spec.replays, _suite_of(node), _cassette_name(node, spec.name))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -129,6 +137,7 @@ def _http_factory(
     if mode == "record" and config.getoption("--record-mode") == "once" and path.exists():
         mode = "replay"  # --record-mode=once keeps an existing cassette: the test replays it
     if mode == "replay":
+        path = _replayed_cassette(path, root, server_name, spec, node)
         if not path.exists():
             pytest.fail(
                 f"missing cassette {path}\nrecord it with: {record_command(spec.name, node.nodeid, server_name)}",

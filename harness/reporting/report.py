@@ -162,9 +162,31 @@ def _hardware_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             for label, h in seen.items()]
 
 
+BACKEND_INDEPENDENT = "backend-independent"
+
+
+def counted_once_when_independent(checks: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The check rows as the report counts them: a passed check that reached no backend's wire or engine
+    (``extra.backend_reached`` false: a parsing helper, a refusal before sending) judged shared code, so it
+    is one row under ``backend-independent``, not one per backend and message form; every other row as is."""
+    out: list[Mapping[str, Any]] = []
+    seen: set[tuple[str, ...]] = set()
+    for row in checks:
+        extra = row.get("extra") or {}
+        if row.get("outcome") != "passed" or extra.get("backend_reached") is not False:
+            out.append(row)
+            continue
+        check = str(row.get("clause")).replace("-smolagents_types", "")
+        key = (hardware_label(row), str(row.get("subject")), str(row.get("mode")), str(row.get("suite")), check)
+        if key not in seen:
+            seen.add(key)
+            out.append({**row, "backend": BACKEND_INDEPENDENT, "server": None, "target": None, "clause": check})
+    return out
+
+
 def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[Path, str] | None) -> None:
     by_subject: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for row in checks:
+    for row in counted_once_when_independent(checks):
         by_subject[str(row.get("subject"))].append(row)
     several_hw = len({hardware_label(r) for r in checks}) > 1
     for subject in sorted(by_subject, key=lambda s: (s != "adapters", s)):
@@ -173,7 +195,9 @@ def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[P
         doc.p("Each cell: passed / failed / skipped checks. One line per mode and target, never summed across "
               "them; in record and live mode the checks a stand-in answered (recorded-reply responder, fault "
               "injector, or nothing sent) are client-side checks of the model under test, on their own line "
-              "apart from the target's verdict.")
+              "apart from the target's verdict. A passed check counts for a backend only when it reached that "
+              f"backend's wire or engine; one that reached none is counted once, on the {BACKEND_INDEPENDENT} "
+              "line (a failure always stays with its backend).")
         suites = sorted({str(r["suite"]) for r in rows})
         counts: dict[tuple[str, ...], dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(
             lambda: {"passed": 0, "failed": 0, "skipped": 0}))

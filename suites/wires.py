@@ -1,0 +1,557 @@
+"""What the suites know about each wire, one lens per wire name, written here from the wire's reference.
+
+A backend's registration names the wire it speaks (``wire_format``: ``openai`` for OpenAI chat
+completions, ``bedrock`` for Bedrock Converse); the suites hold the lens of each wire and never
+branch on a backend's name. A lens reads a request into the contract's terms (``read``), builds a
+reply and a stream for the recorded-reply responder, and the ok and error bodies the fault suite's
+stand-in answers with. A backend on a wire the suites do not know names its own lens in its
+registration (``wire_lens="module:object"``, a :class:`WireLens`), as it names its own request
+reader; everything else in the suites then runs on it unchanged.
+
+Expected values here come from the wire's reference (the OpenAI chat-completions and Bedrock
+Converse documentation), never from ``harness`` or ``adapters``: only the framing codecs
+(AWS event-stream, SSE lines) and the stand-in's ``Reply`` come from the harness's tools.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.recording.fault_injector import Reply as StandInReply
+from harness.recording.fault_injector import sse
+from harness.wire.eventstream import decode_event_stream, encode_event_message
+from oracles import SentRequest, read_converse, read_openai
+
+# What a fault's bodies carry, so that the fault suite can find them in the error raised.
+PROVIDER_MESSAGE = "fault-injected provider message"
+REQUEST_ID = "req-fault-0001"
+ANSWER = "Hello there."
+ANSWER_PIECES = ("Hel", "lo there.")
+
+
+@dataclass
+class ToolCallSpec:
+    """One tool call a reply carries."""
+
+    id: str
+    name: str
+    arguments: Any  # dict (sent as JSON) or an exact JSON string
+
+
+@dataclass
+class Reply:
+    """What the responder's next reply carries, and how a stream is cut into pieces."""
+
+    text: str | None = None
+    tool_calls: list[ToolCallSpec] = field(default_factory=list)
+    text_pieces: Sequence[int] = ()  # character offsets where content deltas are cut
+    argument_pieces: Sequence[int] = ()  # character offsets where tool-call argument deltas are cut
+    byte_cuts: Sequence[int] = ()  # byte offsets where the transport delivers the body in chunks
+    finish_reason: str | None = None
+
+
+def cut(text: str, offsets: Sequence[int]) -> list[str]:
+    """``text`` cut at ``offsets`` (clamped, deduplicated); never an empty list."""
+    bounds = sorted({0, len(text), *(min(max(o, 0), len(text)) for o in offsets)})
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])] or [""]
+
+
+def arguments_text(arguments: Any) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+
+
+# the sampling parameters the contract names (model-level kwargs that reach every generation call)
+SAMPLING = ("max_tokens", "temperature", "top_p")
+CONVERSE_SAMPLING = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP"}
+
+
+class WireLens:
+    """One wire as the suites see it. Subclass it for a wire of your own and name it in ``wire_lens``."""
+
+    name = ""
+    stream_content_type = "text/event-stream"
+    has_system_turn = True  # the wire carries a system turn as a message (else apart from the messages)
+    has_string_content = True  # a message's content may be one string (else a list of blocks only)
+    blank_text_allowed = True  # an empty text part may be sent (Converse rejects a blank text block)
+    # the reasons the contract speaks of ("stop", "length", "tool_calls") as this wire writes them
+    finish_reasons: dict[str, str] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+    # the stand-in truncates a tool call in a stream (else in a plain reply)
+    truncated_tool_call_streams = False
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def read(self, body: Any) -> SentRequest | None:
+        """One request body in the contract's terms (None: not a model call)."""
+        raise NotImplementedError
+
+    def is_stream(self, url: str, body: Any) -> bool:
+        """Whether a request asks for a stream."""
+        return isinstance(body, dict) and bool(body.get("stream"))
+
+    def tool_parameters(self, body: Any, n: int = 0) -> Any:
+        """The JSON schema of the n-th tool's parameters, as a request carries it."""
+        raise NotImplementedError
+
+    # the contract's tool_choice values ("auto", "none", "required", a named tool) as this wire
+    # writes them; None: the wire has no such value and the tools are not offered at all
+    tool_choices: dict[str, Any] = {}
+    arguments_as_text = True  # tool-call arguments travel as a JSON string (else as an object only)
+
+    def tool_choice(self, body: Any) -> Any:
+        """The tool choice a request carries (None: none)."""
+        raise NotImplementedError
+
+    def sampling(self, body: Any) -> dict[str, Any]:
+        """The sampling parameters a request body carries, named as the contract names them (``max_tokens``,
+        ``temperature``, ``top_p``). The constructor's keyword arguments of a backend on this wire read the
+        same way, so the two compare."""
+        raise NotImplementedError
+
+    def response_schema(self, body: Any) -> tuple[str | None, Any]:
+        """(name, JSON schema) of the structured output a request asks for."""
+        raise NotImplementedError
+
+    def finish_reason(self, raw: Any) -> Any:
+        """The finish reason of a reply as the backend returned it (its raw response)."""
+        raise NotImplementedError
+
+    # -- messages and images on the wire ---------------------------------------------------------
+
+    alternating_turns = False  # user and assistant turns must alternate
+    takes_image_urls = True  # an image may travel as an http(s) URL (else: a clear error, nothing sent)
+
+    def part_kinds(self, content: Any) -> list[tuple[str, Any]]:
+        """(kind, text) per part of a sent message's content: ``text`` with its text, ``image``, or ``other``."""
+        raise NotImplementedError
+
+    def wire_turns(self, turns: list[tuple[str, list]], flatten: bool) -> list[tuple[str, list]] | None:
+        """The contract's turns (role, [(kind, text)]) as this wire must carry them (None: the backend must
+        refuse the conversation before sending)."""
+        return turns
+
+    def sent_image(self, part: Any) -> tuple[str, bytes]:
+        """(format, bytes) of an image part sent inline."""
+        raise NotImplementedError
+
+    def sent_image_url(self, part: Any) -> str:
+        """The URL of an image part sent as a URL."""
+        raise NotImplementedError
+
+    # -- the responder's replies, built from a recorded reply of the same backend --------------
+
+    def plain_body(self, recorded: Any, reply: Reply) -> bytes:
+        raise NotImplementedError
+
+    def stream_body(self, recorded: Any, reply: Reply) -> bytes:
+        raise NotImplementedError
+
+    def finish(self, reply: Reply) -> str:
+        if reply.finish_reason:
+            return reply.finish_reason
+        return self.finish_reasons["tool_calls" if reply.tool_calls else "stop"]
+
+    # -- the fault stand-in's answers ----------------------------------------------------------
+
+    def ok(self) -> StandInReply:
+        """A complete answer of ``ANSWER``."""
+        raise NotImplementedError
+
+    def stream(self, complete: bool = True, then: str = "end") -> StandInReply:
+        """A stream of ``ANSWER``; ``complete=False``: only its first piece, without the end of the stream."""
+        raise NotImplementedError
+
+    def error(self, status: int, code: str | None, headers: dict[str, str] | None = None) -> StandInReply:
+        """An error answer carrying ``PROVIDER_MESSAGE`` and ``REQUEST_ID``; ``code`` in the wire's words."""
+        raise NotImplementedError
+
+    # the error codes of the faults every wire has, in this wire's words
+    throttled_code: str | None = None
+    server_code: str | None = None
+    auth_status = 401
+    auth_code: str | None = None
+
+    def empty_output(self) -> StandInReply:
+        """A 200 answer without any output."""
+        raise NotImplementedError
+
+    def truncated_tool_call(self) -> StandInReply:
+        """A ``get_weather`` call cut short by the token limit."""
+        raise NotImplementedError
+
+    def content_filter_error(self) -> StandInReply | None:
+        """The wire's refusal by its content filter as an HTTP error (None: the wire has none)."""
+        return None
+
+    def own_faults(self) -> dict[str, dict[str, Any]]:
+        """Faults only this wire has: name -> the keywords of the fault suite's ``Fault``, ``replies`` a
+        function that builds the answers (the suites run those of the wires in ``WIRES``; every other
+        fault runs on every wire)."""
+        return {}
+
+
+# -- OpenAI chat completions ------------------------------------------------------------------------
+
+def _completion(content: str | None = ANSWER, finish: str = "stop", tool_calls: Any = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {"id": "chatcmpl-fault", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+
+
+def _chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
+    delta = {"content": content} if content is not None else {}
+    return {"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 0, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+class OpenAIChatLens(WireLens):
+    """OpenAI chat completions: ``POST .../chat/completions``, JSON or server-sent events."""
+
+    name = "openai"
+    throttled_code = "rate_limit_exceeded"
+
+    tool_choices = {"auto": "auto", "none": "none", "required": "required",
+                    "named": {"type": "function", "function": {"name": "get_weather"}}}
+
+    def read(self, body: Any) -> SentRequest | None:
+        return read_openai(body)
+
+    def tool_parameters(self, body: Any, n: int = 0) -> Any:
+        return body["tools"][n]["function"]["parameters"]
+
+    def tool_choice(self, body: Any) -> Any:
+        return body.get("tool_choice")
+
+    def sampling(self, body: Any) -> dict[str, Any]:
+        return {k: body[k] for k in SAMPLING if k in body}
+
+    def response_schema(self, body: Any) -> tuple[str | None, Any]:
+        form = body["response_format"]
+        inner = form.get("json_schema") or {}
+        # a strict json_schema and nothing else
+        assert form == {"type": "json_schema", "json_schema": {"name": inner.get("name"), "schema": inner.get(
+            "schema"), "strict": True}}, form
+        return inner["name"], inner["schema"]
+
+    def finish_reason(self, raw: Any) -> Any:
+        choice = raw["choices"][0] if isinstance(raw, dict) else raw.choices[0]
+        return choice["finish_reason"] if isinstance(choice, dict) else choice.finish_reason
+
+    def part_kinds(self, content: Any) -> list[tuple[str, Any]]:
+        if isinstance(content, str):
+            return [("text", content)]
+        pieces: list[tuple[str, Any]] = []
+        for part in content or []:
+            if part.get("type") == "text":
+                pieces.append(("text", part["text"]))
+            elif part.get("type") in ("image_url", "image"):
+                pieces.append(("image", None))
+            else:
+                pieces.append(("other", part))
+        return pieces
+
+    def sent_image_url(self, part: Any) -> str:
+        url = (part.get("image_url") or {}).get("url")
+        assert part == {"type": "image_url", "image_url": {"url": url}}, f"image sent as {part!r}"
+        return str(url)
+
+    def sent_image(self, part: Any) -> tuple[str, bytes]:
+        url = self.sent_image_url(part)
+        head, _, data = url.partition(",")
+        assert head.startswith("data:image/") and head.endswith(";base64"), f"image sent as {url[:40]!r}"
+        return head[len("data:image/"):-len(";base64")], base64.b64decode(data)
+
+    def plain_body(self, recorded: Any, reply: Reply) -> bytes:
+        body = json.loads(recorded["body"]["string"])
+        choice = body["choices"][0]
+        choice["message"]["content"] = reply.text
+        choice["message"]["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_text(c.arguments)}}
+            for c in reply.tool_calls
+        ] or None
+        choice["finish_reason"] = self.finish(reply)
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+    def stream_body(self, recorded: Any, reply: Reply) -> bytes:
+        raw = recorded["body"]["string"]
+        raw = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        events = [json.loads(line[len("data: "):]) for line in raw.splitlines() if line.startswith("data: {")]
+        first, last = events[0], events[-1]
+
+        def chunk(delta: dict[str, Any]) -> dict[str, Any]:
+            event = copy.deepcopy(first)
+            event["choices"] = [{"delta": delta, "index": 0}]
+            return event
+
+        out = [first]
+        if reply.text:
+            out += [chunk({"content": piece}) for piece in cut(reply.text, reply.text_pieces)]
+        for index, call in enumerate(reply.tool_calls):
+            pieces = cut(arguments_text(call.arguments), reply.argument_pieces)
+            head = {"index": index, "id": call.id, "type": "function",
+                    "function": {"name": call.name, "arguments": pieces[0]}}
+            out.append(chunk({"tool_calls": [head]}))
+            out += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]}) for p in pieces[1:]]
+        end = copy.deepcopy(last)
+        end["choices"] = [{"delta": {}, "finish_reason": self.finish(reply), "index": 0}]
+        out.append(end)
+        text = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in out) + "data: [DONE]\n\n"
+        return text.encode("utf-8")
+
+    def ok(self) -> StandInReply:
+        return StandInReply.json(_completion(), headers={"x-request-id": REQUEST_ID})
+
+    def stream(self, complete: bool = True, then: str = "end") -> StandInReply:
+        events = [_chunk(p) for p in ANSWER_PIECES] + [_chunk(None, "stop")] if complete else [_chunk(ANSWER_PIECES[0])]
+        return StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                            sse(events, complete), then=then)
+
+    def error(self, status: int, code: str | None, headers: dict[str, str] | None = None) -> StandInReply:
+        body = {"error": {"message": PROVIDER_MESSAGE, "type": "invalid_request_error", "code": code}}
+        return StandInReply.json(body, status, {"x-request-id": REQUEST_ID, "apim-request-id": REQUEST_ID,
+                                                **(headers or {})})
+
+    def empty_output(self) -> StandInReply:
+        return StandInReply.json({**_completion(), "choices": []})
+
+    def truncated_tool_call(self) -> StandInReply:
+        call = {"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Pa'}}
+        return StandInReply.json(_completion(None, "length", [call]), headers={"x-request-id": REQUEST_ID})
+
+    def content_filter_error(self) -> StandInReply | None:
+        return self.error(400, "content_filter")
+
+
+# -- Amazon Bedrock Converse ---------------------------------------------------------------------
+
+EVENT_STREAM = "application/vnd.amazon.eventstream"
+
+
+def _event(kind: str, payload: dict[str, Any]) -> bytes:
+    headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
+    return encode_event_message(headers, json.dumps(payload).encode())
+
+
+def _exception_event(kind: str) -> bytes:
+    headers = {":exception-type": kind, ":content-type": "application/json", ":message-type": "exception"}
+    return encode_event_message(headers, json.dumps({"message": PROVIDER_MESSAGE}).encode())
+
+
+def _converse(text: str = ANSWER) -> dict[str, Any]:
+    return {"output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": "end_turn",
+            "usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}, "metrics": {"latencyMs": 1}}
+
+
+CONVERSE_START = [_event("messageStart", {"role": "assistant"}),
+                  _event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": ANSWER_PIECES[0]}})]
+CONVERSE_END = [_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": ANSWER_PIECES[1]}}),
+                _event("contentBlockStop", {"contentBlockIndex": 0}),
+                _event("messageStop", {"stopReason": "end_turn"}),
+                _event("metadata", {"usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5},
+                                    "metrics": {"latencyMs": 1}})]
+
+
+def _converse_stream(frames: list[bytes], then: str = "end") -> StandInReply:
+    return StandInReply(200, {"Content-Type": EVENT_STREAM, "x-amzn-RequestId": REQUEST_ID}, frames, then=then)
+
+
+class ConverseLens(WireLens):
+    """Amazon Bedrock Converse: ``POST /model/<id>/converse`` (JSON) and ``/converse-stream`` (AWS event stream)."""
+
+    name = "bedrock"
+    stream_content_type = EVENT_STREAM
+    has_system_turn = False  # Converse carries the system prompt apart, in ``system``
+    has_string_content = False  # text blocks only
+    blank_text_allowed = False
+    finish_reasons = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+    truncated_tool_call_streams = True
+    throttled_code = "ThrottlingException"
+    server_code = "ServiceUnavailableException"
+    auth_status = 403
+    auth_code = "AccessDeniedException"
+
+    # Converse: auto -> {"auto": {}}, required -> {"any": {}}, a named tool -> {"tool": {"name": ...}};
+    # it has no "none": the tools are not offered at all
+    tool_choices = {"auto": {"auto": {}}, "none": None, "required": {"any": {}},
+                    "named": {"tool": {"name": "get_weather"}}}
+    arguments_as_text = False  # toolUse.input is an object: no empty-string form exists
+
+    def read(self, body: Any) -> SentRequest | None:
+        return read_converse(body)
+
+    def is_stream(self, url: str, body: Any) -> bool:
+        return url.split("?")[0].endswith("/converse-stream")
+
+    def tool_parameters(self, body: Any, n: int = 0) -> Any:
+        return body["toolConfig"]["tools"][n]["toolSpec"]["inputSchema"]["json"]
+
+    def tool_choice(self, body: Any) -> Any:
+        return (body.get("toolConfig") or {}).get("toolChoice")
+
+    def sampling(self, body: Any) -> dict[str, Any]:
+        config = body.get("inferenceConfig") or {}  # Converse: inferenceConfig {maxTokens, temperature, topP}
+        return {name: config[key] for name, key in CONVERSE_SAMPLING.items() if key in config}
+
+    def response_schema(self, body: Any) -> tuple[str | None, Any]:
+        text_format = body["outputConfig"]["textFormat"]
+        assert text_format["type"] == "json_schema", text_format
+        structure = text_format["structure"]["jsonSchema"]
+        return structure["name"], json.loads(structure["schema"])  # Converse carries the schema as a string
+
+    def finish_reason(self, raw: Any) -> Any:
+        return raw["stopReason"]
+
+    alternating_turns = True
+    takes_image_urls = False  # Converse takes image bytes only
+
+    def part_kinds(self, content: Any) -> list[tuple[str, Any]]:
+        if isinstance(content, str):
+            return [("text", content)]
+        return [("text", part["text"]) if "text" in part else ("image", None) if "image" in part else ("other", part)
+                for part in content or []]
+
+    def wire_turns(self, turns: list[tuple[str, list]], flatten: bool) -> list[tuple[str, list]] | None:
+        if flatten:  # a flattened turn is one string: its non-empty pieces joined by a line break
+            turns = [(role, [("text", "\n".join(t for _, t in pieces if t))] if pieces else [])
+                     for role, pieces in turns]
+        # leading system turns go to `system`; a later one is a user turn; blank text blocks are not
+        # allowed, an empty turn is not sent, and turns of one role are merged.
+        out: list[tuple[str, list]] = []
+        for role, pieces in turns:
+            pieces = [p for p in pieces if p != ("text", "")]
+            if role == "system" and not [t for t in out if t[0] != "system"]:
+                if out:
+                    out[0][1].extend(pieces)
+                else:
+                    out.append(("system", list(pieces)))
+                continue
+            role = "user" if role == "system" else role
+            if not pieces and role == "user":
+                return None  # Converse refuses empty text; dropping the turn would send another conversation
+            if not pieces:
+                continue
+            if out and out[-1][0] == role:
+                out[-1][1].extend(pieces)
+            else:
+                out.append((role, list(pieces)))
+        if not [t for t in out if t[0] != "system"]:
+            return None  # Converse needs one user or assistant turn with content
+        return [t for t in out if t[0] != "system" or t[1]]
+
+    def sent_image(self, part: Any) -> tuple[str, bytes]:
+        block = part["image"]  # botocore sends blob bytes base64-encoded in the JSON body
+        return block["format"], base64.b64decode(block["source"]["bytes"])
+
+    def plain_body(self, recorded: Any, reply: Reply) -> bytes:
+        body = json.loads(recorded["body"]["string"])
+        content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
+        for call in reply.tool_calls:
+            arguments = json.loads(call.arguments) if isinstance(call.arguments, str) else call.arguments
+            content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}})
+        body["output"]["message"]["content"] = content
+        body["stopReason"] = self.finish(reply)
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+    def stream_body(self, recorded: Any, reply: Reply) -> bytes:
+        frames = decode_event_stream(recorded["body"]["string"])
+        by_type = {}
+        for headers, payload in frames:
+            kind = next(v for n, _, v in headers if n == ":event-type").decode()
+            by_type.setdefault(kind, (headers, payload))
+
+        def frame(kind: str, payload: dict[str, Any]) -> bytes:
+            template = by_type.get(kind) or by_type["messageStart"]
+            headers = [(n, k, kind.encode() if n == ":event-type" else v) for n, k, v in template[0]]
+            return encode_event_message(headers, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+
+        out = [frame("messageStart", {"role": "assistant"})]
+        block = 0
+        if reply.text:
+            for piece in cut(reply.text, reply.text_pieces):
+                out.append(frame("contentBlockDelta", {"contentBlockIndex": block, "delta": {"text": piece}}))
+            out.append(frame("contentBlockStop", {"contentBlockIndex": block}))
+            block += 1
+        for call in reply.tool_calls:
+            start = {"toolUse": {"name": call.name, "toolUseId": call.id}}
+            out.append(frame("contentBlockStart", {"contentBlockIndex": block, "start": start}))
+            for piece in cut(arguments_text(call.arguments), reply.argument_pieces):
+                out.append(frame("contentBlockDelta",
+                                 {"contentBlockIndex": block, "delta": {"toolUse": {"input": piece}}}))
+            out.append(frame("contentBlockStop", {"contentBlockIndex": block}))
+            block += 1
+        out.append(frame("messageStop", {"stopReason": self.finish(reply)}))
+        out.append(frame("metadata", json.loads(by_type["metadata"][1])))
+        return b"".join(out)
+
+    def ok(self) -> StandInReply:
+        return StandInReply.json(_converse(), headers={"x-amzn-RequestId": REQUEST_ID})
+
+    def stream(self, complete: bool = True, then: str = "end") -> StandInReply:
+        return _converse_stream(CONVERSE_START + CONVERSE_END if complete else CONVERSE_START, then)
+
+    def error(self, status: int, code: str | None, headers: dict[str, str] | None = None) -> StandInReply:
+        return StandInReply.json({"message": PROVIDER_MESSAGE}, status, {
+            "x-amzn-RequestId": REQUEST_ID, "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/",
+            **(headers or {})})
+
+    def empty_output(self) -> StandInReply:
+        return StandInReply.json({"output": {}, "stopReason": "end_turn"})
+
+    def truncated_tool_call(self) -> StandInReply:
+        return _converse_stream([
+            _event("messageStart", {"role": "assistant"}),
+            _event("contentBlockStart", {"contentBlockIndex": 0, "start": {
+                "toolUse": {"toolUseId": "t1", "name": "get_weather"}}}),
+            _event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"toolUse": {"input": '{"city": "Pa'}}}),
+            _event("contentBlockStop", {"contentBlockIndex": 0}),
+            _event("messageStop", {"stopReason": "max_tokens"})])
+
+    def own_faults(self) -> dict[str, dict[str, Any]]:
+        # Bedrock's documented exceptions (ConverseStream's error events included)
+        return {
+            "bedrock-ThrottlingException": dict(
+                replies=lambda: [self.error(429, "ThrottlingException"), self.ok()], delays=lambda d: len(d) == 1,
+                attempts=2),
+            "bedrock-ModelNotReadyException": dict(
+                replies=lambda: [self.error(429, "ModelNotReadyException"), self.ok()], delays=lambda d: len(d) == 1,
+                attempts=2),
+            "bedrock-ValidationException": dict(
+                replies=lambda: [self.error(400, "ValidationException")], kind="validation", status=400, attempts=1,
+                provider_message=True),
+            "bedrock-ModelTimeoutException": dict(
+                replies=lambda: [self.error(408, "ModelTimeoutException")], kind="timeout", status=408, attempts=4,
+                provider_message=True),
+            "bedrock-stream-error-event": dict(
+                replies=lambda: [_converse_stream(CONVERSE_START + [_exception_event("modelStreamErrorException")])],
+                stream=True, kind="server", attempts=1, provider_message=True),
+        }
+
+
+WIRES: dict[str, WireLens] = {"openai": OpenAIChatLens(), "bedrock": ConverseLens()}
+# what an in-process engine's chat template (or a custom model) receives: the chat-completions shape
+INPUTS_READ_AS = {"chat_template": "openai", "custom": "openai"}
+
+
+def lens_of(backend: Any) -> WireLens:
+    """The lens of the wire ``backend`` speaks: its own (``wire_lens``) or the suites' for its wire name."""
+    own = getattr(backend, "wire_lens", None)
+    if own:
+        module, _, name = own.partition(":")
+        lens = getattr(importlib.import_module(module), name)
+        return lens() if isinstance(lens, type) else lens
+    try:
+        return WIRES[INPUTS_READ_AS.get(backend.wire_format, backend.wire_format)]
+    except KeyError:
+        raise LookupError(
+            f"backend {backend.name!r} speaks wire {backend.wire_format!r}, which the suites do not know "
+            f"(known: {', '.join(WIRES)}); its registration names its lens with wire_lens='module:object'"
+        ) from None
