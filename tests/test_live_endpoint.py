@@ -76,11 +76,13 @@ def test_the_embedded_server_answers_the_models_list(endpoint):
     import json
     import urllib.request
 
-    base_url, _ = endpoint
+    base_url, model_id = endpoint
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
     with opener.open(f"{base_url}/models", timeout=30) as answer:
         assert answer.status == 200
-        assert json.loads(answer.read())["object"] == "list"
+        listed = json.loads(answer.read())
+    assert listed["object"] == "list"
+    assert [m["id"] for m in listed["data"]] == [model_id] == ["SmolLM2-135M-Instruct"]  # the id clients send
 
 
 def test_endpoint_options_need_live_mode_and_a_model_id(pytester):
