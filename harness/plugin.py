@@ -60,8 +60,8 @@ SUBJECTS = ("adapters", "smolagents")
 RUN_ENVIRONMENT = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
 
 # the clause marker, --level and the verdict per level; the session's preflight in live and record
-# mode; rows written as each check finishes, and the progress line
-pytest_plugins = ["harness.clauses", "harness.preflight", "harness.run_log"]
+# mode; rows written as each check finishes, and the progress line; who answered, in the summary
+pytest_plugins = ["harness.clauses", "harness.preflight", "harness.run_log", "harness.answer_summary"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -129,6 +129,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(capability): skip on backends without the capability")
     config.addinivalue_line("markers", "no_cassette: the test sends nothing, so replay needs no cassette")
+    config.addinivalue_line("markers", "live_target: a no_cassette check that, in --mode live, sends its requests "
+                            "to the target (endpoint or local server) instead of a stand-in")
     try:
         validate_mode(config.getoption("--mode"))
         validate_record_mode(config.getoption("--record-mode"))
@@ -591,7 +593,9 @@ def _http_factory(
     config = request.config
     node = request.node
     stack.enter_context(hub_clients_online())
-    if node.get_closest_marker("no_cassette"):
+    # a check marked live_target goes to the target itself in --mode live; elsewhere a stand-in answers it
+    to_target = mode == "live" and node.get_closest_marker("live_target") is not None
+    if node.get_closest_marker("no_cassette") and not to_target:
         declare(node, "none")
         _require_capture(spec, subject, Target(mode="replay"))
         stack.enter_context(block_network(f"backend {spec.name} (a test without a cassette)"))
