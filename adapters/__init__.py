@@ -12,9 +12,9 @@ import functools
 import importlib.util
 from typing import Any
 
-from harness.model import REMOVE_PARAMETER as REMOVE_PARAMETER
-from harness.model import Model
-from harness.registry import Target, backend
+from harness.backends.registry import Target, backend
+from harness.contract.model import REMOVE_PARAMETER as REMOVE_PARAMETER
+from harness.contract.model import Model
 
 # Greedy and short: recordings are reproducible and live runs on two CPU cores stay quick.
 API_GENERATION: dict[str, Any] = {"max_tokens": 48, "temperature": 0.0}
@@ -190,13 +190,13 @@ def _missing(names: dict[str, str]) -> list[str]:
 
 def _azure_settings(target: Target) -> dict[str, Any]:
     if target.mode == "replay":
-        from harness.placeholders import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
+        from harness.recording.placeholders import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
 
         return {"model_id": AZURE_DEPLOYMENT, "azure_endpoint": AZURE_ENDPOINT, "api_key": target.api_key,
                 "api_version": AZURE_API_VERSION, **API_GENERATION}
     import os
 
-    from harness.errors import MissingSettingsError
+    from harness.contract.errors import MissingSettingsError
 
     missing = _missing({"AZURE_OPENAI_ENDPOINT": "e.g. https://<resource>.openai.azure.com",
                         "OPENAI_API_VERSION": "e.g. 2024-10-21",
@@ -223,13 +223,13 @@ def _bedrock_url(region: str | None) -> str | None:
 
 def _bedrock_settings(target: Target) -> dict[str, Any]:
     if target.mode == "replay":
-        from harness.placeholders import BEDROCK_MODEL_ID, BEDROCK_REGION
+        from harness.recording.placeholders import BEDROCK_MODEL_ID, BEDROCK_REGION
 
         return {"model_id": BEDROCK_MODEL_ID, "client": _replay_bedrock_client(BEDROCK_REGION),
                 "inferenceConfig": dict(BEDROCK_GENERATION)}
     import os
 
-    from harness.errors import MissingSettingsError
+    from harness.contract.errors import MissingSettingsError
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     missing = _missing({"BEDROCK_MODEL_ID": "a model or inference-profile id you can invoke, "
@@ -390,7 +390,7 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY_EXPORTS:
         raise AttributeError(f"module 'adapters' has no attribute {name!r}")
     backend_name, module = _LAZY_EXPORTS[name]
-    from harness.registry import get_backend
+    from harness.backends.registry import get_backend
 
     get_backend(backend_name).require()  # names the extra to install when the SDK is missing
     return getattr(importlib.import_module(module), name)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.answers import SOURCES, TARGET_SOURCES, answered_by
+from harness.plugin.answers import SOURCES, TARGET_SOURCES, answered_by
 
 ANSWERED_PROPERTY = "model_conformance_answered_by"  # carried by the report, so xdist's controller counts it
 _COUNTS: Counter[tuple[str, str]] = Counter()  # (answered_by, outcome) -> checks
