@@ -118,18 +118,11 @@ def _replay_bedrock_client(region: str) -> Any:
     return _replay_aws_session().client("bedrock-runtime", region_name=region, **REPLAY_AWS_KEYS)
 
 
-def _cloud_env(backend_name: str, names: tuple[str, ...], hint: str) -> dict[str, str]:
+def _missing(names: dict[str, str]) -> list[str]:
+    """Each variable of ``names`` (name -> what to put there) that the environment lacks, with its hint."""
     import os
 
-    from harness.contract.errors import HarnessError
-
-    missing = [n for n in names if not os.environ.get(n)]
-    if missing:
-        raise HarnessError(
-            f"--backend={backend_name} in record/live mode reads the real service's settings from the environment; "
-            f"set {', '.join(missing)} ({hint})"
-        )
-    return {n: os.environ[n] for n in names}
+    return [f"{n} ({hint})" for n, hint in names.items() if not os.environ.get(n)]
 
 
 def _azure_settings(target: Target) -> dict[str, Any]:
@@ -143,16 +136,29 @@ def _azure_settings(target: Target) -> dict[str, Any]:
                 "api_version": AZURE_API_VERSION, **API_GENERATION}
     import os
 
-    env = _cloud_env(
-        "azure",
-        ("AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION", "AZURE_OPENAI_DEPLOYMENT"),
-        "e.g. https://<resource>.openai.azure.com, 2024-10-21 and your deployment's name",
-    )
+    from harness.contract.errors import MissingSettingsError
+
+    missing = _missing({"AZURE_OPENAI_ENDPOINT": "e.g. https://<resource>.openai.azure.com",
+                        "OPENAI_API_VERSION": "e.g. 2024-10-21",
+                        "AZURE_OPENAI_DEPLOYMENT": "your deployment's name"})
     if not (os.environ.get("AZURE_OPENAI_API_KEY") or os.environ.get("AZURE_OPENAI_AD_TOKEN")):
-        _cloud_env("azure", ("AZURE_OPENAI_API_KEY",), "or AZURE_OPENAI_AD_TOKEN for Entra ID")
-    return {"model_id": env["AZURE_OPENAI_DEPLOYMENT"], "azure_endpoint": env["AZURE_OPENAI_ENDPOINT"],
-            "api_key": os.environ.get("AZURE_OPENAI_API_KEY") or None, "api_version": env["OPENAI_API_VERSION"],
-            **API_GENERATION}
+        missing.append("AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN for Entra ID)")
+    if missing:
+        raise MissingSettingsError("azure", os.environ.get("AZURE_OPENAI_ENDPOINT"), missing,
+                                   no_url="AZURE_OPENAI_ENDPOINT is not set")
+    return {"model_id": os.environ["AZURE_OPENAI_DEPLOYMENT"], "azure_endpoint": os.environ["AZURE_OPENAI_ENDPOINT"],
+            "api_key": os.environ.get("AZURE_OPENAI_API_KEY") or None,
+            "api_version": os.environ["OPENAI_API_VERSION"], **API_GENERATION}
+
+
+def _bedrock_url(region: str | None) -> str | None:
+    """Where boto3 sends bedrock-runtime requests: a configured endpoint URL, else the region's."""
+    import os
+
+    configured = os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME") or os.environ.get("AWS_ENDPOINT_URL")
+    if configured:
+        return configured
+    return f"https://bedrock-runtime.{region}.amazonaws.com" if region else None
 
 
 def _bedrock_settings(target: Target) -> dict[str, Any]:
@@ -172,23 +178,22 @@ def _bedrock_settings(target: Target) -> dict[str, Any]:
                 "inferenceConfig": dict(BEDROCK_GENERATION)}
     import os
 
-    model = _cloud_env("bedrock", ("BEDROCK_MODEL_ID",), "a model or inference-profile id you can invoke, "
-                                                         "e.g. us.amazon.nova-micro-v1:0")
+    from harness.contract.errors import MissingSettingsError
+
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    missing = _missing({"BEDROCK_MODEL_ID": "a model or inference-profile id you can invoke, "
+                                            "e.g. us.amazon.nova-micro-v1:0"})
     if not region:
-        _cloud_env("bedrock", ("AWS_REGION",), "the region the model runs in, e.g. us-east-1")
+        missing.append("AWS_REGION (the region the model runs in, e.g. us-east-1)")
     if not os.environ.get("AWS_BEARER_TOKEN_BEDROCK"):
         import boto3
 
         if boto3.session.Session().get_credentials() is None:
-            from harness.contract.errors import HarnessError
-
-            raise HarnessError(
-                "--backend=bedrock in record/live mode found no AWS credentials in the default chain "
-                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO, an instance role) "
-                "nor AWS_BEARER_TOKEN_BEDROCK"
-            )
-    return {"model_id": model["BEDROCK_MODEL_ID"], "client_kwargs": {"region_name": region},
+            missing.append("AWS credentials (none in the default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                           "AWS_PROFILE, SSO, an instance role; nor AWS_BEARER_TOKEN_BEDROCK)")
+    if missing:
+        raise MissingSettingsError("bedrock", _bedrock_url(region), missing, no_url="AWS_REGION is not set")
+    return {"model_id": os.environ["BEDROCK_MODEL_ID"], "client_kwargs": {"region_name": region},
             "inferenceConfig": dict(BEDROCK_GENERATION)}
 
 

@@ -284,6 +284,16 @@ def responder(request: pytest.FixtureRequest, backend: Any, pytestconfig: pytest
         yield fake
 
 
+@pytest.fixture
+def stand_in(request: pytest.FixtureRequest, backend: Any, pytestconfig: pytest.Config) -> Any:
+    """The recorded-reply responder, or None where the target answers this check itself (a check marked
+    ``live_target``, in --mode live)."""
+    if (pytestconfig.getoption("--mode") == "live" and backend.kind == "http"
+            and request.node.get_closest_marker("live_target") is not None):
+        return None
+    return request.getfixturevalue("responder")
+
+
 def tool_parameters(backend: Any, raw: Any) -> Any:
     """The JSON schema of the first tool's parameters, as the backend's wire carries it (chat templates:
     the chat-completions shape)."""

@@ -432,7 +432,8 @@ def test_record_settings_name_what_is_missing(no_aws, monkeypatch):
     with pytest.raises(HarnessError, match="AWS_REGION"):
         settings(Target(mode="record", api_key=""))
     monkeypatch.setenv("AWS_REGION", "us-west-2")
-    with block_network(), pytest.raises(HarnessError, match="no AWS credentials"):
+    with block_network(), pytest.raises(HarnessError, match=r"https://bedrock-runtime\.us-west-2\.amazonaws\.com; "
+                                                          r"missing: AWS credentials \(none in the default chain"):
         settings(Target(mode="record", api_key=""))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "live-access-key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "live-secret")

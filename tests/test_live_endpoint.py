@@ -72,15 +72,38 @@ def test_live_run_reads_the_sdk_environment_and_never_falls_back(pytester, endpo
     dead.stderr.fnmatch_lines([f"  openai: GET {wrong}/models answered HTTP 404*"])
 
 
+def test_live_clause_checks_reach_the_endpoint_and_stand_ins_stay_client_side(pytester, endpoint):
+    """A live_target clause check goes to the endpoint (one generated token); a responder check stays client-side."""
+    import json
+
+    base_url, model_id = endpoint
+    suite = str(ROOT / "suites" / "test_clauses.py")
+    results = pytester.path / "results.jsonl"
+    result = _run(pytester, suite, "--backend=openai", "--mode=live", f"--base-url={base_url}",
+                  f"--model-id={model_id}", "-k",
+                  "((finish_reason_visible and length) or (parallel_tool_calls and generate)) and not smolagents_types",
+                  f"--results={results}")
+    result.assert_outcomes(passed=2)
+    rows = {r["clause"].split("[")[0]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert {name: (r["answered_by"], r["endpoint"], r["model"]) for name, r in rows.items()} == {
+        "test_finish_reason_visible-length": ("target", base_url, model_id),
+        "test_parallel_tool_calls-generate": ("responder", base_url, model_id)}
+    result.stdout.fnmatch_lines(["*who answered (--mode live)*",
+                                 "the target's verdict (it answered): target: 1 passed",
+                                 "client-side checks (not the target's verdict): responder: 1 passed"])
+
+
 def test_the_embedded_server_answers_the_models_list(endpoint):
     import json
     import urllib.request
 
-    base_url, _ = endpoint
+    base_url, model_id = endpoint
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
     with opener.open(f"{base_url}/models", timeout=30) as answer:
         assert answer.status == 200
-        assert json.loads(answer.read())["object"] == "list"
+        listed = json.loads(answer.read())
+    assert listed["object"] == "list"
+    assert [m["id"] for m in listed["data"]] == [model_id] == ["SmolLM2-135M-Instruct"]  # the id clients send
 
 
 def test_endpoint_options_need_live_mode_and_a_model_id(pytester):

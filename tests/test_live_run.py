@@ -117,10 +117,83 @@ def test_live_without_credentials_names_what_is_missing(tmp_path):
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.strip()]
     assert errors[0] == "ERROR: model-conformance: --mode live cannot start, nothing was run:"
-    assert errors[1].startswith("  azure: ") and "AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION, " \
-        "AZURE_OPENAI_DEPLOYMENT" in errors[1]
-    assert errors[2].startswith("  bedrock: ") and "BEDROCK_MODEL_ID" in errors[2]
-    assert "passed" not in done.stdout
+    # each line: the backend, the URL it would reach (or why that is unknown), every missing setting at once
+    assert errors[1].startswith("  azure: URL unknown (AZURE_OPENAI_ENDPOINT is not set); missing: "
+                                "AZURE_OPENAI_ENDPOINT (e.g. https://<resource>.openai.azure.com), "
+                                "OPENAI_API_VERSION (e.g. 2024-10-21), AZURE_OPENAI_DEPLOYMENT ("), errors[1]
+    assert errors[1].endswith("AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN for Entra ID)"), errors[1]
+    assert errors[2].startswith("  bedrock: URL unknown (AWS_REGION is not set); missing: BEDROCK_MODEL_ID ("), errors
+    assert "AWS_REGION (the region" in errors[2] and "AWS credentials (none in the default chain" in errors[2]
+    assert len(errors) == 3 and "passed" not in done.stdout
+    # with the endpoint and the region known, the line names the URL and only what is still missing
+    env.update(AZURE_OPENAI_ENDPOINT="https://res.openai.azure.com", AZURE_OPENAI_API_KEY="k", AWS_REGION="eu-west-3")
+    named = _pytest("suites", "--backend=azure,bedrock", "--mode=live", env=env, timeout=120)
+    assert named.returncode == pytest.ExitCode.USAGE_ERROR, named.stdout[-2000:]
+    lines = named.stderr.splitlines()
+    assert "  azure: https://res.openai.azure.com; missing: OPENAI_API_VERSION (e.g. 2024-10-21), " \
+        "AZURE_OPENAI_DEPLOYMENT (your deployment's name)" in lines, lines
+    assert "  bedrock: https://bedrock-runtime.eu-west-3.amazonaws.com; missing: BEDROCK_MODEL_ID (a model or " \
+        "inference-profile id you can invoke, e.g. us.amazon.nova-micro-v1:0), AWS credentials (none in the " \
+        "default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO, an instance role; nor " \
+        "AWS_BEARER_TOKEN_BEDROCK)" in lines, lines
+
+
+def _bedrock_env(endpoint: str) -> dict[str, str]:
+    env = {k: v for k, v in ENV.items() if not k.startswith(("AWS_", "BEDROCK_"))}
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_REGION="us-east-1",
+               AWS_ACCESS_KEY_ID="AKIAPREFLIGHTTEST", AWS_SECRET_ACCESS_KEY="preflight-secret",
+               BEDROCK_MODEL_ID="us.amazon.nova-micro-v1:0", AWS_ENDPOINT_URL_BEDROCK_RUNTIME=endpoint)
+    return env
+
+
+def test_bedrock_live_against_a_refused_connection_stops_at_once(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    done = _pytest("suites", "--backend=bedrock", "--mode=live", f"--results={tmp_path / 'r.jsonl'}",
+                   env=_bedrock_env(url), timeout=120)
+    elapsed = time.monotonic() - started
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout[-2000:] + done.stderr[-2000:]
+    assert elapsed < 30, elapsed  # one request, not retried
+    assert [line for line in done.stderr.splitlines() if line.startswith("  ")] == [
+        f"  bedrock: cannot reach {url}/model/us.amazon.nova-micro-v1%3A0/converse: connection refused"]
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_bedrock_refusing_the_credentials_is_an_authentication_failure():
+    """A fake Bedrock (a loopback HTTP server answering 403 as the service does to keys it does not know)."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+            seen.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"message": "The security token included in the request is invalid."}'
+            self.send_response(403)
+            self.send_header("x-amzn-ErrorType", "UnrecognizedClientException")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        done = _pytest("suites", "--backend=bedrock", "--mode=live", env=_bedrock_env(url), timeout=120)
+    finally:
+        server.shutdown()
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout[-2000:]
+    assert [line for line in done.stderr.splitlines() if line.startswith("  ")] == [
+        f"  bedrock: authentication failed: POST {url}/model/us.amazon.nova-micro-v1%3A0/converse answered "
+        "HTTP 403 (UnrecognizedClientException: The security token included in the request is invalid.)"]
+    assert seen == ["/model/us.amazon.nova-micro-v1%3A0/converse"]  # one request, not retried
+    assert "preflight-secret" not in done.stderr + done.stdout
 
 
 def test_an_endpoint_refusing_the_key_is_an_authentication_failure(tmp_path):

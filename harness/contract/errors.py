@@ -17,6 +17,25 @@ class MissingDependencyError(HarnessError, ImportError):
     """A backend whose SDK or engine is not installed."""
 
 
+class MissingSettingsError(HarnessError):
+    """A backend's live or record settings lack something: it names the backend, the URL it would reach
+    (or why that is not known yet) and every missing setting at once."""
+
+    def __init__(self, backend: str, url: str | None, missing: list[str], *, no_url: str = "") -> None:
+        self.backend = backend
+        if url:  # no user info, query or fragment: an endpoint may carry a key there
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            url = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        self.url = url
+        self.missing = list(missing)
+        where = url or f"URL unknown ({no_url or 'not set'})"
+        self.detail = f"{where}; missing: {', '.join(self.missing)}"
+        super().__init__(f"--backend={backend} in record/live mode reads the real service's settings from the "
+                         f"environment: {self.detail}")
+
+
 class ToolCallParseError(HarnessError, ValueError):
     """A tool call, or its arguments, that cannot be decoded."""
 

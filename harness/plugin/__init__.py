@@ -2,7 +2,8 @@
 
 # Registered in this order, each a plugin of its own: options and their validation, the fixtures, the
 # replay session, the results; then the clause marker, --level and the verdict per level; the session's
-# preflight in live and record mode; rows written as each check finishes, and the progress line.
+# preflight in live and record mode; rows written as each check finishes, and the progress line; who
+# answered, in the terminal summary of a live or record run.
 pytest_plugins = [
     "harness.plugin.options",
     "harness.plugin.fixtures",
@@ -11,4 +12,5 @@ pytest_plugins = [
     "harness.plugin.clauses",
     "harness.plugin.preflight",
     "harness.plugin.run_log",
+    "harness.plugin.answer_summary",
 ]

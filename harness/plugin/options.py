@@ -112,6 +112,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(capability): skip on backends without the capability")
     config.addinivalue_line("markers", "no_cassette: the test sends nothing, so replay needs no cassette")
+    config.addinivalue_line("markers", "live_target: a no_cassette check that, in --mode live, sends its requests "
+                            "to the target (endpoint or local server) instead of a stand-in")
     try:
         validate_mode(config.getoption("--mode"))
         validate_record_mode(config.getoption("--record-mode"))

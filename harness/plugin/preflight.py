@@ -1,5 +1,6 @@
 """Fail fast, once: ``--mode live`` and ``--mode record`` check every backend's settings and make one cheap
-request (``GET <base>/models``) to each endpoint at session start, before any check runs.
+request to each endpoint at session start, before any check runs: ``GET <base>/models`` for the
+OpenAI wire (Azure: ``GET <endpoint>/openai/models``), a one-token Converse call for Bedrock.
 
 A missing variable, an authentication failure or an unreachable URL stops the session within seconds with
 one message naming the backends, the URL and what is missing; no check repeats it, and a refused connection
@@ -14,12 +15,13 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from harness.contract.errors import HarnessError
+from harness.contract.errors import HarnessError, MissingSettingsError
 from harness.plugin.answers import public_url
 
 TIMEOUT_S = 5.0  # the cheap request's whole budget: connect and answer
@@ -32,6 +34,11 @@ class Probe:
     url: str
     headers: dict[str, str]
     backends: list[str] = field(default_factory=list)
+    # a request other than GET url with headers (Bedrock's signed Converse call): what is wrong, or None
+    check: Callable[[], str | None] | None = None
+
+    def run(self) -> str | None:
+        return self.check() if self.check is not None else check_endpoint(self.url, self.headers)
 
 
 def check_endpoint(url: str, headers: dict[str, str], timeout: float = TIMEOUT_S) -> str | None:
@@ -64,6 +71,12 @@ def _loopback(url: str) -> bool:
 
 
 def _reason(reason: Any) -> str:
+    cause, seen = reason, 0
+    while isinstance(cause, BaseException) and seen < 8:  # urllib3 wraps the socket's error (botocore)
+        if isinstance(cause, (ConnectionRefusedError, socket.gaierror)):
+            reason = cause
+            break
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
     if isinstance(reason, socket.gaierror):
@@ -104,12 +117,19 @@ def plan(config: pytest.Config) -> tuple[list[str], list[Probe]]:
         if server == CLOUD_SERVER:
             try:
                 settings = spec.settings(Target(mode=mode, api_key=""))
+            except MissingSettingsError as exc:
+                problems.append(f"{name}: {exc.detail}")  # the backend, the URL and every missing setting
+                continue
             except HarnessError as exc:
                 problems.append(f"{name}: {exc}")
                 continue
+            if spec.wire_format == "bedrock":
+                bedrock = _bedrock_probe(settings)
+                probes.setdefault((bedrock.url, ()), bedrock).backends.append(name)
+                continue
             probe = _cloud_probe(settings)
             if probe is None:
-                continue  # no cheap unauthenticated-free request for this service: its settings are checked
+                continue  # no cheap request known for this service: its settings are checked
             url, headers = probe
         elif mode == "live" and endpoint is not None:
             target = _endpoint_target(endpoint, spec)
@@ -133,11 +153,62 @@ def _cloud_probe(settings: dict[str, Any]) -> tuple[str, dict[str, str]] | None:
     return f"{str(endpoint).rstrip('/')}/openai/models?api-version={version}", headers
 
 
+def _bedrock_probe(settings: dict[str, Any]) -> Probe:
+    """One Converse call of one output token, signed as the backend's client would sign it."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=TIMEOUT_S, read_timeout=BEDROCK_READ_TIMEOUT_S,
+                    retries={"total_max_attempts": 1})  # a refused connection is not retried
+    client = boto3.client("bedrock-runtime", **settings.get("client_kwargs", {}), config=config)
+    model_id = str(settings["model_id"])
+    url = f"{client.meta.endpoint_url}/model/{urllib.parse.quote(model_id, safe='')}/converse"
+    return Probe(url, {}, check=lambda: check_bedrock(client, model_id, url))
+
+
+BEDROCK_READ_TIMEOUT_S = 30.0  # one output token of a model that may be cold
+
+
+def check_bedrock(client: Any, model_id: str, url: str) -> str | None:
+    """What is wrong with Bedrock at ``url`` for ``model_id`` (None: it answered, or failed only on the request)."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+
+    shown = public_url(url)
+    try:
+        client.converse(modelId=model_id, messages=[{"role": "user", "content": [{"text": "Say OK."}]}],
+                        inferenceConfig={"maxTokens": 1})
+    except ConnectTimeoutError:
+        return f"cannot reach {shown}: no connection within {TIMEOUT_S:g} s"
+    except ReadTimeoutError:
+        return f"cannot reach {shown}: no answer within {BEDROCK_READ_TIMEOUT_S:g} s"
+    except EndpointConnectionError as exc:
+        return f"cannot reach {shown}: {_reason(exc.kwargs.get('error'))}"
+    except NoCredentialsError:
+        return f"POST {shown}: no AWS credentials to sign the request with"
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        error = exc.response.get("Error", {})
+        detail = f" ({error.get('Code', '')}: {str(error.get('Message', ''))[:200]})"
+        if status in (401, 403):
+            return f"authentication failed: POST {shown} answered HTTP {status}{detail}"
+        if status == 404 or error.get("Code") == "ResourceNotFoundException" or (
+                error.get("Code") == "ValidationException" and "model identifier" in str(error.get("Message"))):
+            return f"POST {shown} answered HTTP {status}{detail}: is BEDROCK_MODEL_ID a model you can invoke?"
+        return None  # it answered (throttled, or refused this small request): reachable, and signed in
+    return None
+
+
 def run(config: pytest.Config) -> str | None:
     """The one message that stops the session, or None when every backend can be reached."""
     problems, probes = plan(config)
     for probe in probes:
-        wrong = check_endpoint(probe.url, probe.headers)
+        wrong = probe.run()
         if wrong:
             problems.append(f"{', '.join(probe.backends)}: {wrong}")
     if not problems:
@@ -157,4 +228,4 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(message)
 
 
-__all__ = ["check_endpoint", "plan", "run"]
+__all__ = ["check_bedrock", "check_endpoint", "plan", "run"]

@@ -10,10 +10,11 @@ pinned to that relative name, so requests carry the path-free id `SmolLM2-135M-I
 responses report `SmolLM2-135M-Instruct@main`; no machine path reaches a request or a cassette.
 
 Readiness is polled on `GET /health`. `GET /v1/models` (what a client's preflight asks) scans
-the HF hub cache instead of listing the served model, and answers 500 where that cache does not
-exist: the server gets an empty hub cache of its own in its working directory, so it answers 200
-with an empty list. The hub is never contacted: HF_HUB_OFFLINE=1 and the CLI's PyPI update check
-is disabled.
+the HF hub cache instead of listing the served model (and answers 500 where that cache does not
+exist): the server gets a hub cache of its own in its working directory, holding one entry named
+after the served model (its `config.json`, linked), so the list names the served model by the id
+clients send, `SmolLM2-135M-Instruct`. The hub is never contacted: HF_HUB_OFFLINE=1 and the CLI's
+PyPI update check is disabled.
 """
 
 from __future__ import annotations
@@ -52,6 +53,20 @@ def serve_command() -> list[str]:
     if script.is_file():
         return [str(script)]
     return [sys.executable, "-c", "from transformers.cli.transformers import main; main()"]
+
+
+def _list_served_model(hub_cache: Path, name: str, model_dir: Path) -> None:
+    """A hub cache whose one model entry is ``name`` (what `transformers serve` lists on GET /v1/models).
+
+    The scan reads ``models--<id>/refs/main`` and the ``config.json`` of that snapshot: an id with
+    no ``--`` in it is listed as it is, which is the id requests carry.
+    """
+    repo = hub_cache / f"models--{name.replace('/', '--')}"
+    snapshot = repo / "snapshots" / "local"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("local", encoding="utf-8")
+    (snapshot / "config.json").symlink_to((model_dir / "config.json").resolve())
 
 
 class LocalOpenAIServer:
@@ -120,7 +135,7 @@ class LocalOpenAIServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = self.command()
         hub_cache = self._workdir / "hub-cache"  # scanned by GET /v1/models: it must exist
-        hub_cache.mkdir()
+        _list_served_model(hub_cache, self.model.name, self.model.model_dir)
         env = {
             **os.environ,
             "HF_HUB_CACHE": str(hub_cache),
