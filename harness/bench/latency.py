@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from harness.cassettes import LOCAL_SERVERS
 from harness.registry import Target, get_backend
 
 ENGINES = ("transformers", "mlx", "vllm")
 SERVER_ADAPTERS = ("openai", "inference-client", "litellm")
 DEFAULT_TARGETS = ",".join([*ENGINES, *(f"server:{b}" for b in SERVER_ADAPTERS)])
 PROMPT = "Write one sentence about the sea."
-LOCAL_SERVERS = ("transformers-serve", "vllm-serve")
 DEFINITIONS = __doc__.split("Definitions follow vLLM's ``bench serve``:", 1)[1].strip()  # type: ignore[union-attr]
 
 
