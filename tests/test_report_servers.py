@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.reporting.servers import differing_observations, markdown, suite_table, wire_facts
+from harness.reporting.servers import differing_observations, markdown, servers_in, suite_table, wire_facts
 
 SERVERS = ["transformers-serve", "vllm-serve"]
 
@@ -48,6 +48,19 @@ def test_no_section_from_a_single_server():
     text = "\n".join(markdown(ROWS, None))
     assert "## Servers compared" in text and "| stop_sequences | 1 / 1 / 0 | 2 / 0 / 0 |" in text.replace(
         "| adapters ", "")
+
+
+def test_four_servers_side_by_side_and_the_report_latency_runs_start_the_servers_it_replays(tmp_path):
+    four = ["transformers-serve", "vllm-serve", "llama-cpp-serve", "mlx-lm-serve"]
+    rows = [_row(server, "stop_sequences", "test_a", "passed") for server in sorted(four)]
+    assert servers_in(rows) == four  # the local servers' own order, not the alphabet's
+    text = "\n".join(markdown(rows, None))
+    assert "| subject | suite | transformers-serve | vllm-serve | llama-cpp-serve | mlx-lm-serve |" in text
+    assert "None: every server needed the same corrections." in text
+    from harness.cli import _latency_runs
+
+    runs = _latency_runs(tmp_path / "r.jsonl", 3, "transformers-serve,mlx-lm-serve")
+    assert runs and all("--servers=transformers-serve,mlx-lm-serve" in run for run in runs)
 
 
 def _cassette(path: Path, interactions: list[tuple[dict, str]]) -> None:
