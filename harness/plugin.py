@@ -608,6 +608,7 @@ def _http_factory(
     root = Path(config.getoption("--cassette-dir") or Path(str(config.rootpath)) / "cassettes")
     path = cassette_path(root, server_name, spec.name, _suite_of(node), _cassette_name(node, spec.name))
     hosts: dict[str, str] = {}
+    endpoint_target = False
     if mode == "record" and config.getoption("--record-mode") == "once" and path.exists():
         mode = "replay"  # --record-mode=once keeps an existing cassette: the test replays it
     if mode == "replay":
@@ -627,6 +628,7 @@ def _http_factory(
         target = Target(mode=mode, api_key="")  # settings read the user's credentials from the environment
     elif mode == "live" and (endpoint := config.stash.get(ENDPOINT, None)) is not None:
         target = _endpoint_target(endpoint, spec)  # the user's deployment, not the local server
+        endpoint_target = True
     else:
         server = request.getfixturevalue("local_server")
         target = Target(mode=mode, base_url=server.base_url, served_model_id=server.model_id)
@@ -646,7 +648,17 @@ def _http_factory(
         if mode == "replay":
             stack.enter_context(noting_played(cassette, str(path), node.stash.setdefault(PLAYED, [])))
     stack.enter_context(capture_http(capture))
-    return lambda **overrides: _construct(spec, subject, target, overrides)
+    settings = {} if endpoint_target else _server_model_settings(server_name)
+    return lambda **overrides: _construct(spec, subject, target, {**settings, **overrides})
+
+
+def _server_model_settings(server_name: str) -> dict[str, Any]:
+    """The settings a local server asks every model built against it (or its recordings) to have."""
+    if server_name not in LOCAL_SERVERS:
+        return {}
+    from harness.server import server_classes
+
+    return dict(server_classes()[server_name].model_settings)
 
 
 def played_requests(item: pytest.Item) -> list[PlayedRequest]:

@@ -60,6 +60,9 @@ class LocalOpenAIServer:
     name = "transformers-serve"
     default_startup_timeout = 180.0
     health_path = "/health"  # answers 200 once the server can take requests
+    # constructor settings every suite model is built with against this server (its cassettes too):
+    # what a user of the server must set, each with its reason where a subclass sets one
+    model_settings: dict[str, object] = {}
 
     def __init__(
         self,

@@ -177,3 +177,12 @@ def test_mlx_lm_gets_the_copy_with_its_tool_call_parser_named_and_the_shared_cop
     assert command[1:4] == ["-m", "mlx_lm", "server"]
     options = dict(zip(command[4::2], command[5::2]))
     assert (options["--model"], options["--host"], options["--port"]) == ("stand-in-model", "127.0.0.1", "4321")
+
+
+def test_the_suites_build_models_for_llama_cpp_with_text_content_only():
+    # the effect on the wire is judged by replaying cassettes/llama-cpp-serve (their requests carry text content)
+    from harness.plugin import _server_model_settings
+
+    assert _server_model_settings("llama-cpp-serve") == {"flatten_messages_as_text": True}
+    assert [s for s in LOCAL_SERVERS if _server_model_settings(s)] == ["llama-cpp-serve"]
+    assert _server_model_settings("cloud") == {}
