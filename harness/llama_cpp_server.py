@@ -44,7 +44,7 @@ class LlamaCppServer(LocalOpenAIServer):
     health_path = "/v1/models"
     # llama-cpp-python's server (0.3.36) answers HTTP 500 to a system or assistant message whose content
     # is a list of text parts (its request model takes only a string there), and chatml-function-calling
-    # render a user message's parts as a Python list literal: text content only, as smolagents lets one set
+    # renders a user message's parts as a Python list literal: text content only, as smolagents lets one set
     model_settings = {"flatten_messages_as_text": True}
 
     @property
