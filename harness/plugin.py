@@ -38,6 +38,7 @@ from harness.recording import RECORD_MODES, Recording, default_aside_root, valid
 from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class, register, resolve_backends
 from harness.run_log import RESULT_PROPERTY
 from harness.secrets import scrubbed_logs
+from harness.server_findings import mark_expected_failures
 
 BACKENDS = pytest.StashKey[list[str]]()
 CUSTOM_MODEL = pytest.StashKey[Any]()  # what --model-factory names
@@ -263,6 +264,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+    mark_expected_failures(_server_checks(config, items))
+
+
+def _server_checks(config: pytest.Config, items: list[pytest.Item]) -> Iterator[tuple[pytest.Item, str, str, str]]:
+    """(item, server, ``file.py::test``, backend) for each HTTP check answered by a local server or its recordings."""
+    if config.stash.get(ENDPOINT, None) is not None:
+        return  # the user's own endpoint answers, not a local server
+    mode, option = str(config.getoption("--mode")), config.getoption("--server")
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        try:
+            spec = get_backend(params["backend_name"])
+        except (HarnessError, KeyError):
+            continue
+        server = server_of(spec, mode, option)
+        if server in LOCAL_SERVERS and (not option or option == server):
+            yield item, server, f"{Path(str(item.fspath)).name}::{getattr(item, 'originalname', item.name)}", spec.name
 
 
 def _cassette_of(item: pytest.Item, mode: str) -> Path | None:
@@ -789,14 +807,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome: Any = yield
     report = outcome.get_result()
     _redact_report(report)
-    item.stash.setdefault(_PHASES, {})[report.when] = report.outcome  # read when a recording finishes
+    # read when a recording finishes: a server's expected failure (server_findings) is recorded as a pass is
+    item.stash.setdefault(_PHASES, {})[report.when] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
     callspec = getattr(item, "callspec", None)
     backend_name = callspec.params.get("backend_name") if callspec is not None else None
     if not backend_name or not item.config.getoption("--results"):
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         message = ""
-        if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+        outcome = report.outcome
+        if hasattr(report, "wasxfail"):  # a server's finding: the check fails there, as expected
+            outcome, message = "failed", f"expected failure of {report.wasxfail}: {_first_line(report.longreprtext)}"
+        elif report.outcome == "skipped" and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2])
         elif report.outcome == "failed":
             message = _first_line(report.longreprtext)
@@ -813,7 +835,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "suite": _suite_of(item),
             "clause": _test_name(item, backend_name),
             **clause_fields(item),
-            "outcome": report.outcome,
+            "outcome": outcome,
             "message": message,
             "duration_s": round(report.duration, 4),
             "observations": [v for k, v in item.user_properties if k == "observation"],

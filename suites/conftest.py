@@ -17,6 +17,7 @@ from harness.answers import declare
 from harness.clauses import use_registry
 from harness.plugin import played_requests
 from harness.secrets import redacting_example_database
+from harness.server_findings import use_server_findings
 from oracles import WIRE_READERS, read_openai, request_diff
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
@@ -134,6 +135,7 @@ def assert_stop_on_wire(backend: Any, sent: Any, stops: list[str]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     use_registry(config, Path(__file__).with_name("clauses.yaml"))  # every check names its clauses there
+    use_server_findings(config, Path(__file__).with_name("server_findings.yaml"))  # what a server gets wrong
     config.addinivalue_line(
         "markers", "free_fields(*fields): request fields (body.temperature, query.api-version, path) that this "
         "check lets differ from the recording in replay")
