@@ -13,7 +13,7 @@ from test_recording import STAND_IN_CONFTEST, UNUSED_PLUGINS, cassette, completi
 
 from harness.cassettes import check_cassette
 from harness.errors import HarnessError
-from harness.fault_injector import FaultInjector
+from harness.fault_injector import FaultInjector, Reply
 from harness.server_findings import load_findings
 
 SUITE = """
@@ -63,6 +63,19 @@ def test_a_listed_check_failing_on_its_server_is_recorded_and_replays_as_that_ex
     _replay(project).assert_outcomes(failed=1)  # unlisted, the same recording is a plain failure
 
 
+def test_an_http_error_finding_keeps_the_error_reply_and_replays_as_that_expected_failure(project, monkeypatch):
+    (project.path / "server_findings.yaml").write_text(FINDING + "    expect: http-error\n")
+    path = cassette(project, "test_says_yes")
+    error = Reply.json({"error": {"message": "tool_choice must be auto", "type": "server_error"}}, status=500)
+    with FaultInjector([error]) as server:
+        record(project, server.url, monkeypatch).assert_outcomes(xfailed=1)
+    check_cassette(path)
+    assert "tool_choice must be auto" in path.read_text(encoding="utf-8")
+    _replay(project).assert_outcomes(xfailed=1)
+    (project.path / "server_findings.yaml").write_text(FINDING)  # expecting an assertion: the error is a failure
+    _replay(project).assert_outcomes(failed=1)
+
+
 def test_a_listed_check_that_passes_fails_the_run_and_is_not_recorded(project, monkeypatch):
     with FaultInjector([completion("yes")]) as server:
         result = record(project, server.url, monkeypatch)
@@ -82,4 +95,8 @@ def test_the_findings_file_names_local_servers_and_gives_each_check_a_reason(tmp
                                            r"'reason', got \{'check': 'test_a.py::test_b'\}"):
         load_findings(path)
     path.write_text("mlx-lm-serve:\n  - {check: test_a.py::test_b, reason: ' why ', backends: [openai]}\n")
-    assert load_findings(path) == {"mlx-lm-serve": {"test_a.py::test_b": ("why", frozenset({"openai"}))}}
+    assert load_findings(path) == {"mlx-lm-serve": {"test_a.py::test_b": ("why", frozenset({"openai"}), "assertion")}}
+    path.write_text("mlx-lm-serve:\n  - {check: test_a.py::test_b, reason: r, expect: crash}\n")
+    with pytest.raises(HarnessError, match=r"test_a.py::test_b: 'crash' is not a valid expect\. Valid values are: "
+                                           r"assertion, http-error"):
+        load_findings(path)
