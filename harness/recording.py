@@ -231,8 +231,7 @@ class Recording:
                 return None  # nothing was sent (a check before the network): nothing to record
             return f"recording not kept: {path} {old} (the test {outcome}; nothing was recorded)"
         reason = None if outcome in KEPT_OUTCOMES else f"the test {outcome}"
-        # a server's expected failure may be an error reply: it is the answer the check fails on
-        reason = reason or (None if outcome == "xfailed" else new_error_replies(part, path))
+        reason = reason or new_error_replies(part, path)
         if reason is None:
             recorded = part.read_text(encoding="utf-8", errors="replace")
             try:

@@ -11,8 +11,9 @@ Against that server and its recordings the check runs as ``xfail(strict=True, ra
 fail, on an assertion (``expect: assertion``, the default) or on the adapter's typed error for an
 HTTP error reply (``expect: http-error``; a missing cassette or any other error is still a plain
 failure), and a pass (the server fixed, or re-recorded from a release that honours the contract)
-fails the run until the entry goes. A recording of such a check is kept as a passed check's is,
-error replies included: it holds the server's real answer, which replay fails on again.
+fails the run until the entry goes. A recording of such a check is kept as a passed check's is
+(error replies included where no cassette had none): it holds the server's real answer, which replay
+fails on again.
 """
 
 from __future__ import annotations
