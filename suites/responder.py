@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cassettes import decode_event_stream, encode_event_message, load_yaml
+from harness.cassettes import DEFAULT_SERVER, decode_event_stream, encode_event_message, load_yaml
 from harness.patching import patched
 
 # The recorded replies the responder is built from: a generate and a streamed call with a tool call.
@@ -54,6 +54,11 @@ def _find_source(root: Path, backend: str) -> Path:
 
 @functools.cache
 def _source_under(root: Path, backend: str) -> Path:
+    # the first local server's recording, whichever servers have recordings too (another server's may
+    # hold an error reply where that server fails the check: suites/server_findings.yaml)
+    preferred = root / DEFAULT_SERVER / backend / SOURCE[0] / SOURCE[1]
+    if preferred.is_file():
+        return preferred
     matches = sorted(root.glob(f"**/{backend}/{SOURCE[0]}/{SOURCE[1]}"))
     if not matches:
         raise FileNotFoundError(f"no recorded reply for {backend!r}: expected {root}/{backend}/{'/'.join(SOURCE)}")
