@@ -78,8 +78,11 @@ class SuiteRun:
 
 
 # Suites the HTTP backends replay from the first server's recordings only: the fault suite injects its
-# faults at the transport, whatever the server; the agents suite is recorded from the first server.
-FIRST_SERVER_ONLY = ("suites/test_faults.py", "suites/test_agents.py")
+# faults at the transport, whatever the server; the agents suite is recorded from the first server; the
+# property and BFCL checks are answered by the suites' recorded-reply responder, built from the first
+# server's recording whatever the server (run again per server, they would repeat the same checks).
+FIRST_SERVER_ONLY = ("suites/test_faults.py", "suites/test_agents.py", "suites/test_properties.py",
+                     "suites/test_bfcl.py")
 
 
 # A suite run's exit codes a report goes on after: 1 = some checks failed, which the report shows; 5 = none ran.

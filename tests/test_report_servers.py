@@ -130,9 +130,11 @@ def test_a_report_replays_the_http_backends_once_per_server_and_vllm_in_its_envi
         (True, ["--backend=vllm"]),
     ]
     assert {run.lane for run in runs} == {"main"}
-    # what make test replays from the first server only (faults at the transport, agents recorded once)
-    assert [a for a in runs[1].cmd if a.startswith("--ignore")] == ["--ignore=suites/test_faults.py",
-                                                                   "--ignore=suites/test_agents.py"]
+    # what make test replays from the first server only (faults at the transport, agents recorded once,
+    # property and BFCL checks answered by the responder from the first server's recording)
+    assert [a for a in runs[1].cmd if a.startswith("--ignore")] == [
+        "--ignore=suites/test_faults.py", "--ignore=suites/test_agents.py", "--ignore=suites/test_properties.py",
+        "--ignore=suites/test_bfcl.py"]
     assert not [a for a in runs[0].cmd if a.startswith("--ignore")]
 
 
