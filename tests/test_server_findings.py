@@ -11,10 +11,10 @@ import json
 import pytest
 from test_recording import STAND_IN_CONFTEST, UNUSED_PLUGINS, cassette, completion, record
 
-from harness.cassettes import check_cassette
-from harness.errors import HarnessError
-from harness.fault_injector import FaultInjector, Reply
-from harness.server_findings import load_findings
+from harness.contract.errors import HarnessError
+from harness.plugin.server_findings import load_findings
+from harness.recording.cassettes import check_cassette
+from harness.recording.fault_injector import FaultInjector, Reply
 
 SUITE = """
 def test_says_yes(model_factory):
@@ -32,7 +32,7 @@ transformers-serve:
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A throwaway project whose suite reads its server findings from server_findings.yaml."""
     pytester.makeconftest(STAND_IN_CONFTEST + (
-        "\nfrom pathlib import Path\nfrom harness.server_findings import use_server_findings\n\n\n"
+        "\nfrom pathlib import Path\nfrom harness.plugin.server_findings import use_server_findings\n\n\n"
         "def pytest_configure(config):\n"
         "    use_server_findings(config, Path(__file__).with_name('server_findings.yaml'))\n"))
     pytester.makepyfile(test_rec=SUITE)

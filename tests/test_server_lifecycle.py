@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cassettes import LOCAL_SERVERS, SERVER_LIBRARIES
-from harness.llama_cpp_server import PYTHON_VARIABLE, LlamaCppServer, llama_cpp_python
-from harness.mlx_lm_server import MlxLmServer
-from harness.server import LocalOpenAIServer, make_server, server_classes
+from harness.recording.cassettes import LOCAL_SERVERS, SERVER_LIBRARIES
+from harness.servers.llama_cpp import PYTHON_VARIABLE, LlamaCppServer, llama_cpp_python
+from harness.servers.local import LocalOpenAIServer, make_server, server_classes
+from harness.servers.mlx_lm import MlxLmServer
 
 # answers 200 on the paths given after the port, 503 on every other GET
 CHILD = """
@@ -66,10 +66,10 @@ def _gone(pid: int) -> bool:
 
 @pytest.fixture
 def spawned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The pids of the processes started through subprocess.Popen by harness.server during the test."""
+    """The pids of the processes started through subprocess.Popen by harness.servers.local during the test."""
     import subprocess
 
-    import harness.server
+    import harness.servers.local
 
     pids: list[int] = []
     real = subprocess.Popen
@@ -79,7 +79,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             super().__init__(*args, **kwargs)
             pids.append(self.pid)
 
-    monkeypatch.setattr(harness.server.subprocess, "Popen", Spy)
+    monkeypatch.setattr(harness.servers.local.subprocess, "Popen", Spy)
     return pids
 
 
@@ -181,7 +181,7 @@ def test_mlx_lm_gets_the_copy_with_its_tool_call_parser_named_and_the_shared_cop
 
 def test_the_suites_build_models_for_llama_cpp_with_text_content_only():
     # the effect on the wire is judged by replaying cassettes/llama-cpp-serve (their requests carry text content)
-    from harness.plugin import _server_model_settings
+    from harness.plugin.replay import _server_model_settings
 
     assert _server_model_settings("llama-cpp-serve") == {"flatten_messages_as_text": True}
     assert [s for s in LOCAL_SERVERS if _server_model_settings(s)] == ["llama-cpp-serve"]
