@@ -173,7 +173,16 @@ def _http_factory(
             stack.enter_context(noting_played(cassette, str(path), node.stash.setdefault(PLAYED, [])))
     stack.enter_context(capture_http(capture))
     settings = {} if endpoint_target else _server_model_settings(server_name)
-    return lambda **overrides: _construct(spec, subject, target, {**settings, **overrides})
+    if mode != "replay":
+        return lambda **overrides: _construct(spec, subject, target, {**settings, **overrides})
+    return lambda **overrides: _without_waits(_construct(spec, subject, target, {**settings, **overrides}))
+
+
+def _without_waits(model: Any) -> Any:
+    """A model replaying a cassette retries a recorded error reply at once: waiting would only cost time."""
+    if hasattr(model, "_sleep"):
+        model._sleep = lambda seconds: None
+    return model
 
 
 def _underivable(root: Path, server_name: str, backend: str, path: Path) -> str | None:
