@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.contract.errors import HarnessError
+from harness.recording.cassettes import LOCAL_SERVERS
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -77,8 +78,11 @@ class SuiteRun:
 
 
 # Suites the HTTP backends replay from the first server's recordings only: the fault suite injects its
-# faults at the transport, whatever the server; the agents suite is recorded from the first server.
-FIRST_SERVER_ONLY = ("suites/test_faults.py", "suites/test_agents.py")
+# faults at the transport, whatever the server; the agents suite is recorded from the first server; the
+# property and BFCL checks are answered by the suites' recorded-reply responder, built from the first
+# server's recording whatever the server (run again per server, they would repeat the same checks).
+FIRST_SERVER_ONLY = ("suites/test_faults.py", "suites/test_agents.py", "suites/test_properties.py",
+                     "suites/test_bfcl.py")
 
 
 # A suite run's exit codes a report goes on after: 1 = some checks failed, which the report shows; 5 = none ran.
@@ -172,11 +176,12 @@ def _run_beside(runs: list[SuiteRun], env: dict[str, str], log: Path, codes: lis
                 return
 
 
-def _latency_runs(results: Path, requests: int) -> list[list[str]]:
-    """``harness bench latency`` for the report: here, and vllm in-process in its own environment."""
+def _latency_runs(results: Path, requests: int, servers: str = ",".join(LOCAL_SERVERS)) -> list[list[str]]:
+    """``harness bench latency`` for the report, through ``servers``: here, and vllm in-process apart."""
     from harness.bench.latency import DEFAULT_TARGETS
 
-    base = ["-m", "harness.cli", "bench", "latency", f"--output={results}", f"--requests={requests}"]
+    base = ["-m", "harness.cli", "bench", "latency", f"--output={results}", f"--requests={requests}",
+            f"--servers={servers}"]
     vllm_python = _vllm_apart()
     if vllm_python:
         targets = ",".join(t for t in _names(DEFAULT_TARGETS) if t != "vllm")
@@ -237,7 +242,7 @@ def _report(args: argparse.Namespace) -> int:
                 print(f"a suite run beside the rest exited with {bad[0] if bad else 'no code'}", file=sys.stderr)
                 return bad[0] if bad else 1
         if args.latency:
-            for cmd in _latency_runs(results, args.latency_requests):
+            for cmd in _latency_runs(results, args.latency_requests, args.servers):
                 where = "" if cmd[0] == sys.executable else f" (with {cmd[0]})"
                 print(f"$ harness {_show(cmd)[len('harness.cli '):]}{where}", flush=True)
                 code = subprocess.call(cmd, env=env)
@@ -300,9 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("fetch-model", help="fetch the embedded model into the cache (once)").set_defaults(fn=_fetch_model)
     serve = sub.add_parser("serve", help="run the local OpenAI-compatible server on 127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="port (default: a free one)")
-    serve.add_argument("--server", default="transformers-serve", choices=("transformers-serve", "vllm-serve"),
+    serve.add_argument("--server", default=LOCAL_SERVERS[0], choices=LOCAL_SERVERS,
                        help="which server (default: %(default)s; vllm-serve uses MODEL_CONFORMANCE_VLLM_PYTHON "
-                       "or this interpreter's vllm)")
+                       "or this interpreter's vllm, llama-cpp-serve MODEL_CONFORMANCE_LLAMACPP_PYTHON or this "
+                       "interpreter's llama-cpp-python)")
     serve.set_defaults(fn=_serve)
     sub.add_parser("backends", help="list backends and whether they can run here").set_defaults(fn=_backends)
     report = sub.add_parser("report", help="run the suites (and the latency benchmark) and write the comparison "
@@ -310,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--backend", default="all", help="backends to run (default: all)")
     report.add_argument("--subjects", default="adapters,smolagents", help="comma list of subjects")
     report.add_argument("--mode", default="replay", help="replay (default), record or live")
-    report.add_argument("--servers", default="transformers-serve,vllm-serve",
-                        help="the servers whose recordings the HTTP backends replay (default: %(default)s)")
+    report.add_argument("--servers", default=",".join(LOCAL_SERVERS),
+                        help="the servers whose recordings the HTTP backends replay, and that the latency benchmark "
+                             "starts (default: %(default)s)")
     report.add_argument("--beside", default=default_beside(),
                         help="backends whose suites run on a second lane beside the rest, each computing on one "
                              "core (default here: %(default)r; empty: everything in one lane)")

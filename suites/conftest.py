@@ -18,6 +18,7 @@ from harness.plugin.answers import declare
 from harness.plugin.clauses import use_registry
 from harness.plugin.replay import played_requests
 from harness.plugin.run_log import RESULT_PROPERTY
+from harness.plugin.server_findings import use_server_findings
 from harness.recording.scan import redacting_example_database
 from oracles import exact_diff, exactly_equal, read_openai, request_diff
 
@@ -136,6 +137,7 @@ def assert_stop_on_wire(backend: Any, sent: Any, stops: list[str]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     use_registry(config, Path(__file__).with_name("clauses.yaml"))  # every check names its clauses there
+    use_server_findings(config, Path(__file__).with_name("server_findings.yaml"))  # what a server gets wrong
     config.addinivalue_line(
         "markers", "free_fields(*fields): request fields (body.temperature, query.api-version, path) that this "
         "check lets differ from the recording in replay, and contract fields (tool_choice, max_tokens, temperature, "

@@ -20,7 +20,7 @@ from typing import Any
 
 from wires import Reply, ToolCallSpec, WireLens
 
-from harness.recording.cassettes import load_yaml
+from harness.recording.cassettes import DEFAULT_SERVER, load_yaml
 from harness.wire.patching import patched
 
 __all__ = ["RecordedReplyResponder", "Reply", "ToolCallSpec"]
@@ -35,7 +35,12 @@ def _find_source(root: Path, backends: Sequence[str]) -> Path:
 
 @functools.cache
 def _source_under(root: Path, backends: tuple[str, ...]) -> Path:
+    # the first local server's recording, whichever servers have recordings too (another server's may
+    # hold an error reply where that server fails the check: suites/server_findings.yaml)
     for backend in backends:
+        preferred = root / DEFAULT_SERVER / backend / SOURCE[0] / SOURCE[1]
+        if preferred.is_file():
+            return preferred
         matches = sorted(root.glob(f"**/{backend}/{SOURCE[0]}/{SOURCE[1]}"))
         if matches:
             return matches[0]

@@ -182,7 +182,8 @@ def test_cassette_path_is_one_safe_file_in_its_suite_folder(test_name):
 
 def test_an_unknown_server_is_refused_naming_the_valid_ones():
     assert validate_server("vllm-serve") == "vllm-serve"
-    with pytest.raises(HarnessError, match="'vllm' is not a server.*transformers-serve, vllm-serve, cloud"):
+    with pytest.raises(HarnessError, match="'vllm' is not a server.*transformers-serve, vllm-serve, llama-cpp-serve, "
+                                           "mlx-lm-serve, cloud"):
         validate_server("vllm")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.reporting.servers import differing_observations, markdown, suite_table, wire_facts
+from harness.reporting.servers import differing_observations, markdown, servers_in, suite_table, wire_facts
 
 SERVERS = ["transformers-serve", "vllm-serve"]
 
@@ -48,6 +48,19 @@ def test_no_section_from_a_single_server():
     text = "\n".join(markdown(ROWS, None))
     assert "## Servers compared" in text and "| stop_sequences | 1 / 1 / 0 | 2 / 0 / 0 |" in text.replace(
         "| adapters ", "")
+
+
+def test_four_servers_side_by_side_and_the_report_latency_runs_start_the_servers_it_replays(tmp_path):
+    four = ["transformers-serve", "vllm-serve", "llama-cpp-serve", "mlx-lm-serve"]
+    rows = [_row(server, "stop_sequences", "test_a", "passed") for server in sorted(four)]
+    assert servers_in(rows) == four  # the local servers' own order, not the alphabet's
+    text = "\n".join(markdown(rows, None))
+    assert "| subject | suite | transformers-serve | vllm-serve | llama-cpp-serve | mlx-lm-serve |" in text
+    assert "None: every server needed the same corrections." in text
+    from harness.cli import _latency_runs
+
+    runs = _latency_runs(tmp_path / "r.jsonl", 3, "transformers-serve,mlx-lm-serve")
+    assert runs and all("--servers=transformers-serve,mlx-lm-serve" in run for run in runs)
 
 
 def _cassette(path: Path, interactions: list[tuple[dict, str]]) -> None:
@@ -117,9 +130,11 @@ def test_a_report_replays_the_http_backends_once_per_server_and_vllm_in_its_envi
         (True, ["--backend=vllm"]),
     ]
     assert {run.lane for run in runs} == {"main"}
-    # what make test replays from the first server only (faults at the transport, agents recorded once)
-    assert [a for a in runs[1].cmd if a.startswith("--ignore")] == ["--ignore=suites/test_faults.py",
-                                                                   "--ignore=suites/test_agents.py"]
+    # what make test replays from the first server only (faults at the transport, agents recorded once,
+    # property and BFCL checks answered by the responder from the first server's recording)
+    assert [a for a in runs[1].cmd if a.startswith("--ignore")] == [
+        "--ignore=suites/test_faults.py", "--ignore=suites/test_agents.py", "--ignore=suites/test_properties.py",
+        "--ignore=suites/test_bfcl.py"]
     assert not [a for a in runs[0].cmd if a.startswith("--ignore")]
 
 

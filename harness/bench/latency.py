@@ -25,12 +25,12 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from harness.backends.registry import Target, get_backend
+from harness.recording.cassettes import LOCAL_SERVERS
 
 ENGINES = ("transformers", "mlx", "vllm")
 SERVER_ADAPTERS = ("openai", "inference-client", "litellm")
 DEFAULT_TARGETS = ",".join([*ENGINES, *(f"server:{b}" for b in SERVER_ADAPTERS)])
 PROMPT = "Write one sentence about the sea."
-LOCAL_SERVERS = ("transformers-serve", "vllm-serve")
 DEFINITIONS = __doc__.split("Definitions follow vLLM's ``bench serve``:", 1)[1].strip()  # type: ignore[union-attr]
 
 

@@ -4,6 +4,7 @@ how a run is parametrised and how a check is named."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,15 @@ import pytest
 from harness.backends.registry import BackendSpec, Target, get_backend, register, resolve_backends
 from harness.contract.errors import HarnessError
 from harness.plugin.answers import public_url
-from harness.recording.cassettes import CLOUD_SERVER, DEFAULT_SERVER, SERVERS, validate_mode, validate_server
+from harness.plugin.server_findings import mark_expected_failures
+from harness.recording.cassettes import (
+    CLOUD_SERVER,
+    DEFAULT_SERVER,
+    LOCAL_SERVERS,
+    SERVERS,
+    validate_mode,
+    validate_server,
+)
 from harness.recording.record import RECORD_MODES, validate_record_mode
 
 BACKENDS = pytest.StashKey[list[str]]()
@@ -248,6 +257,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+    mark_expected_failures(_server_checks(config, items))
+
+
+def _server_checks(config: pytest.Config, items: list[pytest.Item]) -> Iterator[tuple[pytest.Item, str, str, str]]:
+    """(item, server, ``file.py::test``, backend) for each HTTP check answered by a local server or its recordings."""
+    if config.stash.get(ENDPOINT, None) is not None:
+        return  # the user's own endpoint answers, not a local server
+    mode, option = str(config.getoption("--mode")), config.getoption("--server")
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        try:
+            spec = get_backend(params["backend_name"])
+        except (HarnessError, KeyError):
+            continue
+        server = server_of(spec, mode, option)
+        if server in LOCAL_SERVERS and (not option or option == server):
+            yield item, server, f"{Path(str(item.fspath)).name}::{getattr(item, 'originalname', item.name)}", spec.name
 
 
 def _suite_of(node: pytest.Item) -> str:

@@ -30,13 +30,16 @@ from harness.recording.cassettes import (
     SERVER_LIBRARIES,
     cassette_path,
     check_cassette,
+    load_yaml,
     make_vcr,
     record_command,
 )
+from harness.recording.derive import SOURCE_BACKEND, TARGETS, underivable
 from harness.recording.network import block_network, hub_clients_online
 from harness.recording.played import PlayedRequest, noting_played
 from harness.recording.record import Recording, default_aside_root
 from harness.servers.embedded import COPY_VERSION
+from harness.servers.local import server_classes
 
 PLAYED = pytest.StashKey[list[PlayedRequest]]()  # the requests replay answered in one test
 
@@ -136,10 +139,13 @@ def _http_factory(
     root = Path(config.getoption("--cassette-dir") or Path(str(config.rootpath)) / "cassettes")
     path = cassette_path(root, server_name, spec.name, _suite_of(node), _cassette_name(node, spec.name))
     hosts: dict[str, str] = {}
+    endpoint_target = False
     if mode == "record" and config.getoption("--record-mode") == "once" and path.exists():
         mode = "replay"  # --record-mode=once keeps an existing cassette: the test replays it
     if mode == "replay":
         path = _replayed_cassette(path, root, server_name, spec, node)
+        if not path.exists() and (why := _underivable(root, server_name, spec.name, path)):
+            pytest.skip(f"{spec.name}: no cassette from {server_name}: {why}")
         if not path.exists():
             pytest.fail(
                 f"missing cassette {path}\nrecord it with: {record_command(spec.name, node.nodeid, server_name)}",
@@ -156,6 +162,7 @@ def _http_factory(
         target = Target(mode=mode, api_key="")  # settings read the user's credentials from the environment
     elif mode == "live" and (endpoint := config.stash.get(ENDPOINT, None)) is not None:
         target = _endpoint_target(endpoint, spec)  # the user's deployment, not the local server
+        endpoint_target = True
     else:
         server = request.getfixturevalue("local_server")
         target = Target(mode=mode, base_url=server.base_url, served_model_id=server.model_id)
@@ -175,7 +182,37 @@ def _http_factory(
         if mode == "replay":
             stack.enter_context(noting_played(cassette, str(path), node.stash.setdefault(PLAYED, [])))
     stack.enter_context(capture_http(capture))
-    return lambda **overrides: _construct(spec, subject, target, overrides)
+    settings = {} if endpoint_target else _server_model_settings(server_name)
+    if mode != "replay":
+        return lambda **overrides: _construct(spec, subject, target, {**settings, **overrides})
+    return lambda **overrides: _without_waits(_construct(spec, subject, target, {**settings, **overrides}))
+
+
+def _without_waits(model: Any) -> Any:
+    """A model replaying a cassette retries a recorded error reply at once: waiting would only cost time."""
+    if hasattr(model, "_sleep"):
+        model._sleep = lambda seconds: None
+    return model
+
+
+def _underivable(root: Path, server_name: str, backend: str, path: Path) -> str | None:
+    """Why ``harness derive-cassettes`` made no ``backend`` cassette at ``path`` from the server's recording."""
+    source = root / server_name / SOURCE_BACKEND / path.parent.name / path.name
+    if backend not in TARGETS or server_name not in LOCAL_SERVERS or not source.is_file():
+        return None
+    try:
+        why = underivable(load_yaml(source) or {}, backend)
+    except Exception:  # noqa: BLE001 - an unreadable source: the missing cassette is the failure to report
+        return None
+    shown = source.relative_to(root.parent) if source.is_relative_to(root.parent) else source
+    return f"{shown} cannot be derived ({why})" if why else None
+
+
+def _server_model_settings(server_name: str) -> dict[str, Any]:
+    """The settings a local server asks every model built against it (or its recordings) to have."""
+    if server_name not in LOCAL_SERVERS:
+        return {}
+    return dict(server_classes()[server_name].model_settings)
 
 
 def played_requests(item: pytest.Item) -> list[PlayedRequest]:

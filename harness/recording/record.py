@@ -30,6 +30,9 @@ from harness.recording.cassettes import SecretInCassetteError, finalize_recordin
 RECORD_MODES = ("all", "once")
 PART_SUFFIX = ".recording"
 ASIDE_ENV = "MODEL_CONFORMANCE_RECORDINGS_ASIDE"
+# what a check may end in for its recording to replace the cassette: passed, or failed as a server finding
+# expects (harness.plugin.server_findings: the recording holds the answer it fails on)
+KEPT_OUTCOMES = ("passed", "xfailed")
 
 
 def validate_record_mode(record_mode: str) -> str:
@@ -211,7 +214,8 @@ class Recording:
         self.part.unlink(missing_ok=True)
 
     def finish(self, outcome: str) -> str | None:
-        """Replace the cassette if ``outcome`` is 'passed' and the recording is clean; else one line saying why not."""
+        """Replace the cassette if ``outcome`` is 'passed' (or 'xfailed': a server's listed finding, failed as
+        expected) and the recording is clean; else one line saying why not."""
         try:
             return self._finish(outcome)
         finally:
@@ -224,10 +228,10 @@ class Recording:
         part, path = self.part, self.path
         old = "left untouched" if path.exists() else "not written"
         if not part.exists():
-            if outcome == "passed":
+            if outcome in KEPT_OUTCOMES:
                 return None  # nothing was sent (a check before the network): nothing to record
             return f"recording not kept: {path} {old} (the test {outcome}; nothing was recorded)"
-        reason = None if outcome == "passed" else f"the test {outcome}"
+        reason = None if outcome in KEPT_OUTCOMES else f"the test {outcome}"
         reason = reason or new_error_replies(part, path)
         if reason is None:
             recorded = part.read_text(encoding="utf-8", errors="replace")

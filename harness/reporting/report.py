@@ -312,7 +312,7 @@ def _servers_compared(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
     if differing:
         doc.ul(differing)
     else:
-        doc.p("None: both servers needed the same corrections.")
+        doc.p("None: every server needed the same corrections.")
 
 
 def _where(row: Mapping[str, Any]) -> str:

@@ -167,7 +167,7 @@ def markdown(checks: Sequence[Mapping[str, Any]], cassette_root: Path | None) ->
         lines += _table(facts)
     differing = differing_observations(checks, servers)
     lines += ["", "### Observations that differ between the servers", ""]
-    lines += [f"- {line}" for line in differing] if differing else ["None: both servers needed the same corrections."]
+    lines += [f"- {line}" for line in differing] if differing else ["None: every server needed the same corrections."]
     return lines + [""]
 
 

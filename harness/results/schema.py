@@ -33,8 +33,9 @@ FIELDS: dict[str, str] = {
     "time": "when the row was written (UTC, ISO 8601)",
     "kind": "check (a suite check), sample (one benchmark request) or summary (per-target benchmark figures)",
     "backend": "backend name from the registry (openai, transformers, ...)",
-    "server": "what served the model: a local server (transformers-serve, vllm-serve), 'cloud', or null for an "
-              "in-process engine or the user's own endpoint (--base-url: see target)",
+    "server": "what served the model: a local server (transformers-serve, vllm-serve, llama-cpp-serve, "
+              "mlx-lm-serve), 'cloud', or null for an in-process engine or the user's own endpoint "
+              "(--base-url: see target)",
     "subject": "adapters (this project's classes) or smolagents (smolagents' own classes)",
     "mode": "replay, record or live: how the check really ran (the user's own model and in-process engines always "
             "run live)",

