@@ -176,7 +176,7 @@ def test_bad_server_is_a_usage_error_listing_servers(pytester):
     result = run(pytester, "--server=vllm")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: 'vllm' is not a server to record from. Valid servers are: "
-                                 "transformers-serve, vllm-serve, cloud"])
+                                 "transformers-serve, vllm-serve, llama-cpp-serve, mlx-lm-serve, cloud"])
 
 
 def test_replay_reads_the_cassettes_of_the_named_server(pytester, tmp_path):
