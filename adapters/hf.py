@@ -19,7 +19,7 @@ from adapters._openai_wire import (
     translate_transport_error,
 )
 from harness.errors import BackendError, http_error, transport_error
-from harness.model import ApiModel, Request
+from harness.model import ApiModel, Request, supports_stop_parameter
 from harness.types import ChatMessage, ChatMessageStreamDelta
 
 TOKEN_ENV = "HF_TOKEN"
@@ -134,6 +134,11 @@ class InferenceClientModel(ApiModel):
             requests_per_minute=requests_per_minute,
             **kwargs,
         )
+
+    def _stop_rule(self) -> bool:
+        # the model family is the model the request names: a `model` kwarg beside an endpoint URL
+        named = self.kwargs.get("model")
+        return supports_stop_parameter(named if isinstance(named, str) else self.model_id)
 
     def create_client(self) -> Any:
         options: dict[str, Any] = {"provider": self.provider, "token": self.token, "timeout": self.timeout,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,11 @@ class Reply:
     argument_pieces: Sequence[int] = ()  # character offsets where tool-call argument deltas are cut
     byte_cuts: Sequence[int] = ()  # byte offsets where the transport delivers the body in chunks
     finish_reason: str | None = None
+    usage: tuple[int, int] | None = None  # (input, output) tokens reported, in place of the recorded usage
+    # OpenAI wire: the tool calls' fragments sent round-robin, the last call's first (arrival order is not index order)
+    interleaved: bool = False
+    # OpenAI wire (Azure's form): categories the content filter marks filtered in the choice's content_filter_results
+    filtered: Sequence[str] = ()
 
 
 def _find_source(root: Path, backend: str) -> Path:
@@ -106,6 +112,8 @@ class RecordedReplyResponder:
                 content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}})
             body["output"]["message"]["content"] = content
             body["stopReason"] = self._finish()
+            if reply.usage is not None:
+                body["usage"] = self._converse_usage()
         else:
             choice = body["choices"][0]
             choice["message"]["content"] = reply.text
@@ -115,7 +123,26 @@ class RecordedReplyResponder:
                 for c in reply.tool_calls
             ] or None
             choice["finish_reason"] = self._finish()
+            if reply.filtered:
+                choice["content_filter_results"] = self._filter_results()
+            if reply.usage is not None:
+                body["usage"] = self._openai_usage()
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+    def _openai_usage(self) -> dict[str, int]:
+        assert self.reply.usage is not None
+        prompt, completion = self.reply.usage
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def _converse_usage(self) -> dict[str, int]:
+        assert self.reply.usage is not None
+        given, produced = self.reply.usage
+        return {"inputTokens": given, "outputTokens": produced, "totalTokens": given + produced}
+
+    def _filter_results(self) -> dict[str, Any]:
+        return {category: {"filtered": category in self.reply.filtered, "severity": "high"
+                           if category in self.reply.filtered else "safe"}
+                for category in ("hate", "self_harm", "sexual", "violence")}
 
     def stream_body(self) -> bytes:
         return self._converse_stream() if self.wire_format == "bedrock" else self._sse()
@@ -134,15 +161,31 @@ class RecordedReplyResponder:
         out = [first]
         if self.reply.text:
             out += [chunk({"content": piece}) for piece in _cut(self.reply.text, self.reply.text_pieces)]
+        fragments: list[list[dict[str, Any]]] = []
         for index, call in enumerate(self.reply.tool_calls):
             pieces = _cut(_arguments_text(call.arguments), self.reply.argument_pieces)
             head = {"index": index, "id": call.id, "type": "function",
                     "function": {"name": call.name, "arguments": pieces[0]}}
-            out.append(chunk({"tool_calls": [head]}))
-            out += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]}) for p in pieces[1:]]
+            fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in pieces[1:]])
+        if self.reply.interleaved:
+            # round-robin over the calls, the last call first: a call's fragments stay in order, the calls mix
+            ordered = [f for row in itertools.zip_longest(*reversed(fragments)) for f in row if f is not None]
+        else:
+            ordered = [f for call_fragments in fragments for f in call_fragments]
+        out += [chunk({"tool_calls": [fragment]}) for fragment in ordered]
         end = copy.deepcopy(last)
         end["choices"] = [{"delta": {}, "finish_reason": self._finish(), "index": 0}]
+        if self.reply.filtered:
+            end["choices"][0]["content_filter_results"] = self._filter_results()
+        if self.reply.usage is not None:
+            end.pop("usage", None)
         out.append(end)
+        if self.reply.usage is not None:
+            # as a server asked for stream_options.include_usage sends it: a last chunk with no choices
+            tail = copy.deepcopy(last)
+            tail["choices"] = []
+            tail["usage"] = self._openai_usage()
+            out.append(tail)
         text = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in out) + "data: [DONE]\n\n"
         return text.encode("utf-8")
 
@@ -174,7 +217,10 @@ class RecordedReplyResponder:
             out.append(frame("contentBlockStop", {"contentBlockIndex": block}))
             block += 1
         out.append(frame("messageStop", {"stopReason": self._finish()}))
-        out.append(frame("metadata", json.loads(by_type["metadata"][1])))
+        metadata = json.loads(by_type["metadata"][1])
+        if self.reply.usage is not None:
+            metadata["usage"] = self._converse_usage()
+        out.append(frame("metadata", metadata))
         return b"".join(out)
 
     # -- transports ------------------------------------------------------------------------
