@@ -52,6 +52,7 @@ class Reply:
     interleaved: bool = False
     # OpenAI wire (Azure's form): categories the content filter marks filtered in the choice's content_filter_results
     filtered: Sequence[str] = ()
+    recorded: bool = False  # a stream: the recorded stream's body itself, as it was recorded (cut by byte_cuts)
 
 
 def _find_source(root: Path, backend: str) -> Path:
@@ -145,6 +146,9 @@ class RecordedReplyResponder:
                 for category in ("hate", "self_harm", "sexual", "violence")}
 
     def stream_body(self) -> bytes:
+        if self.reply.recorded:
+            raw = self._stream["body"]["string"]
+            return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         return self._converse_stream() if self.wire_format == "bedrock" else self._sse()
 
     def _sse(self) -> bytes:
