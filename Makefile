@@ -132,13 +132,15 @@ report: install install-vllm model
 		--beside="$(subst $(space),$(comma),$(strip $(BESIDE_BACKENDS)))" --dicts-only="$(DICTS_ONLY_BACKENDS)" --latency \
 		--latency-requests=$(LATENCY_REQUESTS)
 
-# Mutants of harness/{stop_sequences,tool_calls,messages}.py and the adapters' wire translation,
-# judged by `pytest suites` alone on replayed cassettes. MUTATION_FAIL_UNDER=95 makes a low score fail.
-MUTATION_BACKENDS ?= openai,inference-client,bedrock
+# Mutants of harness/{stop_sequences,tool_calls,messages,converse}.py, the Model pipeline of harness/model.py
+# and the HTTP backends' adapters, judged by `pytest suites` alone on replayed cassettes; the score per module
+# and every survivor with its reason (docs/mutation.md). MUTATION_FAIL_UNDER=95 makes a low total score fail.
+# MUTATION_ONLY=harness.model,adapters.azure runs those targets alone.
+MUTATION_BACKENDS ?= openai,inference-client,litellm,litellm-router,azure,bedrock
 MUTATION_JOBS ?= 2
 mutation: install
 	$(BIN)/python tools/mutation.py --backends=$(MUTATION_BACKENDS) --jobs=$(MUTATION_JOBS) \
-		$(if $(MUTATION_FAIL_UNDER),--fail-under=$(MUTATION_FAIL_UNDER))
+		$(if $(MUTATION_ONLY),--only=$(MUTATION_ONLY)) $(if $(MUTATION_FAIL_UNDER),--fail-under=$(MUTATION_FAIL_UNDER))
 
 lint: install
 	$(BIN)/ruff check harness adapters suites tests
