@@ -97,8 +97,9 @@ def _results(root: Path, globs: dict[str, list[str]]) -> dict[str, dict[str, str
     }
 
 
-def _reasons(path: Path = REASONS) -> dict[str, str]:
+def _reasons(path: Path | None = None) -> dict[str, str]:
     """mutant name -> the reason docs/mutation.md gives for its survival (its table's second column)."""
+    path = path or REASONS
     reasons = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():

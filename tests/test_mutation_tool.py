@@ -1,0 +1,63 @@
+"""tools/mutation.py's report (scores, timeouts apart, survivors with reasons) and tools/listed_bugs.py's bugs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_score_counts_a_timeout_as_detected_and_leaves_out_mutants_not_run():
+    mutation = _tool("mutation")
+    counts = Counter({"killed": 7, "timeout": 1, "survived": 2, "not run": 5})
+    assert mutation._score(counts) == 80.0
+
+
+def test_survivors_reasons_are_read_from_the_docs_table(tmp_path):
+    mutation = _tool("mutation")
+    doc = tmp_path / "mutation.md"
+    doc.write_text("| mutant | why |\n|---|---|\n| `a.x_f__mutmut_1` | E: equivalent |\n"
+                   "| not a mutant | text |\n", encoding="utf-8")
+    assert mutation._reasons(doc) == {"a.x_f__mutmut_1": "E: equivalent"}
+
+
+def test_the_report_lists_timeouts_apart_and_each_survivor_with_its_reason(tmp_path, monkeypatch, capsys):
+    mutation = _tool("mutation")
+    meta = tmp_path / "mutants" / "harness" / "model.py.meta"
+    meta.parent.mkdir(parents=True)
+    codes = {"harness.model.x_validate_call__mutmut_1": 1, "harness.model.x_validate_call__mutmut_2": 0,
+             "harness.model.x_validate_call__mutmut_3": 0, "harness.model.x_validate_call__mutmut_4": 24}
+    meta.write_text(json.dumps({"exit_code_by_key": codes}), encoding="utf-8")
+    doc = tmp_path / "mutation.md"
+    doc.write_text("| `harness.model.x_validate_call__mutmut_2` | W: wording only |\n", encoding="utf-8")
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(mutation, "REASONS", doc)
+    assert mutation.main(["--only", "harness.model", "--report-only", "--fail-under", "60"]) == 1
+    out = capsys.readouterr().out
+    assert "harness.model                      4       1        2       1" in out
+    assert "timeouts (1" in out and "x_validate_call__mutmut_4" in out.split("timeouts")[1].split("survivors")[0]
+    assert "x_validate_call__mutmut_2: W: wording only" in out
+    assert "x_validate_call__mutmut_3: NO REASON GIVEN" in out
+    assert mutation.main(["--only", "harness.model", "--report-only", "--fail-under", "50"]) == 0
+
+
+def test_every_listed_bug_still_applies_to_the_code_once():
+    listed = _tool("listed_bugs")
+    for bug in listed.BUGS:
+        text = (ROOT / bug.path).read_text(encoding="utf-8")
+        assert text.count(bug.old) == 1, f"{bug.name}: its text is in {bug.path} {text.count(bug.old)} times"
+        assert bug.new != bug.old
