@@ -50,8 +50,9 @@ PLAYED = pytest.StashKey[list[PlayedRequest]]()  # the requests replay answered 
 MESSAGE_TYPES = ("dicts", "smolagents_types")
 # live engines get the dimension in these suites only (each extra check there costs generation time)
 LIVE_TYPED_SUITES = frozenset({"message_format", "role_conversion"})
-# suites whose conversations are already smolagents' types (built by real agents)
-UNTYPED_SUITES = frozenset({"agents"})
+# suites whose conversations are already smolagents' types (built by real agents), or one plain user
+# turn that judges the wire translation around it (the typed forms are judged by message_format)
+UNTYPED_SUITES = frozenset({"agents", "wire_translation", "stream_boundaries"})
 SUBJECTS = ("adapters", "smolagents")
 
 # What a suites run needs from the environment: litellm's bundled cost map (no fetch at import)
