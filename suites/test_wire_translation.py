@@ -233,17 +233,22 @@ FILTER_REASONS = {"openai": ["content_filter"], "bedrock": ["content_filtered", 
 @pytest.mark.parametrize("which", [0, 1], ids=["filter", "guardrail"])
 @pytest.mark.clause("response.content-filter-answered")
 def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, responder, which):
-    """An HTTP-200 answer a filter cut comes back with the text it has and the filter's reason on the message."""
+    """An HTTP-200 answer a filter cut comes back with the text it has and the filter's reason on the message;
+    an Azure deployment's reason names the categories its content_filter_results mark filtered."""
     reasons = FILTER_REASONS.get(backend.wire_format, [])
     if which >= len(reasons):
         pytest.skip(f"the {backend.wire_format} wire has one content-filter finish reason")
     reason = reasons[which]
-    responder.reply = Reply(text="The first part of the answer", finish_reason=reason, filtered=["violence"])
+    responder.reply = Reply(text="The first part of the answer", finish_reason=reason, filtered=["hate", "violence"])
     message = model(HELLO)
     assert text_of(message) == "The first part of the answer"
     on_message = getattr(message, "finish_reason", None)
     assert isinstance(on_message, str) and on_message.split(":")[0] == reason, (
         f"message.finish_reason is {on_message!r}; the wire's finish reason was {reason!r}")
+    if "azure_endpoint" in backend.settings(Target(mode="replay")):
+        named = {c.split()[0] for c in on_message.partition(":")[2].split(",") if c.strip()}  # "hate (high)"
+        assert named == {"hate", "violence"}, f"message.finish_reason {on_message!r} names {named}, expected the " \
+                                              "categories content_filter_results marks filtered: hate, violence"
 
 
 # -- the endpoint -------------------------------------------------------------------------------
