@@ -7,6 +7,7 @@ replacement in one file. For each, a copy of the tracked tree is made under a te
 the bug is put in, and ``pytest suites --backend=<its backend>`` (replay) judges the copy; the table
 says whether the suites went red (caught) or stayed green (survived), and the first check that
 failed. The unit tests in ``tests/`` are not run: the suites are the judge any implementation gets.
+A bug that makes pytest error out (nothing judged it) is shown as ERROR, not caught.
 Exit status: 0 when every bug is caught, 1 otherwise, 2 when a bug no longer applies (its text is
 not in the file: the code moved, so the table would not measure what it says).
 """
@@ -119,15 +120,21 @@ def _copy_tree(dest: Path) -> None:
             shutil.copy2(source, target)
 
 
-def _judge(tree: Path, backend: str, suites: list[str]) -> tuple[bool, str, float]:
+def _judge(tree: Path, backend: str, suites: list[str]) -> tuple[str, str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "pytest", *suites, "-q", "-p", "no:cacheprovider",
                            f"--backend={backend}", "-x", "--no-header", "-rf"],
                           cwd=tree, env=env, capture_output=True, text=True)
+    took = time.monotonic() - started
     failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
-    return proc.returncode != 0, (failed[0] if failed else proc.stdout.strip().splitlines()[-1]), \
-        time.monotonic() - started
+    if failed:
+        return "caught", failed[0], took
+    if proc.returncode == 0:
+        return "SURVIVED", "", took
+    # an error (the copy does not import, a fixture broke) is not a check that judged the bug
+    errors = re.findall(r"^ERROR (\S+.*)$", proc.stdout, re.M)
+    return "ERROR", (errors[0] if errors else (proc.stdout + proc.stderr).strip().splitlines()[-1])[:200], took
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,12 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             original = path.read_text(encoding="utf-8")
             path.write_text(original.replace(bug.old, bug.new), encoding="utf-8")
             try:
-                caught, first, took = _judge(tree, bug.backend, suites)
+                verdict, first, took = _judge(tree, bug.backend, suites)
             finally:
                 path.write_text(original, encoding="utf-8")
-            survivors += not caught
-            print(f"{bug.name:32} {bug.backend:15} {'caught' if caught else 'SURVIVED':9} {took:5.0f}s  "
-                  f"{first if caught else ''}", flush=True)
+            survivors += verdict != "caught"
+            print(f"{bug.name:32} {bug.backend:15} {verdict:9} {took:5.0f}s  {first}", flush=True)
     print(f"\n{len(chosen) - survivors} of {len(chosen)} caught by the suites alone")
     return 1 if survivors else 0
 
