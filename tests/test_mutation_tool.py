@@ -43,7 +43,8 @@ def test_the_report_lists_timeouts_apart_and_each_survivor_with_its_reason(tmp_p
              "harness.model.x_validate_call__mutmut_3": 0, "harness.model.x_validate_call__mutmut_4": 24}
     meta.write_text(json.dumps({"exit_code_by_key": codes}), encoding="utf-8")
     doc = tmp_path / "mutation.md"
-    doc.write_text("| `harness.model.x_validate_call__mutmut_2` | W: wording only |\n", encoding="utf-8")
+    doc.write_text("| `harness.model.x_validate_call__mutmut_2` | W: wording only |\n"
+                   "| `harness.model.x_other__mutmut_*` | G: a pattern that matches nothing here |\n", encoding="utf-8")
     monkeypatch.setattr(mutation, "ROOT", tmp_path)
     monkeypatch.setattr(mutation, "REASONS", doc)
     assert mutation.main(["--only", "harness.model", "--report-only", "--fail-under", "60"]) == 1
@@ -53,6 +54,14 @@ def test_the_report_lists_timeouts_apart_and_each_survivor_with_its_reason(tmp_p
     assert "x_validate_call__mutmut_2: W: wording only" in out
     assert "x_validate_call__mutmut_3: NO REASON GIVEN" in out
     assert mutation.main(["--only", "harness.model", "--report-only", "--fail-under", "50"]) == 0
+
+
+def test_a_reason_given_for_a_pattern_covers_each_mutant_it_matches():
+    mutation = _tool("mutation")
+    reasons = {"a.x_f__mutmut_*": "G: a gap", "a.x_f__mutmut_2": "E: its own"}
+    assert mutation._reason_for("a.x_f__mutmut_2", reasons) == "E: its own"
+    assert mutation._reason_for("a.x_f__mutmut_17", reasons) == "G: a gap"
+    assert mutation._reason_for("a.x_g__mutmut_1", reasons) == "NO REASON GIVEN"
 
 
 def test_every_listed_bug_still_applies_to_the_code_once():

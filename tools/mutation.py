@@ -109,6 +109,14 @@ def _reasons(path: Path | None = None) -> dict[str, str]:
     return reasons
 
 
+def _reason_for(name: str, reasons: dict[str, str]) -> str:
+    """The reason given for ``name``: its own row, else a row whose name is a glob matching it (``..._mutmut_*``)."""
+    if name in reasons:
+        return reasons[name]
+    return next((why for pattern, why in reasons.items() if "*" in pattern and fnmatch(name, pattern)),
+                "NO REASON GIVEN")
+
+
 def _score(statuses: Counter[str]) -> float:
     # a timeout counts as killed (the mutant changed behaviour); "no tests" counts as survived
     judged = sum(statuses.values()) - statuses["not run"]
@@ -212,11 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     survivors = [(name, s) for statuses in results.values() for name, s in statuses.items()
                  if s in ("survived", "no tests", "suspicious")]
     if survivors:
-        unexplained = [name for name, _ in survivors if name not in reasons]
+        unexplained = [name for name, _ in survivors if _reason_for(name, reasons) == "NO REASON GIVEN"]
         print(f"\nsurvivors ({len(survivors)}, {len(unexplained)} without a reason in "
               f"{REASONS.relative_to(ROOT)}; `.venv/bin/mutmut show NAME` prints a diff):")
         for name, status in survivors:
-            print(f"  {status:9} {name}: {reasons.get(name, 'NO REASON GIVEN')}")
+            print(f"  {status:9} {name}: {_reason_for(name, reasons)}")
     if total["not run"]:
         print(f"\n{total['not run']} mutants were not run (the run was cut short): the scores count the judged ones")
     if args.fail_under is not None and _score(total) < args.fail_under:
