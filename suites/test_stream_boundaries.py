@@ -65,6 +65,8 @@ def _message(model: Any, contract: Any, tool: Any) -> Any:
 
 def _seen(model: Any, message: Any) -> tuple[Any, ...]:
     """What a message amounts to: its text, its calls (id, name, arguments as a dict) and its usage."""
+    role = getattr(message.role, "value", message.role)  # a str-valued Enum read by value
+    assert role == "assistant", f"the streamed message's role is {message.role!r}"
     calls = [(c.id, c.function.name, arguments_as_dict(c.function.arguments)) for c in message.tool_calls or []]
     usage = message.token_usage
     return text_of(message), calls, None if usage is None else (usage.input_tokens, usage.output_tokens)
