@@ -90,23 +90,29 @@ def test_model_kwargs_reach_every_call(backend, model_factory, contract, wire, r
     assert sent == table["model"], f"sent {sent!r}, the model was built with {table['model']!r}"
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
 @pytest.mark.clause("model.call-kwargs-forwarded", "model.kwargs-precedence", "model.argument-types-kept")
-def test_call_kwargs_are_forwarded_and_the_models_own_win(backend, model_factory, wire, responder):
+def test_call_kwargs_are_forwarded_and_the_models_own_win(backend, model_factory, contract, wire, responder,
+                                                          streamed):
     """A call's keyword arguments go out; where the model has its own value for one, the model's is sent."""
     table = _generation(backend)
     model = model_factory(**table["model"])
     responder.reply = Reply(text="Hello.")
-    model(HELLO, **table["call"])
+    _stream(model, contract, HELLO, **table["call"]) if streamed else model(HELLO, **table["call"])
     expected = {**table["call"], **table["model"]}  # smolagents' priority: the model's kwargs, then the call's
     _assert_sent(_sent_fields(wire.last().raw, table["fields"]), expected)
 
 
+@pytest.mark.parametrize("sentinel", ["contract", "smolagents"])
 @pytest.mark.clause("model.remove-parameter", "model.argument-types-kept")
-def test_remove_parameter_takes_the_parameter_out(backend, model_factory, contract, wire, responder):
-    """A model kwarg set to REMOVE_PARAMETER removes that parameter, also when the call gives it."""
+def test_remove_parameter_takes_the_parameter_out(backend, model_factory, contract, wire, responder, sentinel):
+    """A model kwarg set to REMOVE_PARAMETER (the subject's own, or smolagents') removes that parameter,
+    also when the call gives it."""
     table = _generation(backend)
     removed = table["remove"]
-    model = model_factory(**{**table["model"], removed: contract.REMOVE_PARAMETER})
+    remove = contract.REMOVE_PARAMETER if sentinel == "contract" else pytest.importorskip(
+        "smolagents.models").REMOVE_PARAMETER
+    model = model_factory(**{**table["model"], removed: remove})
     responder.reply = Reply(text="Hello.")
     model(HELLO, **table["call"])
     expected = {k: v for k, v in {**table["call"], **table["model"]}.items() if k != removed}
