@@ -103,7 +103,9 @@ live_suites = { if echo ",$(DICTS_ONLY_BACKENDS)," | grep -q ",$(1),"; then only
 		echo "pytest suites -q --backend=$(1)$${only:+ -k '$$only'}"; \
 		$(BIN)/python -m pytest suites -q --backend=$(1) $${only:+-k "$$only"}; }
 
+# the layers of harness/ (pyproject.toml [tool.importlinter]): no import runs up a layer; about a second
 test-harness:
+	$(BIN)/lint-imports
 	$(BIN)/python -m harness.cli scan cassettes
 	$(BIN)/python -m pytest tests -q
 
@@ -134,10 +136,10 @@ report: install install-vllm model
 		--beside="$(subst $(space),$(comma),$(strip $(BESIDE_BACKENDS)))" --dicts-only="$(DICTS_ONLY_BACKENDS)" --latency \
 		--latency-requests=$(LATENCY_REQUESTS)
 
-# Mutants of harness/{stop_sequences,tool_calls,messages,converse}.py, the Model pipeline of harness/model.py
-# and the HTTP backends' adapters, judged by `pytest suites` alone on replayed cassettes; the score per module
+# Mutants of harness/contract/{stop_sequences,tool_calls,messages}.py, harness/wire/converse.py, the Model
+# pipeline of harness/contract/model.py and the HTTP backends' adapters, judged by `pytest suites` alone on replayed cassettes; the score per module
 # and every survivor with its reason (docs/mutation.md). MUTATION_FAIL_UNDER=95 makes a low total score fail.
-# MUTATION_ONLY=harness.model,adapters.azure runs those targets alone.
+# MUTATION_ONLY=harness.contract.model,adapters.azure runs those targets alone.
 MUTATION_BACKENDS ?= openai,inference-client,litellm,litellm-router,azure,bedrock
 MUTATION_JOBS ?= 2
 mutation: install
@@ -147,6 +149,7 @@ mutation: install
 lint: install
 	$(BIN)/ruff check harness adapters suites tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) reports/_runs mutants

@@ -18,7 +18,7 @@ import pytest
 from responder import Reply, ToolCallSpec
 
 from conftest import text_of
-from harness.registry import Target
+from harness.backends.registry import Target
 from oracles import cut_at_first_stop, exact_diff
 
 pytestmark = pytest.mark.no_cassette

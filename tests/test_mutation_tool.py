@@ -37,23 +37,24 @@ def test_survivors_reasons_are_read_from_the_docs_table(tmp_path):
 
 def test_the_report_lists_timeouts_apart_and_each_survivor_with_its_reason(tmp_path, monkeypatch, capsys):
     mutation = _tool("mutation")
-    meta = tmp_path / "mutants" / "harness" / "model.py.meta"
+    meta = tmp_path / "mutants" / "harness" / "contract" / "model.py.meta"
     meta.parent.mkdir(parents=True)
-    codes = {"harness.model.x_validate_call__mutmut_1": 1, "harness.model.x_validate_call__mutmut_2": 0,
-             "harness.model.x_validate_call__mutmut_3": 0, "harness.model.x_validate_call__mutmut_4": 24}
+    name = "harness.contract.model.x_validate_call__mutmut_"
+    codes = {f"{name}1": 1, f"{name}2": 0, f"{name}3": 0, f"{name}4": 24}
     meta.write_text(json.dumps({"exit_code_by_key": codes}), encoding="utf-8")
     doc = tmp_path / "mutation.md"
-    doc.write_text("| `harness.model.x_validate_call__mutmut_2` | W: wording only |\n"
-                   "| `harness.model.x_other__mutmut_*` | G: a pattern that matches nothing here |\n", encoding="utf-8")
+    doc.write_text("| `harness.contract.model.x_validate_call__mutmut_2` | W: wording only |\n"
+                   "| `harness.contract.model.x_other__mutmut_*` | G: a pattern that matches nothing here |\n",
+                   encoding="utf-8")
     monkeypatch.setattr(mutation, "ROOT", tmp_path)
     monkeypatch.setattr(mutation, "REASONS", doc)
-    assert mutation.main(["--only", "harness.model", "--report-only", "--fail-under", "60"]) == 1
+    assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "60"]) == 1
     out = capsys.readouterr().out
-    assert "harness.model                      4       1        2       1" in out
+    assert "harness.contract.model             4       1        2       1" in out
     assert "timeouts (1" in out and "x_validate_call__mutmut_4" in out.split("timeouts")[1].split("survivors")[0]
     assert "x_validate_call__mutmut_2: W: wording only" in out
     assert "x_validate_call__mutmut_3: NO REASON GIVEN" in out
-    assert mutation.main(["--only", "harness.model", "--report-only", "--fail-under", "50"]) == 0
+    assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "50"]) == 0
 
 
 def test_a_reason_given_for_a_pattern_covers_each_mutant_it_matches():

@@ -1,6 +1,7 @@
 """Mutation testing of the contract's logic, judged by the conformance suites alone.
 
-    python tools/mutation.py [--backends openai,bedrock] [--jobs 2] [--fail-under 95] [--only harness.tool_calls]
+    python tools/mutation.py [--backends openai,bedrock] [--jobs 2] [--fail-under 95]
+        [--only harness.contract.tool_calls]
     python tools/mutation.py --rerun-survivors [--only ...]   # after strengthening the suites
 
 Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the targets below, with
@@ -31,16 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # What is mutated: mutmut mutant-name globs (module, then x_<function> or xǁClassǁmethod).
 HARNESS_TARGETS = {
-    "harness.stop_sequences": ["harness.stop_sequences.*"],
-    "harness.tool_calls": ["harness.tool_calls.*"],
-    "harness.messages": ["harness.messages.*"],
+    "harness.contract.stop_sequences": ["harness.contract.stop_sequences.*"],
+    "harness.contract.tool_calls": ["harness.contract.tool_calls.*"],
+    "harness.contract.messages": ["harness.contract.messages.*"],
     # the Model pipeline every adapter runs through: validation, kwargs merge, REMOVE_PARAMETER, the stop
     # rule, the tool schemas, client-side trimming and stream agglomeration (not retries, throttling, to_dict)
-    "harness.model": [
-        *(f"harness.model.x_{name}__mutmut_*" for name in (
+    "harness.contract.model": [
+        *(f"harness.contract.model.x_{name}__mutmut_*" for name in (
             "is_remove_parameter", "supports_stop_parameter", "tool_json_schema", "validate_call",
             "agglomerate_stream_deltas")),
-        *(f"harness.model.xǁModelǁ{name}__mutmut_*" for name in (
+        *(f"harness.contract.model.xǁModelǁ{name}__mutmut_*" for name in (
             "__init__", "supports_stop_parameter", "_stop_rule", "prepare_request", "generate", "generate_stream",
             "parse_tool_calls", "_finish")),
     ],
@@ -57,7 +58,7 @@ ADAPTER_TARGETS = {
     "adapters.litellm": ["adapters.litellm.*"],
     "adapters.bedrock": ["adapters.bedrock.*"],
     # the Converse shapes the Bedrock adapter (and the cassette derivation) share
-    "harness.converse": ["harness.converse.*"],
+    "harness.wire.converse": ["harness.wire.converse.*"],
 }
 TARGETS = {**HARNESS_TARGETS, **ADAPTER_TARGETS}
 # Every HTTP backend: each adapter module is judged through the backend that runs it.
