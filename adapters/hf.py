@@ -19,7 +19,7 @@ from adapters._openai_wire import (
     translate_transport_error,
 )
 from harness.contract.errors import BackendError, http_error, transport_error
-from harness.contract.model import ApiModel, Request
+from harness.contract.model import ApiModel, Request, supports_stop_parameter
 from harness.contract.types import ChatMessage, ChatMessageStreamDelta
 
 TOKEN_ENV = "HF_TOKEN"
@@ -133,6 +133,11 @@ class InferenceClientModel(ApiModel):
             custom_role_conversions=custom_role_conversions,
             **kwargs,
         )
+
+    def _stop_rule(self) -> bool:
+        # the model family is the model the request names: a `model` kwarg beside an endpoint URL
+        named = self.kwargs.get("model")
+        return supports_stop_parameter(named if isinstance(named, str) else self.model_id)
 
     def create_client(self) -> Any:
         options: dict[str, Any] = {"provider": self.provider, "token": self.token, "timeout": self.timeout,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import copy
 import importlib
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,12 +55,33 @@ class Reply:
     argument_pieces: Sequence[int] = ()  # character offsets where tool-call argument deltas are cut
     byte_cuts: Sequence[int] = ()  # byte offsets where the transport delivers the body in chunks
     finish_reason: str | None = None
+    usage: tuple[int, int] | None = None  # (input, output) tokens reported, in place of the recorded usage
+    # OpenAI wire: the tool calls' fragments sent round-robin, the last call's first (arrival order is not index order)
+    interleaved: bool = False
+    # OpenAI wire (Azure's form): categories the content filter marks filtered in the choice's content_filter_results
+    filtered: Sequence[str] = ()
+    recorded: bool = False  # a stream: the recorded stream's body itself, as it was recorded (cut by byte_cuts)
+
+
+def _filter_results(filtered: Sequence[str]) -> dict[str, Any]:
+    return {category: {"filtered": category in filtered, "severity": "high" if category in filtered else "safe"}
+            for category in ("hate", "self_harm", "sexual", "violence")}
 
 
 def cut(text: str, offsets: Sequence[int]) -> list[str]:
     """``text`` cut at ``offsets`` (clamped, deduplicated); never an empty list."""
     bounds = sorted({0, len(text), *(min(max(o, 0), len(text)) for o in offsets)})
     return [text[a:b] for a, b in zip(bounds, bounds[1:])] or [""]
+
+
+def _openai_usage(usage: tuple[int, int]) -> dict[str, int]:
+    prompt, completion = usage
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _converse_usage(usage: tuple[int, int]) -> dict[str, int]:
+    given, produced = usage
+    return {"inputTokens": given, "outputTokens": produced, "totalTokens": given + produced}
 
 
 def arguments_text(arguments: Any) -> str:
@@ -278,10 +300,16 @@ class OpenAIChatLens(WireLens):
             for c in reply.tool_calls
         ] or None
         choice["finish_reason"] = self.finish(reply)
+        if reply.filtered:
+            choice["content_filter_results"] = _filter_results(reply.filtered)
+        if reply.usage is not None:
+            body["usage"] = _openai_usage(reply.usage)
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
     def stream_body(self, recorded: Any, reply: Reply) -> bytes:
         raw = recorded["body"]["string"]
+        if reply.recorded:
+            return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         raw = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         events = [json.loads(line[len("data: "):]) for line in raw.splitlines() if line.startswith("data: {")]
         first, last = events[0], events[-1]
@@ -294,15 +322,31 @@ class OpenAIChatLens(WireLens):
         out = [first]
         if reply.text:
             out += [chunk({"content": piece}) for piece in cut(reply.text, reply.text_pieces)]
+        fragments: list[list[dict[str, Any]]] = []
         for index, call in enumerate(reply.tool_calls):
             pieces = cut(arguments_text(call.arguments), reply.argument_pieces)
             head = {"index": index, "id": call.id, "type": "function",
                     "function": {"name": call.name, "arguments": pieces[0]}}
-            out.append(chunk({"tool_calls": [head]}))
-            out += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]}) for p in pieces[1:]]
+            fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in pieces[1:]])
+        if reply.interleaved:
+            # round-robin over the calls, the last call first: a call's fragments stay in order, the calls mix
+            ordered = [f for row in itertools.zip_longest(*reversed(fragments)) for f in row if f is not None]
+        else:
+            ordered = [f for call_fragments in fragments for f in call_fragments]
+        out += [chunk({"tool_calls": [fragment]}) for fragment in ordered]
         end = copy.deepcopy(last)
         end["choices"] = [{"delta": {}, "finish_reason": self.finish(reply), "index": 0}]
+        if reply.filtered:
+            end["choices"][0]["content_filter_results"] = _filter_results(reply.filtered)
+        if reply.usage is not None:
+            end.pop("usage", None)
         out.append(end)
+        if reply.usage is not None:
+            # as a server asked for stream_options.include_usage sends it: a last chunk with no choices
+            tail = copy.deepcopy(last)
+            tail["choices"] = []
+            tail["usage"] = _openai_usage(reply.usage)
+            out.append(tail)
         text = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in out) + "data: [DONE]\n\n"
         return text.encode("utf-8")
 
@@ -459,9 +503,14 @@ class ConverseLens(WireLens):
             content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}})
         body["output"]["message"]["content"] = content
         body["stopReason"] = self.finish(reply)
+        if reply.usage is not None:
+            body["usage"] = _converse_usage(reply.usage)
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
     def stream_body(self, recorded: Any, reply: Reply) -> bytes:
+        if reply.recorded:
+            raw = recorded["body"]["string"]
+            return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         frames = decode_event_stream(recorded["body"]["string"])
         by_type = {}
         for headers, payload in frames:
@@ -489,7 +538,10 @@ class ConverseLens(WireLens):
             out.append(frame("contentBlockStop", {"contentBlockIndex": block}))
             block += 1
         out.append(frame("messageStop", {"stopReason": self.finish(reply)}))
-        out.append(frame("metadata", json.loads(by_type["metadata"][1])))
+        metadata = json.loads(by_type["metadata"][1])
+        if reply.usage is not None:
+            metadata["usage"] = _converse_usage(reply.usage)
+        out.append(frame("metadata", metadata))
         return b"".join(out)
 
     def ok(self) -> StandInReply:

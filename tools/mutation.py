@@ -11,8 +11,10 @@ mutants with a verdict: a mutant whose run timed out is listed apart, with no ve
 counted as killed. Work happens in ``mutants/``, a copy of
 the tree, which each run starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
 survivors (and timed-out mutants) again, with the suites as they are now (mutmut copies ``suites/`` again and collects
-coverage for the new tests; killed verdicts stand). Exit status: 0, or 1 when the harness modules' score is
-under ``--fail-under``, or 2 when mutmut itself failed.
+coverage for the new tests; killed verdicts stand). The table gives each target's killed / survived /
+timeout / no-tests counts and score; timeouts are listed apart, and every survivor with the reason
+``docs/mutation.md`` gives for it (or NO REASON GIVEN). Exit status: 0, or 1 when the score over all the
+targets run is under ``--fail-under``, or 2 when mutmut itself failed.
 """
 
 from __future__ import annotations
@@ -35,26 +37,36 @@ HARNESS_TARGETS = {
     "harness.contract.stop_sequences": ["harness.contract.stop_sequences.*"],
     "harness.contract.tool_calls": ["harness.contract.tool_calls.*"],
     "harness.contract.messages": ["harness.contract.messages.*"],
+    # the Model pipeline every adapter runs through: validation, kwargs merge, REMOVE_PARAMETER, the stop
+    # rule, the tool schemas, client-side trimming and stream agglomeration (not retries, throttling, to_dict)
+    "harness.contract.model": [
+        *(f"harness.contract.model.x_{name}__mutmut_*" for name in (
+            "is_remove_parameter", "supports_stop_parameter", "tool_json_schema", "validate_call",
+            "agglomerate_stream_deltas")),
+        *(f"harness.contract.model.xǁModelǁ{name}__mutmut_*" for name in (
+            "__init__", "supports_stop_parameter", "_stop_rule", "prepare_request", "generate", "generate_stream",
+            "parse_tool_calls", "_finish")),
+    ],
 }
-# The adapters' wire translation (request out, reply and stream in); not client set-up or error mapping.
+# The adapters of the HTTP backends, whole modules: request out, reply and stream in, client set-up and
+# error mapping. The local engines' adapters (transformers, mlx, vllm, _local) are judged live only
+# (minutes per mutant on 2 cores), and adapters/__init__.py holds the registrations the suites build
+# their models from: neither is judged by a replay.
 ADAPTER_TARGETS = {
-    "adapters._openai_wire": [
-        f"adapters._openai_wire.x_{name}__mutmut_*"
-        for name in ("completion_kwargs", "_get", "usage_of", "message_from_completion", "_tool_call_deltas",
-                     "deltas_from_chunks")
-    ],
-    "adapters.bedrock": [
-        f"adapters.bedrock.x_{name}__mutmut_*"
-        for name in ("_image_bytes", "_image_block", "_blocks", "converse_messages", "converse_request", "_usage",
-                     "message_from_converse", "deltas_from_converse_stream")
-    ],
+    "adapters._openai_wire": ["adapters._openai_wire.*"],
+    "adapters.openai": ["adapters.openai.*"],
+    "adapters.azure": ["adapters.azure.*"],
+    "adapters.hf": ["adapters.hf.*"],
+    "adapters.litellm": ["adapters.litellm.*"],
+    "adapters.bedrock": ["adapters.bedrock.*"],
     # the Converse shapes the Bedrock adapter (and the cassette derivation) share
     "harness.wire.converse": ["harness.wire.converse.*"],
 }
 TARGETS = {**HARNESS_TARGETS, **ADAPTER_TARGETS}
-# One backend per wire family by default, and inference-client: huggingface_hub's tool calls are
-# dict subclasses without model_dump, the one SDK shape that reaches native_tool_calls' Mapping path.
-DEFAULT_BACKENDS = "openai,inference-client,bedrock"
+# Every HTTP backend: each adapter module is judged through the backend that runs it.
+DEFAULT_BACKENDS = "openai,inference-client,litellm,litellm-router,azure,bedrock"
+# Where each survivor's reason is written down (a table row starting with the mutant's name in backticks)
+REASONS = ROOT / "docs" / "mutation.md"
 
 # mutmut's exit codes of a mutant's test run, as its own `stats.status_by_exit_code` reads them
 KILLED = {1, 3, 37}
@@ -90,6 +102,26 @@ def _results(root: Path, globs: dict[str, list[str]]) -> dict[str, dict[str, str
 
 UNDECIDED = ("timeout", "not run")  # no verdict: a timed-out run proves nothing either way (a busy machine)
 UNFINISHED = ("survived", "no tests", "suspicious", "timeout")  # judged again by --rerun-survivors
+
+
+def _reasons(path: Path | None = None) -> dict[str, str]:
+    """mutant name -> the reason docs/mutation.md gives for its survival (its table's second column)."""
+    path = path or REASONS
+    reasons = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 2 and cells[0].startswith("`") and cells[0].endswith("`"):
+                reasons[cells[0].strip("`")] = cells[1]
+    return reasons
+
+
+def _reason_for(name: str, reasons: dict[str, str]) -> str:
+    """The reason given for ``name``: its own row, else a row whose name is a glob matching it (``..._mutmut_*``)."""
+    if name in reasons:
+        return reasons[name]
+    return next((why for pattern, why in reasons.items() if "*" in pattern and fnmatch(name, pattern)),
+                "NO REASON GIVEN")
 
 
 def _score(statuses: Counter[str]) -> float:
@@ -134,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--only", default="", help=f"comma list of targets (default: all of {', '.join(TARGETS)})")
     parser.add_argument("--fail-under", type=float, default=None,
-                        help="exit 1 when the harness modules' score (percent killed of the mutants with a verdict; "
-                             "timeouts have none) is lower")
+                        help="exit 1 when the score over all targets run (percent killed of the mutants with a "
+                             "verdict; timeouts have none) is lower")
     parser.add_argument("--report-only", action="store_true", help="print the last run's results; run nothing")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="keep mutants/ and judge the last run's survivors and timed-out mutants again with the "
@@ -173,34 +205,40 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     results = _results(ROOT, globs)
-    harness_total: Counter[str] = Counter()
-    print(f"\n{'target':28} {'mutants':>7} {'killed':>7} {'survived':>8} {'timeout':>7} {'no tests':>8} {'score':>7}")
+    total: Counter[str] = Counter()
+    print(f"\n{'target':28} {'mutants':>7} {'killed':>7} {'survived':>8} {'timeout':>7} {'no tests':>8} "
+          f"{'not run':>7} {'score':>7}")
+
+    def row(name: str, counts: Counter[str]) -> None:
+        print(f"{name:28} {sum(counts.values()):7} {counts['killed']:7} {counts['survived']:8} "
+              f"{counts['timeout']:7} {counts['no tests']:8} {counts['not run']:7} {_score(counts):6.1f}%")
+
     for target, statuses in results.items():
         counts = Counter(statuses.values())
-        if target in HARNESS_TARGETS:
-            harness_total += counts
-        print(f"{target:28} {sum(counts.values()):7} {counts['killed']:7} {counts['survived']:8} "
-              f"{counts['timeout']:7} {counts['no tests']:8} {_score(counts):6.1f}%")
-    if harness_total:
-        print(f"{'harness (the three modules)':28} {sum(harness_total.values()):7} {harness_total['killed']:7} "
-              f"{harness_total['survived']:8} {harness_total['timeout']:7} {harness_total['no tests']:8} "
-              f"{_score(harness_total):6.1f}%")
-    survivors = [name for statuses in results.values() for name, s in statuses.items()
+        total += counts
+        row(target, counts)
+    if len(results) > 1:
+        row("all targets", total)
+    timeouts = [name for statuses in results.values() for name, s in statuses.items() if s == "timeout"]
+    if timeouts:
+        # no verdict: on a machine busier than during mutmut's stats run a slow survivor can time out too
+        print(f"\ntimed out ({len(timeouts)}; no verdict, left out of the score; judge them again with "
+              "--rerun-survivors on a quieter machine):")
+        for name in timeouts:
+            print(f"  {name}")
+    reasons = _reasons()
+    survivors = [(name, s) for statuses in results.values() for name, s in statuses.items()
                  if s in ("survived", "no tests", "suspicious")]
     if survivors:
-        print(f"\nsurvivors ({len(survivors)}; `.venv/bin/mutmut show NAME` prints a diff):")
-        for statuses in results.values():
-            for name, status in statuses.items():
-                if status in ("survived", "no tests", "suspicious"):
-                    print(f"  {status:9} {name}")
-    timed_out = [name for statuses in results.values() for name, s in statuses.items() if s == "timeout"]
-    if timed_out:
-        print(f"\ntimed out ({len(timed_out)}; no verdict, left out of the score; judge them again with "
-              "--rerun-survivors on a quieter machine):")
-        for name in timed_out:
-            print(f"  timeout   {name}")
-    if args.fail_under is not None and harness_total and _score(harness_total) < args.fail_under:
-        print(f"\nharness score {_score(harness_total):.1f}% is under --fail-under {args.fail_under}", file=sys.stderr)
+        unexplained = [name for name, _ in survivors if _reason_for(name, reasons) == "NO REASON GIVEN"]
+        print(f"\nsurvivors ({len(survivors)}, {len(unexplained)} without a reason in "
+              f"{REASONS.relative_to(ROOT)}; `.venv/bin/mutmut show NAME` prints a diff):")
+        for name, status in survivors:
+            print(f"  {status:9} {name}: {_reason_for(name, reasons)}")
+    if total["not run"]:
+        print(f"\n{total['not run']} mutants were not run (the run was cut short): the scores count the judged ones")
+    if args.fail_under is not None and _score(total) < args.fail_under:
+        print(f"\nscore {_score(total):.1f}% is under --fail-under {args.fail_under}", file=sys.stderr)
         return 1
     return 0
 

@@ -47,10 +47,11 @@ MESSAGE_TYPES = ("dicts", "smolagents_types")
 LIVE_TYPED_SUITES = frozenset({"message_format", "role_conversion"})
 
 
-# suites without the second form: conversations already smolagents' types (built by real agents), or
-# BFCL's one-question cases, whose subject is the tools and calls (the message forms are the message
-# suites' business): judged once per backend, not once per form
-UNTYPED_SUITES = frozenset({"agents", "bfcl"})
+# suites without the second form: conversations already smolagents' types (built by real agents), BFCL's
+# one-question cases (whose subject is the tools and calls), or one plain user turn that judges the wire
+# translation around it (the typed forms are the message suites' business): judged once per backend, not
+# once per form
+UNTYPED_SUITES = frozenset({"agents", "bfcl", "wire_translation", "stream_boundaries"})
 
 
 SUBJECTS = ("adapters", "smolagents")

@@ -1,0 +1,74 @@
+"""tools/mutation.py's report (scores, timeouts apart, survivors with reasons) and tools/listed_bugs.py's bugs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_score_leaves_out_timeouts_and_mutants_not_run():
+    mutation = _tool("mutation")
+    counts = Counter({"killed": 7, "timeout": 1, "survived": 2, "not run": 5})
+    assert mutation._score(counts) == 100.0 * 7 / 9  # a timeout has no verdict: never a kill
+
+
+def test_survivors_reasons_are_read_from_the_docs_table(tmp_path):
+    mutation = _tool("mutation")
+    doc = tmp_path / "mutation.md"
+    doc.write_text("| mutant | why |\n|---|---|\n| `a.x_f__mutmut_1` | E: equivalent |\n"
+                   "| not a mutant | text |\n", encoding="utf-8")
+    assert mutation._reasons(doc) == {"a.x_f__mutmut_1": "E: equivalent"}
+
+
+def test_the_report_lists_timeouts_apart_and_each_survivor_with_its_reason(tmp_path, monkeypatch, capsys):
+    mutation = _tool("mutation")
+    meta = tmp_path / "mutants" / "harness" / "contract" / "model.py.meta"
+    meta.parent.mkdir(parents=True)
+    name = "harness.contract.model.x_validate_call__mutmut_"
+    codes = {f"{name}1": 1, f"{name}2": 0, f"{name}3": 0, f"{name}4": 24}
+    meta.write_text(json.dumps({"exit_code_by_key": codes}), encoding="utf-8")
+    doc = tmp_path / "mutation.md"
+    doc.write_text("| `harness.contract.model.x_validate_call__mutmut_2` | W: wording only |\n"
+                   "| `harness.contract.model.x_other__mutmut_*` | G: a pattern that matches nothing here |\n",
+                   encoding="utf-8")
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(mutation, "REASONS", doc)
+    assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "34"]) == 1
+    out = capsys.readouterr().out
+    assert "harness.contract.model             4       1        2       1" in out
+    assert "timed out (1" in out and "x_validate_call__mutmut_4" in out.split("timed out")[1].split("\nsurvivors")[0]
+    assert "x_validate_call__mutmut_2: W: wording only" in out
+    assert "x_validate_call__mutmut_3: NO REASON GIVEN" in out
+    # 1 killed of the 3 with a verdict (the timeout has none): 33.3%
+    assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "33"]) == 0
+
+
+def test_a_reason_given_for_a_pattern_covers_each_mutant_it_matches():
+    mutation = _tool("mutation")
+    reasons = {"a.x_f__mutmut_*": "G: a gap", "a.x_f__mutmut_2": "E: its own"}
+    assert mutation._reason_for("a.x_f__mutmut_2", reasons) == "E: its own"
+    assert mutation._reason_for("a.x_f__mutmut_17", reasons) == "G: a gap"
+    assert mutation._reason_for("a.x_g__mutmut_1", reasons) == "NO REASON GIVEN"
+
+
+def test_every_listed_bug_still_applies_to_the_code_once():
+    listed = _tool("listed_bugs")
+    for bug in listed.BUGS:
+        text = (ROOT / bug.path).read_text(encoding="utf-8")
+        assert text.count(bug.old) == 1, f"{bug.name}: its text is in {bug.path} {text.count(bug.old)} times"
+        assert bug.new != bug.old
