@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness import reproduce
 from harness.answers import answered_by, declare, public_url
 from harness.capture import Capture, WireCall, capture_callable, capture_chat_template, capture_http
 from harness.cassettes import (
@@ -442,7 +443,10 @@ def _construct(spec: BackendSpec, subject: str, target: Target, overrides: dict[
     if subject == "smolagents" and spec.smolagents_class is None:
         pytest.skip(f"{spec.name}: smolagents has no class for this backend (its registration names none)")
     cls = spec.load() if subject == "adapters" else load_smolagents_class(spec)
-    return cls(**{**spec.settings(target), **overrides})
+    settings = {**spec.settings(target), **overrides}
+    if subject == "adapters":
+        return cls(**settings)
+    return reproduce.watch(cls(**settings), str(spec.smolagents_class), settings)  # for a failure's reproduction
 
 
 def _custom_factory(
@@ -807,6 +811,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "observations": [v for k, v in item.user_properties if k == "observation"],
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        extra: dict[str, Any] = {}
+        if report.outcome == "failed" and any(k == "request_differs" and v for k, v in item.user_properties):
+            extra["request_differs"] = True  # replay answered with a recording of another request
+        if report.outcome == "failed" and row["subject"] == "smolagents":
+            extra["reproduction"] = _reproduction(item, backend_name)
+        if extra:
+            row["extra"] = extra
         # a new list: the report shares item.user_properties, which the next phase's report would inherit;
         # the row travels inside the report so that pytest-xdist brings it back to the controller
         report.user_properties = [*report.user_properties, (RESULT_PROPERTY, row)]
@@ -816,6 +827,24 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for key, value in report.user_properties:
         if key == _RECORDING_NOTE and report.when == "teardown" and getattr(report, "node", None) is not None:
             _recording_notes.append(str(value))  # from an xdist worker (a local one is noted already)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    reproduce.start_check()  # a failure's reproduction names the models of its own check only
+
+
+def _reproduction(item: pytest.Item, backend_name: str) -> list[str]:
+    """How to run a failed case of smolagents' class again: a python -c line where it can be, the pytest line."""
+    config = item.config
+    options = [f"--backend={backend_name}", "--subject=smolagents"]
+    server = _row_server(item, backend_name)
+    if server:
+        options.append(f"--server={server}")
+    if config.getoption("--mode") != "replay":
+        options.append(f"--mode={config.getoption('--mode')}")
+    python = reproduce.python_line()
+    return [*([python] if python else []), reproduce.pytest_line(item.nodeid, options)]
 
 
 def row_target(config: pytest.Config, backend_name: str) -> dict[str, Any]:
