@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.reporting import servers
-from harness.reporting.latency import hardware_label, latency_rows, latency_stats, target_name
+from harness.reporting.latency import hardware_label, latency_rows, latency_stats, target_name, unstable_targets
 from harness.reporting.schema import SCHEMA_VERSION
 
 MATRIX_MAX_CLAUSES = 150  # beyond this the matrix shows suites instead of clauses
@@ -627,6 +627,14 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
         doc.table([{k: v for k, v in r.items() if k in first} for r in measured])
         doc.table([{k: v for k, v in r.items() if k in ("hardware", "target") or k not in first} for r in measured])
         doc.ul([f"**{r['target']}** on {r['hardware']}: not measured ({r['note']})" for r in table if "note" in r])
+        untrusted = unstable_targets(rows)
+        if untrusted:
+            doc.h(3, "Figures that cannot be trusted")
+            doc.p("A target whose samples spread too wide (TPOT standard deviation over 10% of the mean, or the 95% "
+                  "interval of its median over 20% of the median, as pyperf warns of unstable benchmarks) was "
+                  "measured once more; the figures above are its last measurement, marked UNSTABLE when that one "
+                  "spread too wide as well. Each attempt with the machine's load while it ran:")
+            doc.ul([f"**WARNING** {line}" for line in untrusted])
         hardware = sorted({s["hardware"] for s in stats})
         if len(hardware) > 1:
             doc.h(3, "Latency per hardware")
