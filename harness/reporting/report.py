@@ -586,8 +586,11 @@ def results_frame(rows: Sequence[Mapping[str, Any]]) -> Any:
 
 
 def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Sequence[Mapping[str, Any]] = (),
-                 title: str = "Model conformance report") -> Path:
-    """Write report.md, report.html, results.csv and plots/ under ``out_dir``; returns report.md's path."""
+                 title: str = "Model conformance report", failed_steps: Sequence[str] = ()) -> Path:
+    """Write report.md, report.html, results.csv and plots/ under ``out_dir``; returns report.md's path.
+
+    ``failed_steps``: steps of the run behind the rows that failed (named at the top: their rows may be missing).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     checks = [r for r in rows if r.get("kind") == "check"]
     doc = _Doc()
@@ -597,6 +600,10 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
     doc.p(f"{len(rows)} result rows (schema version {SCHEMA_VERSION}) from {len(runs)} run(s): {', '.join(runs)}. "
           + (f"Suite modes: {', '.join(modes)} (cloud backends replay recorded cassettes; local engines and "
              f"servers run live)." if modes else ""))
+    if failed_steps:
+        doc.h(2, "Steps that failed")
+        doc.p("These steps of the run failed; what they would have measured is missing or partial below.")
+        doc.ul([f"**FAILED** `{step}`" for step in failed_steps])
     doc.h(2, "Hardware")
     doc.table(_hardware_rows(rows))
     versions: dict[str, set[str]] = defaultdict(set)
