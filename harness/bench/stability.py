@@ -58,13 +58,9 @@ class Conditions:
         return asdict(self)
 
     def describe(self) -> str:
-        loads = [v for v in (self.load_before, self.load_after) if v is not None]
-        parts = [f"load average {max(loads):.2f} on {self.cores} cores" if loads else f"{self.cores} cores"]
-        if self.machine_busy is not None:
-            parts.append(f"machine CPU {100 * self.machine_busy:.0f}% busy")
-        if self.wall_s > 0:
-            parts.append(f"this process {self.process_cpu_s / self.wall_s:.2f} CPU s per wall s")
-        return ", ".join(parts)
+        from harness.reporting.latency import describe_conditions
+
+        return describe_conditions(self.as_dict())
 
 
 @contextmanager

@@ -106,9 +106,18 @@ def unstable_targets(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def _conditions(attempt: Mapping[str, Any]) -> str:
-    from harness.bench.stability import Conditions
+    return describe_conditions(attempt.get("conditions") or {})
 
-    return Conditions(**(attempt.get("conditions") or {})).describe()
+
+def describe_conditions(c: Mapping[str, Any]) -> str:
+    """The machine while a latency target ran, in words: load average, busy CPU, this process's CPU per wall s."""
+    loads = [v for v in (c.get("load_before"), c.get("load_after")) if v is not None]
+    parts = [f"load average {max(loads):.2f} on {c.get('cores')} cores" if loads else f"{c.get('cores')} cores"]
+    if c.get("machine_busy") is not None:
+        parts.append(f"machine CPU {100 * c['machine_busy']:.0f}% busy")
+    if c.get("wall_s"):
+        parts.append(f"this process {(c.get('process_cpu_s') or 0) / c['wall_s']:.2f} CPU s per wall s")
+    return ", ".join(parts)
 
 
 def _cell(est: dict[float, Estimate] | None, q: float, scale: float = 1000.0) -> str:
@@ -169,5 +178,5 @@ def latency_rows(stats: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-__all__ = ["METRICS", "METRIC_NAMES", "hardware_label", "latency_rows", "latency_stats", "latency_table",
-           "target_name", "unstable_targets"]
+__all__ = ["METRICS", "METRIC_NAMES", "describe_conditions", "hardware_label", "latency_rows", "latency_stats",
+           "latency_table", "target_name", "unstable_targets"]
