@@ -120,10 +120,10 @@ def test_deliberate_differences_list_every_strict_clause_with_its_reason():
                 "b.ours": Clause("b.ours", "strict", "Ours.", "this project", reason="why we ask it")}
     rows = [make_row("check", run="r", backend=b, server="s", subject="smolagents", suite="d", clause="t",
                      clauses=["b.ours"], level="strict", outcome=o, mode="replay", hardware=CPU)
-            for b, o in (("openai", "failed"), ("litellm", "passed"))]
+            for b, o in (("openai", "failed"), ("azure", "failed"), ("litellm", "passed"))]
     assert deliberate_differences(registry, rows) == [
         {"clause": "b.ours", "level": "STRICT", "this project": "Ours.", "reason": "why we ask it",
-         "smolagents": "fails on 1 of 2 backends"}]
+         "smolagents": "fails on 2 of 3 backends"}]
 
 
 def test_report_has_the_dashboard_sections_and_a_clause_plot_per_subject(tmp_path, monkeypatch):
