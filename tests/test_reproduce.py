@@ -65,3 +65,25 @@ def test_no_python_line_for_what_is_not_a_literal_and_none_across_checks():
     assert reproduce.python_line() is None  # the next check knows nothing of the previous one's models
     assert reproduce.pytest_line("suites/t.py::test[openai-dicts]", ["--backend=openai"]) == (
         "pytest 'suites/t.py::test[openai-dicts]' --backend=openai")
+
+
+def test_a_failed_check_of_smolagents_class_carries_its_reproduction(tmp_path):
+    """The real suites, replayed: smolagents' OpenAIServerModel fails flatten_messages_as_text (its TypeError on a
+    string content); the row holds the python -c line of that call and the pytest line of the case."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    results = tmp_path / "rows.jsonl"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-m", "pytest", "suites/test_message_format.py", "-q", "-p", "no:randomly",
+                    "--backend=openai", "--subject=smolagents", "--server=transformers-serve",
+                    "-k", "flatten_messages_as_text and not smolagents_types", f"--results={results}"],
+                   cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    [row] = [json.loads(line) for line in results.read_text().splitlines()]
+    assert row["outcome"] == "failed" and "string indices must be integers" in row["message"]
+    python, pytest_line = row["extra"]["reproduction"]
+    assert python.startswith('python -c "from smolagents import OpenAIServerModel as M; m = M(**{')
+    assert "m.generate([{'role': 'system', 'content': 'Be brief.'}" in python
+    assert "'flatten_messages_as_text': True" in python
+    assert pytest_line == ("pytest 'suites/test_message_format.py::test_flatten_messages_as_text[openai-dicts]' "
+                           "--backend=openai --subject=smolagents --server=transformers-serve")
