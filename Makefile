@@ -103,7 +103,9 @@ live_suites = { if echo ",$(DICTS_ONLY_BACKENDS)," | grep -q ",$(1),"; then only
 		echo "pytest suites -q --backend=$(1)$${only:+ -k '$$only'}"; \
 		$(BIN)/python -m pytest suites -q --backend=$(1) $${only:+-k "$$only"}; }
 
+# the layers of harness/ (pyproject.toml [tool.importlinter]): no import runs up a layer; about a second
 test-harness:
+	$(BIN)/lint-imports
 	$(BIN)/python -m harness.cli scan cassettes
 	$(BIN)/python -m pytest tests -q
 
@@ -132,7 +134,7 @@ report: install install-vllm model
 		--beside="$(subst $(space),$(comma),$(strip $(BESIDE_BACKENDS)))" --dicts-only="$(DICTS_ONLY_BACKENDS)" --latency \
 		--latency-requests=$(LATENCY_REQUESTS)
 
-# Mutants of harness/{stop_sequences,tool_calls,messages}.py and the adapters' wire translation,
+# Mutants of harness/contract/{stop_sequences,tool_calls,messages}.py and the adapters' wire translation,
 # judged by `pytest suites` alone on replayed cassettes. MUTATION_FAIL_UNDER=95 makes a low score fail.
 MUTATION_BACKENDS ?= openai,inference-client,bedrock
 MUTATION_JOBS ?= 2
@@ -143,6 +145,7 @@ mutation: install
 lint: install
 	$(BIN)/ruff check harness adapters suites tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) reports/_runs mutants

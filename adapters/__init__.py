@@ -12,9 +12,9 @@ import functools
 import importlib.util
 from typing import Any
 
-from harness.model import REMOVE_PARAMETER as REMOVE_PARAMETER
-from harness.model import Model
-from harness.registry import Target, backend
+from harness.backends.registry import Target, backend
+from harness.contract.model import REMOVE_PARAMETER as REMOVE_PARAMETER
+from harness.contract.model import Model
 
 # Greedy and short: recordings are reproducible and live runs on two CPU cores stay quick.
 API_GENERATION: dict[str, Any] = {"max_tokens": 48, "temperature": 0.0}
@@ -184,7 +184,7 @@ def _replay_bedrock_client(region: str) -> Any:
 def _cloud_env(backend_name: str, names: tuple[str, ...], hint: str) -> dict[str, str]:
     import os
 
-    from harness.errors import HarnessError
+    from harness.contract.errors import HarnessError
 
     missing = [n for n in names if not os.environ.get(n)]
     if missing:
@@ -197,7 +197,7 @@ def _cloud_env(backend_name: str, names: tuple[str, ...], hint: str) -> dict[str
 
 def _azure_settings(target: Target) -> dict[str, Any]:
     if target.mode == "replay":
-        from harness.placeholders import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
+        from harness.recording.placeholders import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
 
         return {"model_id": AZURE_DEPLOYMENT, "azure_endpoint": AZURE_ENDPOINT, "api_key": target.api_key,
                 "api_version": AZURE_API_VERSION, **API_GENERATION}
@@ -217,7 +217,7 @@ def _azure_settings(target: Target) -> dict[str, Any]:
 
 def _bedrock_settings(target: Target) -> dict[str, Any]:
     if target.mode == "replay":
-        from harness.placeholders import BEDROCK_MODEL_ID, BEDROCK_REGION
+        from harness.recording.placeholders import BEDROCK_MODEL_ID, BEDROCK_REGION
 
         return {"model_id": BEDROCK_MODEL_ID, "client": _replay_bedrock_client(BEDROCK_REGION),
                 "inferenceConfig": dict(BEDROCK_GENERATION)}
@@ -232,7 +232,7 @@ def _bedrock_settings(target: Target) -> dict[str, Any]:
         import boto3
 
         if boto3.session.Session().get_credentials() is None:
-            from harness.errors import HarnessError
+            from harness.contract.errors import HarnessError
 
             raise HarnessError(
                 "--backend=bedrock in record/live mode found no AWS credentials in the default chain "
@@ -385,7 +385,7 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY_EXPORTS:
         raise AttributeError(f"module 'adapters' has no attribute {name!r}")
     backend_name, module = _LAZY_EXPORTS[name]
-    from harness.registry import get_backend
+    from harness.backends.registry import get_backend
 
     get_backend(backend_name).require()  # names the extra to install when the SDK is missing
     return getattr(importlib.import_module(module), name)

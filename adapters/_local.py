@@ -2,7 +2,7 @@
 
 A stop sequence can end inside a token (``Tues`` of `` Tuesday``) or span several; a check on the
 last token's text alone misses both. :class:`GeneratedText` decodes the generated tokens a few at
-a time and looks for a completed stop with the one :func:`~harness.stop_sequences.find_stop`, so an
+a time and looks for a completed stop with the one :func:`~harness.contract.stop_sequences.find_stop`, so an
 engine loop can stop on the very token that completes a stop sequence, whatever the token boundaries.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
-from harness.model import Model, Request
-from harness.stop_sequences import find_stop
+from harness.contract.model import Model, Request
+from harness.contract.stop_sequences import find_stop
 
 # Decodes token ids to text (special tokens skipped).
 Decode = Callable[[Sequence[int]], str]

@@ -6,11 +6,10 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from harness.errors import BackendError, transport_error
-from harness.model import Request
-from harness.tool_calls import native_tool_calls
-from harness.transports import transport_error_kind
-from harness.types import (
+from harness.contract.errors import BackendError, transport_error
+from harness.contract.model import Request
+from harness.contract.tool_calls import native_tool_calls
+from harness.contract.types import (
     ChatMessage,
     ChatMessageStreamDelta,
     ChatMessageToolCallFunction,
@@ -18,6 +17,7 @@ from harness.types import (
     MessageRole,
     TokenUsage,
 )
+from harness.wire.transports import transport_error_kind
 
 
 def completion_kwargs(request: Request, model_id: str | None) -> dict[str, Any]:

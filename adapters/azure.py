@@ -10,9 +10,9 @@ import openai
 
 from adapters._openai_wire import message_from_completion
 from adapters.openai import OpenAIServerModel
-from harness.errors import BackendError, ContentFilterError, provider_message
-from harness.model import Request
-from harness.types import ChatMessage
+from harness.contract.errors import BackendError, ContentFilterError, provider_message
+from harness.contract.model import Request
+from harness.contract.types import ChatMessage
 
 ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
 API_KEY_ENV = "AZURE_OPENAI_API_KEY"

@@ -16,12 +16,11 @@ import urllib3
 from botocore.config import Config
 
 from adapters._openai_wire import raise_if_cut_tool_call
-from harness.converse import converse_turns, output_config, tool_config
-from harness.errors import BackendError, http_error, redact_chain, transport_error
-from harness.model import ApiModel, Request
-from harness.secrets import is_secret_name
-from harness.tool_calls import ensure_unique_ids, make_tool_call
-from harness.types import (
+from harness.contract.errors import BackendError, http_error, redact_chain, transport_error
+from harness.contract.model import ApiModel, Request
+from harness.contract.secrets import is_secret_name
+from harness.contract.tool_calls import ensure_unique_ids, make_tool_call
+from harness.contract.types import (
     ChatMessage,
     ChatMessageStreamDelta,
     ChatMessageToolCallFunction,
@@ -29,6 +28,7 @@ from harness.types import (
     MessageRole,
     TokenUsage,
 )
+from harness.wire.converse import converse_turns, output_config, tool_config
 
 # What each Converse ``stopReason`` makes of the reply: "complete" and "truncated" give the
 # ChatMessage (a truncated one as OpenAI's finish_reason "length" does), "content_filter" the

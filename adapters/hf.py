@@ -18,9 +18,9 @@ from adapters._openai_wire import (
     message_from_completion,
     translate_transport_error,
 )
-from harness.errors import BackendError, http_error, transport_error
-from harness.model import ApiModel, Request
-from harness.types import ChatMessage, ChatMessageStreamDelta
+from harness.contract.errors import BackendError, http_error, transport_error
+from harness.contract.model import ApiModel, Request
+from harness.contract.types import ChatMessage, ChatMessageStreamDelta
 
 TOKEN_ENV = "HF_TOKEN"
 # smolagents' documented default, "which may change in the future"

@@ -16,15 +16,15 @@ import openai  # noqa: E402
 
 from adapters._openai_wire import completion_kwargs, deltas_from_chunks, message_from_completion  # noqa: E402
 from adapters.openai import translate_openai_error  # noqa: E402
-from harness.errors import (  # noqa: E402
-    BackendError,  # noqa: E402
+from harness.contract.errors import (
+    BackendError,
     http_error,
     provider_message,
     transport_error,
-)
-from harness.model import ApiModel, Request, supports_stop_parameter  # noqa: E402
-from harness.secrets import is_secret_name  # noqa: E402
-from harness.types import ChatMessage, ChatMessageStreamDelta  # noqa: E402
+)  # noqa: E402
+from harness.contract.model import ApiModel, Request, supports_stop_parameter  # noqa: E402
+from harness.contract.secrets import is_secret_name  # noqa: E402
+from harness.contract.types import ChatMessage, ChatMessageStreamDelta  # noqa: E402
 
 # providers whose chat endpoints take text only, so parts are flattened by default
 FLATTEN_BY_DEFAULT = ("ollama", "groq", "cerebras")

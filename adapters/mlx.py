@@ -11,8 +11,8 @@ import mlx_lm
 from mlx_lm.sample_utils import make_sampler
 
 from adapters._local import GeneratedText, LocalModel, hf_decode
-from harness.model import Request
-from harness.types import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
+from harness.contract.model import Request
+from harness.contract.types import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
 
 # OpenAI-style sampling names accepted for convenience; stream_generate itself takes a sampler.
 _SAMPLING = {"temperature": "temp", "temp": "temp", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p"}

@@ -13,9 +13,9 @@ from adapters._openai_wire import (
     message_from_completion,
     translate_transport_error,
 )
-from harness.errors import BackendError, http_error, transport_error
-from harness.model import ApiModel, Request
-from harness.types import ChatMessage, ChatMessageStreamDelta
+from harness.contract.errors import BackendError, http_error, transport_error
+from harness.contract.model import ApiModel, Request
+from harness.contract.types import ChatMessage, ChatMessageStreamDelta
 
 
 def translate_openai_error(exc: Exception, backend: str) -> BackendError | None:

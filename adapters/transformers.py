@@ -18,8 +18,8 @@ from transformers import (
 )
 
 from adapters._local import GeneratedText, LocalModel, hf_decode
-from harness.model import Request
-from harness.types import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
+from harness.contract.model import Request
+from harness.contract.types import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
 
 DEFAULT_MAX_NEW_TOKENS = 4096
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from adapters._local import LocalModel
-from harness.model import Request
-from harness.types import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
+from harness.contract.model import Request
+from harness.contract.types import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
 
 _STREAM_IDS = itertools.count()
 

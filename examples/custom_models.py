@@ -30,7 +30,7 @@ def _engine() -> tuple[Any, Any]:
         if not _LOADED:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from harness.embedded import embedded_model
+            from harness.servers.embedded import embedded_model
 
             path = str(embedded_model().model_dir)
             _LOADED["tokenizer"] = AutoTokenizer.from_pretrained(path)

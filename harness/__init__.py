@@ -1,6 +1,6 @@
 """model-conformance: the smolagents Model contract, and a harness that proves backends keep it."""
 
-from harness.errors import (
+from harness.contract.errors import (
     BackendError,
     ContentFilterError,
     HarnessError,
@@ -8,8 +8,8 @@ from harness.errors import (
     ToolCallParseError,
     UnknownBackendError,
 )
-from harness.messages import get_clean_message_list
-from harness.model import (
+from harness.contract.messages import get_clean_message_list
+from harness.contract.model import (
     REMOVE_PARAMETER,
     ApiModel,
     Model,
@@ -18,9 +18,9 @@ from harness.model import (
     supports_stop_parameter,
     tool_json_schema,
 )
-from harness.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
-from harness.tool_calls import parse_arguments, parse_json_blob, tool_call_from_text
-from harness.types import (
+from harness.contract.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
+from harness.contract.tool_calls import parse_arguments, parse_json_blob, tool_call_from_text
+from harness.contract.types import (
     ChatMessage,
     ChatMessageStreamDelta,
     ChatMessageToolCall,

@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _fetch_model(args: argparse.Namespace) -> int:
-    from harness.embedded import embedded_model
+    from harness.servers.embedded import embedded_model
 
     model = embedded_model(fetch=True)
     print(f"embedded model: {model.name}\n  gguf: {model.gguf}\n  safetensors copy: {model.model_dir}")
@@ -28,7 +28,7 @@ def _fetch_model(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from harness.server import make_server
+    from harness.servers.local import make_server
 
     server = make_server(args.server, port=args.port)
     print(f"starting {server.name} on the embedded model...", flush=True)
@@ -50,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _backends(args: argparse.Namespace) -> int:
-    from harness.registry import backend_names, get_backend
+    from harness.backends.registry import backend_names, get_backend
 
     for name in backend_names():
         spec = get_backend(name)
@@ -111,7 +111,7 @@ def suite_runs(backend: str, servers: str, subject: str, mode: str, results: Pat
     run of its own in the ``beside`` lane; one named in ``dicts_only`` gets the suites' conversations
     as dicts only (``-k 'not smolagents_types'``).
     """
-    from harness.registry import get_backend, resolve_backends
+    from harness.backends.registry import get_backend, resolve_backends
 
     names = resolve_backends(backend, require_installed=False)
     for option, value in (("--beside", beside), ("--dicts-only", dicts_only)):
@@ -153,7 +153,7 @@ def _show(cmd: list[str]) -> str:
 
 def _run_beside(runs: list[SuiteRun], env: dict[str, str], log: Path, codes: list[int]) -> None:
     """The beside lane: its runs one after another, their output into ``log``; exit codes into ``codes``."""
-    from harness.secrets import scrub_text
+    from harness.contract.secrets import scrub_text
 
     with log.open("w", encoding="utf-8") as out:
         for run in runs:
@@ -187,7 +187,7 @@ def _latency_runs(results: Path, requests: int) -> list[list[str]]:
 
 def _report(args: argparse.Namespace) -> int:
     from harness.reporting.report import write_report
-    from harness.reporting.schema import load_results, new_run_id
+    from harness.results.schema import load_results, new_run_id
 
     run = args.run or new_run_id()
     failed_steps: list[str] = []  # a step that failed is named again at the end, and the exit status says so
@@ -278,7 +278,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from harness.secrets import scan_paths
+    from harness.recording.scan import scan_paths
 
     problems = scan_paths(args.paths)
     for problem in problems:
@@ -291,7 +291,7 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _stamp(args: argparse.Namespace) -> int:
-    from harness.recording import stamp_cassettes
+    from harness.recording.record import stamp_cassettes
 
     outcomes = stamp_cassettes([Path(p) for p in args.paths], check=args.check)
     counts: dict[str, int] = {}
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.bench import add_bench_parser
 
     add_bench_parser(sub)
-    from harness.derive import add_derive_parser
+    from harness.recording.derive import add_derive_parser
 
     add_derive_parser(sub)
     from harness.reporting.drift import add_drift_parser

@@ -13,16 +13,16 @@ import pytest
 from hypothesis import Phase, settings
 from responder import RecordedReplyResponder
 
-from harness.answers import declare
-from harness.clauses import use_registry
-from harness.plugin import played_requests
-from harness.secrets import redacting_example_database
+from harness.plugin.answers import declare
+from harness.plugin.clauses import use_registry
+from harness.plugin.replay import played_requests
+from harness.recording.scan import redacting_example_database
 from oracles import WIRE_READERS, read_openai, request_diff
 
 # Profiles of the property suites (HYPOTHESIS_PROFILE selects; ci is the default here, so that
 # `make test` is reproducible): ci derandomized and bounded, dev hypothesis' own defaults, nightly
 # thousands of examples per property, mutation a short derandomized run per mutant.
-# Every profile that stores examples stores them through the redaction (harness.secrets).
+# Every profile that stores examples stores them through the redaction (harness.contract.secrets).
 _DEFAULT = settings(settings.get_profile("default"), database=redacting_example_database())
 settings.register_profile("ci", parent=_DEFAULT, derandomize=True, max_examples=25, deadline=None, print_blob=True)
 settings.register_profile("dev", parent=_DEFAULT)

@@ -1,7 +1,7 @@
 """THE FAKE of the suites: a transport-level responder built from a recorded reply.
 
 The property suites send thousands of generated requests; no server can answer them all, so
-this responder answers at the transport (every httpx-family stack of harness.transports for the
+this responder answers at the transport (every httpx-family stack of harness.wire.transports for the
 OpenAI-wire SDKs, botocore's HTTP session for boto3), below every SDK, with a reply built from
 one *recorded* reply of the same backend (a committed cassette): the recorded body, headers and
 event framing, with only the generated text or tool calls put in. Everything above the transport (the SDK's request
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cassettes import decode_event_stream, encode_event_message, load_yaml
-from harness.patching import patched
+from harness.recording.cassettes import load_yaml
+from harness.wire.eventstream import decode_event_stream, encode_event_message
+from harness.wire.patching import patched
 
 # The recorded replies the responder is built from: a generate and a streamed call with a tool call.
 SOURCE = ("streaming", "test_stream_tool_call_matches_generate.yaml")
@@ -189,9 +190,9 @@ class RecordedReplyResponder:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[RecordedReplyResponder]:
-        """Answer every request of every hooked stack (harness.transports) with the current reply while active."""
+        """Answer every request of every hooked stack (harness.wire.transports) with the current reply while active."""
         replacements: list[tuple[Any, str, Any]] = []
-        from harness.transports import chunked_stream_class, transport_targets
+        from harness.wire.transports import chunked_stream_class, transport_targets
 
         responder = self
 

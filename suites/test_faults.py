@@ -1,6 +1,6 @@
 """Faults at the transport: every one ends in a typed error or a bounded retry, never a raw SDK error.
 
-Each case runs the backend's real SDK against ``harness.fault_injector.FaultInjector``, a loopback
+Each case runs the backend's real SDK against ``harness.recording.fault_injector.FaultInjector``, a loopback
 stand-in that misbehaves as scripted (the one fake the project allows). Sleeping is patched and
 the delays asserted: a retry honours Retry-After up to the per-call budget, errors that cannot
 succeed on retry are tried once, and a cut or malformed answer is an error, not a shorter answer.
@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from harness.answers import declare
-from harness.cassettes import encode_event_message
-from harness.fault_injector import FaultInjector, Reply, retry_after_date, sse
+from harness.plugin.answers import declare
+from harness.recording.fault_injector import FaultInjector, Reply, retry_after_date, sse
+from harness.wire.eventstream import encode_event_message
 
 PROMPT = [{"role": "user", "content": "Say hello."}]
 ANSWER = "Hello there."
@@ -246,7 +246,7 @@ def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
     if backend.kind != "http":
         pytest.skip(f"{backend.name} is not reached over HTTP: transport faults do not apply")
     declare(request.node, "fault-injector")
-    from harness.registry import load_smolagents_class
+    from harness.backends.registry import load_smolagents_class
 
     cls = backend.load() if subject == "adapters" else load_smolagents_class(backend)
     delays: list[float] = []
@@ -274,7 +274,7 @@ def test_fault(fault_name: str, backend: Any, fault_model: Callable[..., Any], w
     tools = [weather_tool] if fault.tools else None
     from urllib.parse import urlsplit
 
-    from harness.cassettes import block_network, hub_clients_online
+    from harness.recording.cassettes import block_network, hub_clients_online
 
     with FaultInjector(fault.replies(wire)) as server, hub_clients_online(), block_network(
             f"backend {backend.name}, fault {fault_name}", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
@@ -291,7 +291,7 @@ def test_fault(fault_name: str, backend: Any, fault_model: Callable[..., Any], w
         except Exception as exc:  # noqa: BLE001 - judged below
             error = exc
         attempts = len(server.requests)
-    from harness.errors import BackendError
+    from harness.contract.errors import BackendError
 
     if fault.delays is not None:
         assert error is None, f"{fault_name}: expected success after a retry, got {type(error).__name__}: {error}"

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from adapters.azure import AzureOpenAIModel, AzureOpenAIServerModel
-from harness.errors import BackendError, ContentFilterError
-from harness.model import agglomerate_stream_deltas
+from harness.contract.errors import BackendError, ContentFilterError
+from harness.contract.model import agglomerate_stream_deltas
 
 ENDPOINT = "https://example-resource.openai.azure.com"
 VERSION = "2024-10-21"
@@ -235,8 +235,8 @@ def test_a_stream_with_the_prompt_filter_chunk_agglomerates():
 
 
 def test_replay_settings_match_the_derived_cassettes():
-    from harness.derive import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
-    from harness.registry import Target, get_backend
+    from harness.backends.registry import Target, get_backend
+    from harness.recording.derive import AZURE_API_VERSION, AZURE_DEPLOYMENT, AZURE_ENDPOINT
 
     settings = get_backend("azure").settings(Target(mode="replay"))
     assert (settings["model_id"], settings["azure_endpoint"], settings["api_version"]) == (
@@ -244,8 +244,8 @@ def test_replay_settings_match_the_derived_cassettes():
 
 
 def test_record_settings_name_every_missing_variable(monkeypatch):
-    from harness.errors import HarnessError
-    from harness.registry import Target, get_backend
+    from harness.backends.registry import Target, get_backend
+    from harness.contract.errors import HarnessError
 
     monkeypatch.delenv("AZURE_OPENAI_DEPLOYMENT", raising=False)
     monkeypatch.setenv("OPENAI_API_VERSION", VERSION)
@@ -256,7 +256,7 @@ def test_record_settings_name_every_missing_variable(monkeypatch):
 
 
 def test_record_settings_read_the_environment(monkeypatch):
-    from harness.registry import Target, get_backend
+    from harness.backends.registry import Target, get_backend
 
     for name, value in (("AZURE_OPENAI_ENDPOINT", ENDPOINT), ("OPENAI_API_VERSION", VERSION),
                         ("AZURE_OPENAI_DEPLOYMENT", "prod"), ("AZURE_OPENAI_API_KEY", "live-key")):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cassettes import block_network, hub_clients_online
-from harness.errors import BackendError, UnknownBackendError
-from harness.registry import Target, get_backend
+from harness.backends.registry import Target, get_backend
+from harness.contract.errors import BackendError, UnknownBackendError
+from harness.recording.cassettes import block_network, hub_clients_online
 
 HTTP_BACKENDS = ["openai", "azure", "inference-client", "litellm", "litellm-router", "bedrock"]
 USER = [{"role": "user", "content": "hi"}]

@@ -18,10 +18,10 @@ from botocore.stub import Stubber
 
 from adapters import AmazonBedrockModel as AliasFromPackage  # noqa: F401 - the package re-exports it
 from adapters.bedrock import STOP_REASONS, AmazonBedrockModel, AmazonBedrockServerModel
-from harness.cassettes import encode_event_message
-from harness.errors import BackendError
-from harness.model import agglomerate_stream_deltas
-from harness.types import MessageRole
+from harness.contract.errors import BackendError
+from harness.contract.model import agglomerate_stream_deltas
+from harness.contract.types import MessageRole
+from harness.wire.eventstream import encode_event_message
 
 MODEL_ID = "us.amazon.nova-micro-v1:0"
 KEYS = {"region_name": "us-east-1", "aws_access_key_id": "test-access-key", "aws_secret_access_key": "test-secret"}
@@ -406,8 +406,8 @@ def no_aws(monkeypatch, tmp_path):
 
 
 def test_replay_settings_sign_with_dummy_keys_and_match_the_cassettes(no_aws, monkeypatch):
-    from harness.derive import BEDROCK_MODEL_ID, BEDROCK_REGION
-    from harness.registry import Target, get_backend
+    from harness.backends.registry import Target, get_backend
+    from harness.recording.derive import BEDROCK_MODEL_ID, BEDROCK_REGION
 
     monkeypatch.setenv("AWS_PROFILE", "a-profile-this-machine-lacks")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
@@ -421,9 +421,9 @@ def test_replay_settings_sign_with_dummy_keys_and_match_the_cassettes(no_aws, mo
 
 
 def test_record_settings_name_what_is_missing(no_aws, monkeypatch):
-    from harness.cassettes import block_network
-    from harness.errors import HarnessError
-    from harness.registry import Target, get_backend
+    from harness.backends.registry import Target, get_backend
+    from harness.contract.errors import HarnessError
+    from harness.recording.cassettes import block_network
 
     settings = get_backend("bedrock").settings
     with pytest.raises(HarnessError, match="BEDROCK_MODEL_ID"):

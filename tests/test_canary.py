@@ -1,6 +1,6 @@
 """Canary: fake credentials planted everywhere, recorded through the real SDKs, never written or shown.
 
-A hostile loopback stand-in (``harness.fault_injector``) knows every planted credential and puts
+A hostile loopback stand-in (``harness.recording.fault_injector``) knows every planted credential and puts
 each one in every place a recording could keep it: a JSON body raw, JSON-escaped, URL-encoded and
 base64-encoded, a response header, a ``Location`` query string, a stream with the value split
 across chunks or event-stream frames, a body that is not UTF-8, and an error message. Each HTTP
@@ -19,16 +19,12 @@ from urllib.parse import quote
 
 import pytest
 
-from harness.cassettes import (
-    SecretInCassetteError,
-    encode_event_message,
-    finalize_recording,
-    hub_clients_online,
-    make_vcr,
-    provenance,
-)
-from harness.fault_injector import FaultInjector, Reply, sse
-from harness.secrets import scan_text, scrubbed_logs, variants
+from harness.contract.secrets import scrubbed_logs, variants
+from harness.plugin.replay import provenance
+from harness.recording.cassettes import SecretInCassetteError, finalize_recording, hub_clients_online, make_vcr
+from harness.recording.fault_injector import FaultInjector, Reply, sse
+from harness.recording.scan import scan_text
+from harness.wire.eventstream import encode_event_message
 
 PLANTED_ENV = {
     "OPENAI_API_KEY": "canary-openai-key-0001",
@@ -188,7 +184,7 @@ JUNIT_SUITE = """
 import os
 
 from adapters import OpenAIServerModel
-from harness.fault_injector import FaultInjector, Reply
+from harness.recording.fault_injector import FaultInjector, Reply
 
 def test_echoed_key(backend):
     secret = os.environ["OPENAI_API_KEY"]  # a hostile provider echoes the key it was sent
@@ -263,7 +259,7 @@ def test_failing_property(backend, value):
 ARTEFACT_CONFTEST = """
 from hypothesis import settings
 
-from harness.secrets import redacting_example_database
+from harness.recording.scan import redacting_example_database
 
 settings.register_profile("canary", database=redacting_example_database())
 settings.load_profile("canary")
@@ -371,7 +367,7 @@ def test_no_known_credential_reaches_any_artefact_in_any_mode(pytester, no_confi
 
 def test_results_rows_and_the_rendered_report_are_redacted_as_written(no_configured_secrets, monkeypatch, tmp_path):
     from harness.reporting.report import write_report
-    from harness.reporting.schema import append_rows, load_results, make_row
+    from harness.results.schema import append_rows, load_results, make_row
 
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
     row = make_row("check", run="canary", backend="azure", subject="adapters", suite="s", clause="c",
@@ -404,7 +400,7 @@ def test_the_beside_lane_log_is_redacted_line_by_line(no_configured_secrets, mon
 
 
 def test_the_example_database_stores_no_example_holding_a_secret(no_configured_secrets, monkeypatch, tmp_path):
-    from harness.secrets import redacting_example_database
+    from harness.recording.scan import redacting_example_database
 
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
     db = redacting_example_database(tmp_path / "examples")

@@ -11,7 +11,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.cassettes import (
+from harness.contract.errors import HarnessError
+from harness.contract.secrets import find_secret
+from harness.plugin.replay import provenance
+from harness.recording.cassettes import (
     MODES,
     NetworkBlockedError,
     SecretInCassetteError,
@@ -19,15 +22,12 @@ from harness.cassettes import (
     cassette_path,
     content_digest,
     finalize_recording,
-    provenance,
     read_provenance,
     record_command,
     scrub_text,
     validate_mode,
     validate_server,
 )
-from harness.errors import HarnessError
-from harness.secrets import find_secret
 
 CONFIGURED = "configured-secret-value-1234"
 

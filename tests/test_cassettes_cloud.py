@@ -16,17 +16,16 @@ import pytest
 import yaml
 from botocore.config import Config
 
-from harness.cassettes import (
+from harness.contract.secrets import find_secret
+from harness.recording.cassettes import (
     AWS_ACCOUNT_PLACEHOLDER,
     NetworkBlockedError,
     block_network,
-    decode_event_stream,
-    encode_event_message,
     endpoint_path,
     make_vcr,
     scrub_text,
 )
-from harness.secrets import find_secret
+from harness.wire.eventstream import decode_event_stream, encode_event_message
 
 ACCOUNT = "123456789012"
 PROFILE_ARN = f"arn:aws:bedrock:us-east-1:{ACCOUNT}:inference-profile/us.amazon.nova-micro-v1:0"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from test_plugin import FAKE_BACKENDS_CONFTEST, run
 
-from harness.clauses import LEVELS, Clause, audit, level_of, load_registry, parse_levels
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
+from harness.plugin.clauses import LEVELS, Clause, audit, level_of, load_registry, parse_levels
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def test_no_backend():
 
 USE_REGISTRY = """
 from pathlib import Path
-from harness.clauses import use_registry
+from harness.plugin.clauses import use_registry
 
 def pytest_configure(config):
     use_registry(config, Path(__file__).with_name("clauses.yaml"))

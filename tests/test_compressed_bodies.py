@@ -1,6 +1,6 @@
 """Compressed bodies are scrubbed and scanned as the SDK reads them.
 
-A loopback stand-in (``harness.fault_injector``, the one fake, standing in at the transport)
+A loopback stand-in (``harness.recording.fault_injector``, the one fake, standing in at the transport)
 answers the real openai SDK with a reply compressed in each form the SDKs decode: stacked
 (``gzip, gzip``), ``x-gzip``, upper case, two header lines, ``deflate`` with and without the zlib
 wrapper, and gzip bytes sent without any Content-Encoding. The reply echoes the configured key and
@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.cassettes import finalize_recording, make_vcr, provenance
 from harness.cli import main as cli_main
-from harness.errors import BackendError
-from harness.fault_injector import FaultInjector, Reply
-from harness.secrets import UndecodableBodyError, decode_content, scan_paths, scan_text, variants
+from harness.contract.errors import BackendError
+from harness.contract.secrets import UndecodableBodyError, decode_content, variants
+from harness.plugin.replay import provenance
+from harness.recording.cassettes import finalize_recording, make_vcr
+from harness.recording.fault_injector import FaultInjector, Reply
+from harness.recording.scan import scan_paths, scan_text
 
 KEY = "canary-compressed-key-0021"  # has no recognisable shape: found only while it is configured
 SHAPED = "sk-canaryshapedkey0000000022"  # shaped like an OpenAI key: found with no key configured

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness import ChatMessage, Model, Request
-from harness.custom import (
+from harness.backends.custom import (
     CallableModel,
     UnsupportedSettings,
     build_custom_model,
@@ -17,7 +17,7 @@ from harness.custom import (
     load_model_factory,
     missing_reason,
 )
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 
 ROOT = Path(__file__).resolve().parent.parent
 UNUSED_PLUGINS = ("-p", "no:hypothesispytest", "-p", "no:anyio")
@@ -208,7 +208,7 @@ def naive_stops(messages, stop_sequences=None):
 def embedded_engine(monkeypatch):
     """The examples' transformers engine, loaded once in this process for the in-process suite runs."""
     from examples import custom_models
-    from harness import registry
+    from harness.backends import registry
 
     monkeypatch.syspath_prepend(str(ROOT))
     # the in-process runs register the "custom" backend; later tests see the registry as it was

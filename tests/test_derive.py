@@ -16,9 +16,11 @@ from botocore.awsrequest import HeadersDict
 from botocore.eventstream import EventStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from harness.cassettes import block_network, decode_event_stream, make_vcr, read_provenance, recorded_chunks
+from harness.backends.registry import Target, get_backend
 from harness.cli import main
-from harness.derive import (
+from harness.contract.model import Request, agglomerate_stream_deltas
+from harness.recording.cassettes import block_network, make_vcr, read_provenance, recorded_chunks
+from harness.recording.derive import (
     AZURE_DEPLOYMENT,
     BEDROCK_MODEL_ID,
     DERIVE_COMMAND,
@@ -30,8 +32,7 @@ from harness.derive import (
     parse_sse,
     render,
 )
-from harness.model import Request, agglomerate_stream_deltas
-from harness.registry import Target, get_backend
+from harness.wire.eventstream import decode_event_stream
 
 ROOT = Path(__file__).resolve().parent.parent / "cassettes"
 WEATHER_TOOL = {"name": "get_weather", "description": "Weather.",

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.capture import CapturedRequest
 from harness.cli import main
+from harness.recording.capture import CapturedRequest
 from harness.reporting.drift import SNAPSHOT_VERSION, compare, normalise_request
 
 NODE = "suites/test_stop_sequences.py::test_stop[openai]"

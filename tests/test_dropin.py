@@ -19,9 +19,9 @@ from adapters.azure import AzureOpenAIServerModel
 from adapters.litellm import LiteLLMModel, LiteLLMRouterModel
 from adapters.openai import OpenAIServerModel
 from harness import REMOVE_PARAMETER, get_clean_message_list, supports_stop_parameter, tool_json_schema
-from harness.errors import ToolCallParseError
-from harness.model import Model
-from harness.types import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
+from harness.contract.errors import ToolCallParseError
+from harness.contract.model import Model
+from harness.contract.types import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
 from tests.test_streaming_wire import FakeServer, server  # noqa: F401 - the fixture
 
 COMPLETION = {

@@ -9,7 +9,7 @@ import yaml
 
 from harness.reporting.interop import deliberate_differences, must_failures, raw_behaviour
 from harness.reporting.report import write_report
-from harness.reporting.schema import make_row
+from harness.results.schema import make_row
 
 CPU = {"label": "Test CPU, 2 cores", "kind": "linux-x86_64-cpu", "cpu_model": "Test CPU", "cpu_cores": 2}
 STOP = "stop honoured by the server (text stops before every stop sent)"
@@ -114,7 +114,7 @@ def test_must_failures_carry_their_reproduction_and_leave_unjudged_replays_apart
 
 
 def test_deliberate_differences_list_every_strict_clause_with_its_reason():
-    from harness.clauses import Clause
+    from harness.plugin.clauses import Clause
 
     registry = {"a.doc": Clause("a.doc", "must", "doc", "page", quote="q"),
                 "b.ours": Clause("b.ours", "strict", "Ours.", "this project", reason="why we ask it")}

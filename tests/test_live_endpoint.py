@@ -26,7 +26,7 @@ ONE_CHECK = "string_content and not smolagents_types"
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[tuple[str, str]]:
     """(base URL, model id) of a local server standing in for the user's deployment."""
-    from harness.server import LocalOpenAIServer
+    from harness.servers.local import LocalOpenAIServer
 
     server = LocalOpenAIServer()
     server.start()
@@ -99,10 +99,10 @@ THIRD_PARTY_MODULE = '''
 
 import re
 
-from harness.capture import WireCall
-from harness.model import ApiModel
-from harness.registry import backend
-from harness.types import ChatMessage, MessageRole, TokenUsage
+from harness.recording.capture import WireCall
+from harness.contract.model import ApiModel
+from harness.backends.registry import backend
+from harness.contract.types import ChatMessage, MessageRole, TokenUsage
 
 TURN = re.compile(r"<\\|im_start\\|>(\\w+)\\n(.*?)<\\|im_end\\|>\\n", re.S)
 
@@ -203,7 +203,7 @@ def installed(third_party, monkeypatch):
 def test_third_party_backend_is_listed_with_its_reader_and_libraries(installed):
     out = subprocess.run(
         [sys.executable, "-c",
-         "from harness.registry import get_backend, library_versions;"
+         "from harness.backends.registry import get_backend, library_versions;"
          "s = get_backend('chatml-completions');"
          "print(s.wire_format, s.request_reader.__module__, s.smolagents_class);"
          "print(library_versions(['chatml-completions'])['chatml-completions-backend'])"],

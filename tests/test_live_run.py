@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.answers import declare, public_url
+from harness.plugin.answers import declare, public_url
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1",
@@ -44,7 +44,7 @@ def test_a_stand_in_outranks_the_target():
     declare(node, "target")  # type: ignore[arg-type]
     declare(node, "responder")  # type: ignore[arg-type]
     declare(node, "target")  # type: ignore[arg-type]  (a model built later does not take the answer back)
-    assert node.stash[__import__("harness.answers").answers.ANSWERED_BY] == "responder"
+    assert node.stash[__import__("harness.plugin.answers").plugin.answers.ANSWERED_BY] == "responder"
     with pytest.raises(ValueError, match="'nobody' is not an answer source. Valid sources are: target"):
         declare(node, "nobody")  # type: ignore[arg-type]
 
@@ -198,7 +198,7 @@ def test_report_without_results_files_is_a_usage_error(tmp_path):
 
 
 def _check_row(outcome: str, run: str) -> dict:
-    from harness.reporting.schema import make_row
+    from harness.results.schema import make_row
 
     return make_row("check", run=run, backend="openai", server="transformers-serve", subject="adapters",
                     mode="replay", target="cassettes=transformers-serve", suite="stop_sequences",
@@ -206,7 +206,7 @@ def _check_row(outcome: str, run: str) -> dict:
 
 
 def test_report_fails_on_a_regression_against_the_previous_night(tmp_path):
-    from harness.reporting.schema import append_rows
+    from harness.results.schema import append_rows
 
     before, now = tmp_path / "before.jsonl", tmp_path / "now.jsonl"
     append_rows(before, [_check_row("passed", "n1")])
@@ -271,7 +271,7 @@ def test_a_failure_from_smolagents_base_class_says_so(tmp_path):
 def test_the_report_never_sums_two_modes_or_targets(tmp_path):
     from harness.reporting.levels import level_headline
     from harness.reporting.report import who_answered, write_report
-    from harness.reporting.schema import make_row
+    from harness.results.schema import make_row
 
     def row(mode: str, target: str, answered: str, outcome: str) -> dict:
         return make_row("check", run="r", backend="openai", server="transformers-serve", subject="adapters",

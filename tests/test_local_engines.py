@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters._local import GeneratedText, IncrementalDecoder, LocalModel, hf_decode
-from harness.registry import get_backend
-from harness.stop_sequences import find_stop, trim_at_stop
+from harness.backends.registry import get_backend
+from harness.contract.stop_sequences import find_stop, trim_at_stop
 
 WEEK = "Monday to Sunday: Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday."
 
@@ -16,7 +16,7 @@ WEEK = "Monday to Sunday: Monday, Tuesday, Wednesday, Thursday, Friday, Saturday
 @pytest.fixture(scope="module")
 def model_dir() -> str:
     """The embedded model's local copy; these tests skip where it has not been fetched."""
-    from harness.embedded import embedded_model
+    from harness.servers.embedded import embedded_model
 
     try:
         return str(embedded_model(fetch=False).model_dir)
@@ -198,7 +198,7 @@ def test_engine_stops_on_the_completing_token(model_dir, engine):
     spec = get_backend(engine)
     if spec.missing_modules():
         pytest.skip(f"{engine} not installed")
-    from harness.registry import Target
+    from harness.backends.registry import Target
 
     settings = spec.settings(Target(mode="live", model_dir=model_dir))
     for budget in ("max_new_tokens", "max_tokens"):  # a dozen tokens reach "Tuesday"
@@ -237,6 +237,6 @@ def test_mlx_builds_the_embedded_model_with_transformers_rope_base(model_dir):
     ({}, {}),
 ])
 def test_legacy_rope_keys_name_what_the_config_lacks(config, missing):
-    from harness.embedded import _legacy_rope_keys
+    from harness.servers.embedded import _legacy_rope_keys
 
     assert _legacy_rope_keys(config) == missing

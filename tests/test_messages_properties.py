@@ -1,4 +1,4 @@
-"""Laws of the one message normaliser, ``harness.messages.get_clean_message_list``."""
+"""Laws of the one message normaliser, ``harness.contract.messages.get_clean_message_list``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.messages import DEFAULT_ROLE_CONVERSIONS, TEXT_JOINER, get_clean_message_list, role_conversions
-from harness.types import WIRE_ROLES, ChatMessage, MessageRole
+from harness.contract.messages import DEFAULT_ROLE_CONVERSIONS, TEXT_JOINER, get_clean_message_list, role_conversions
+from harness.contract.types import WIRE_ROLES, ChatMessage, MessageRole
 
 ROLES = MessageRole.roles()
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.errors import BackendError
-from harness.model import ApiModel, Model, RateLimiter, Request, agglomerate_stream_deltas
-from harness.secrets import is_secret_name
-from harness.stop_sequences import trim_at_stop
-from harness.types import (
+from harness.contract.errors import BackendError
+from harness.contract.model import ApiModel, Model, RateLimiter, Request, agglomerate_stream_deltas
+from harness.contract.secrets import is_secret_name
+from harness.contract.stop_sequences import trim_at_stop
+from harness.contract.types import (
     ChatMessage,
     ChatMessageStreamDelta,
     ChatMessageToolCallFunction,

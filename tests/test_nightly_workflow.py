@@ -99,7 +99,7 @@ def test_the_gpu_job_builds_vllm_for_cuda_as_the_makefile_does():
 
 
 def test_the_linux_job_runs_vllm_and_replays_every_recording_server():
-    from harness.cassettes import LOCAL_SERVERS
+    from harness.recording.cassettes import LOCAL_SERVERS
 
     job = _jobs()["linux-replay-and-local"]
     assert "make install install-vllm model" in _runs(job)

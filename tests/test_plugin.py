@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from harness.registry import backend_names
+from harness.backends.registry import backend_names
 
 # Two fake backends, registered by the throwaway project's conftest (so the registry of this
 # process is never touched): they need no SDK, so --backend accepts them.
 FAKE_BACKENDS_CONFTEST = """
-from harness.registry import backend
+from harness.backends.registry import backend
 
 for _name in ("fake-a", "fake-b"):
     backend(_name, extra="fake", modules=(), smolagents_class="FakeModel", kind="http",

@@ -1,6 +1,6 @@
 """Re-recording over a good cassette, against a fault-injecting stand-in server, never loses it.
 
-The stand-in (harness.fault_injector, the one fake the project allows) serves the local server's
+The stand-in (harness.recording.fault_injector, the one fake the project allows) serves the local server's
 place at the transport; the real openai SDK and the real recorder run in a throwaway project
 (pytester), in a fresh interpreter or a real subprocess that is killed.
 """
@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cassettes import check_cassette, content_digest, finalize_recording, provenance
-from harness.errors import HarnessError, ReplayError
-from harness.fault_injector import FaultInjector, Reply
-from harness.recording import PART_SUFFIX, stamp_cassettes, validate_record_mode
-from harness.secrets import scan_text
+from harness.contract.errors import HarnessError, ReplayError
+from harness.plugin.replay import provenance
+from harness.recording.cassettes import check_cassette, content_digest, finalize_recording
+from harness.recording.fault_injector import FaultInjector, Reply
+from harness.recording.record import PART_SUFFIX, stamp_cassettes, validate_record_mode
+from harness.recording.scan import scan_text
 
 ROOT = Path(__file__).resolve().parent.parent
 # a committed cassette with two chat completions, standing in for the good cassette of the test below
@@ -385,7 +386,7 @@ def test_two_recordings_of_one_cassette_take_turns(tmp_path):
     """Two workers (here two threads, each with its own lock handle, as two processes have) never overlap."""
     import threading
 
-    from harness.recording import Recording
+    from harness.recording.record import Recording
 
     path = tmp_path / "cassettes" / "transformers-serve" / "openai" / "rec" / "test_x.yaml"
     prov = provenance("openai", "adapters", "t", server="stand-in")
@@ -412,7 +413,7 @@ def test_two_recordings_of_one_cassette_take_turns(tmp_path):
 
 @pytest.mark.parametrize("target", ["azure", "bedrock"])
 def test_a_derived_cassette_is_stamped_when_derived(tmp_path, target):
-    from harness.derive import derive_cassette, render
+    from harness.recording.derive import derive_cassette, render
 
     source = yaml.safe_load(GOOD.read_text(encoding="utf-8"))
     derived = derive_cassette(source, target, "cassettes/x.yaml")
@@ -426,7 +427,7 @@ def test_a_derived_cassette_is_stamped_when_derived(tmp_path, target):
 
 
 def test_every_required_text_belongs_to_a_secret_pattern():
-    from harness.secrets import _REQUIRED_TEXT, SECRET_PATTERNS
+    from harness.contract.secrets import _REQUIRED_TEXT, SECRET_PATTERNS
 
     assert set(_REQUIRED_TEXT) <= {p.pattern for p in SECRET_PATTERNS}
     assert len(_REQUIRED_TEXT) == len(SECRET_PATTERNS)  # a new pattern is searched anyway; list it to be fast
@@ -437,7 +438,7 @@ def test_every_match_of_a_pattern_contains_its_required_text(index):
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from harness.secrets import _REQUIRED_TEXT, SECRET_PATTERNS
+    from harness.contract.secrets import _REQUIRED_TEXT, SECRET_PATTERNS
 
     pattern = SECRET_PATTERNS[index]
     required = _REQUIRED_TEXT[pattern.pattern]

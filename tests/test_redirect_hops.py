@@ -1,6 +1,6 @@
 """Every hop of a recorded redirect chain is scrubbed like the first.
 
-A loopback stand-in (``harness.fault_injector``, the one fake) answers the real openai SDK with a
+A loopback stand-in (``harness.recording.fault_injector``, the one fake) answers the real openai SDK with a
 redirect that sets a cookie and carries a token in its ``Location``; the client follows it, sends
 the cookie back, and the next hop's reply echoes both values (in its body and in a header). None
 of them has a credential's shape or is configured anywhere: they are secrets because a hop set them.
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cassettes import finalize_recording, make_vcr, provenance
-from harness.fault_injector import FaultInjector, Reply
-from harness.secrets import scan_text, values_set_by_response, variants
+from harness.contract.secrets import values_set_by_response, variants
+from harness.plugin.replay import provenance
+from harness.recording.cassettes import finalize_recording, make_vcr
+from harness.recording.fault_injector import FaultInjector, Reply
+from harness.recording.scan import scan_text
 
 COOKIE = "hop-cookie-value-7654321"
 TOKEN = "hop/location+token=1234567"

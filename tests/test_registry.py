@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import registry
-from harness.errors import MissingDependencyError, UnknownBackendError
-from harness.registry import BackendSpec, backend, backend_names, get_backend, resolve_backends
+from harness.backends import registry
+from harness.backends.registry import BackendSpec, backend, backend_names, get_backend, resolve_backends
+from harness.contract.errors import MissingDependencyError, UnknownBackendError
 
 FAKE_NAME = "fake-missing-sdk"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cassettes import block_network, check_cassette, hub_clients_online, make_vcr
-from harness.errors import ReplayError
+from harness.contract.errors import ReplayError
+from harness.recording.cassettes import block_network, check_cassette, hub_clients_online, make_vcr
 
 ROOT = Path(__file__).resolve().parent.parent / "cassettes"
 USER = [{"role": "user", "content": "Say hello."}]

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from harness.reporting.report import regressions, write_report
-from harness.reporting.schema import make_row
+from harness.results.schema import make_row
 
 CPU = {"label": "Test CPU, 2 cores", "kind": "linux-x86_64-cpu", "cpu_model": "Test CPU", "cpu_cores": 2}
 GPU = {"label": "Test GPU (80 GiB)", "kind": "linux-x86_64-cuda", "cpu_model": "Test CPU", "cpu_cores": 16,

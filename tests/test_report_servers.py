@@ -140,7 +140,7 @@ def test_a_report_runs_a_one_core_engine_beside_the_rest_with_dicts_only(monkeyp
 
 def test_a_report_names_a_misspelt_beside_backend():
     from harness.cli import suite_runs
-    from harness.errors import HarnessError
+    from harness.contract.errors import HarnessError
 
     with pytest.raises(HarnessError, match="--beside: 'mlxx' is not a backend"):
         suite_runs("openai", "transformers-serve", "adapters", "replay", Path("r.jsonl"), beside="mlxx")

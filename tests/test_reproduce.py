@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from harness import reproduce
+from harness.plugin import reproduce
 
 STUB = '''
 import json

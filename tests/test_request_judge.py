@@ -7,8 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.cassettes import block_network, hub_clients_online, make_vcr
-from harness.played import PlayedRequest, noting_played
+from harness.recording.cassettes import block_network, hub_clients_online, make_vcr
+from harness.recording.played import PlayedRequest, noting_played
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("suite_oracles", ROOT / "suites" / "oracles.py")

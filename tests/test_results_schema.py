@@ -8,9 +8,9 @@ import pytest
 
 from harness.bench.latency import figures
 from harness.bench.roofline import Bandwidth, bandwidth_for, roofline
-from harness.reporting import schema
-from harness.reporting.schema import FIELDS, SchemaError, append_rows, iter_rows, make_row
 from harness.reporting.stats import percentile_cis
+from harness.results import schema
+from harness.results.schema import FIELDS, SchemaError, append_rows, iter_rows, make_row
 
 
 def test_row_has_every_field_and_rejects_unknown_ones():

@@ -10,18 +10,12 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from harness.cassettes import SecretInCassetteError, _scrub_request, _scrub_response, finalize_recording, provenance
 from harness.cli import main as cli_main
-from harness.errors import BackendError
-from harness.secrets import (
-    find_secret,
-    is_secret_name,
-    register_secret,
-    scan_paths,
-    scrub_bytes,
-    scrub_query,
-    scrub_text,
-)
+from harness.contract.errors import BackendError
+from harness.contract.secrets import find_secret, is_secret_name, register_secret, scrub_bytes, scrub_query, scrub_text
+from harness.plugin.replay import provenance
+from harness.recording.cassettes import SecretInCassetteError, _scrub_request, _scrub_response, finalize_recording
+from harness.recording.scan import scan_paths
 
 SECRET = "canary/Secret+Value=0123456789"  # '/', '+' and '=' so every encoding differs from raw
 
@@ -229,7 +223,7 @@ def test_scan_names_a_configured_value_in_a_log_or_junit_file(tmp_path, monkeypa
 
 
 def test_finalize_refuses_a_secret_split_across_event_stream_frames(tmp_path, monkeypatch):
-    from harness.cassettes import encode_event_message
+    from harness.wire.eventstream import encode_event_message
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     half = len(SECRET) // 2
@@ -249,7 +243,7 @@ def test_registered_short_values_are_ignored():
 
 def test_a_credential_set_after_a_scrub_is_scrubbed_next_time(monkeypatch):
     """The secret forms are cached; a change to the credential environment must reach the next scrub."""
-    from harness.secrets import scrub_text
+    from harness.contract.secrets import scrub_text
 
     first, second = "plain-env-value-one-0001", "plain-env-value-two-0002"  # no credential shape
     monkeypatch.setenv("OPENAI_API_KEY", first)

@@ -22,7 +22,7 @@ PARENT = textwrap.dedent(
     """
     import sys, time, types
     from pathlib import Path
-    from harness.server import LocalOpenAIServer
+    from harness.servers.local import LocalOpenAIServer
 
     CHILD = '''
     import http.server, sys

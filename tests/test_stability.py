@@ -7,7 +7,7 @@ import time
 
 from harness.bench.stability import MAX_SPREAD, judge, measuring
 from harness.reporting.latency import latency_rows, latency_stats, unstable_targets
-from harness.reporting.schema import make_row
+from harness.results.schema import make_row
 
 CPU = {"label": "Test CPU, 2 cores", "kind": "linux-x86_64-cpu", "cpu_model": "Test CPU", "cpu_cores": 2}
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters._local import GeneratedText
-from harness.stop_sequences import StopScanner, find_stop, trim_at_stop, validate_stop_sequences
+from harness.contract.stop_sequences import StopScanner, find_stop, trim_at_stop, validate_stop_sequences
 
 # A small alphabet, so that stop sequences actually occur in the text.
 ALPHABET = "ab c"

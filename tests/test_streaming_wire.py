@@ -19,11 +19,11 @@ import httpx  # noqa: E402
 import yaml  # noqa: E402
 
 from adapters._openai_wire import deltas_from_chunks  # noqa: E402
-from harness.cassettes import _scrub_chunks, block_network, hub_clients_online, make_vcr, recorded_chunks  # noqa: E402
-from harness.errors import BackendError  # noqa: E402
-from harness.model import Request, agglomerate_stream_deltas  # noqa: E402
-from harness.registry import Target, get_backend  # noqa: E402
-from harness.transports import httpx_stacks  # noqa: E402
+from harness.backends.registry import Target, get_backend  # noqa: E402
+from harness.contract.errors import BackendError  # noqa: E402
+from harness.contract.model import Request, agglomerate_stream_deltas  # noqa: E402
+from harness.recording.cassettes import _scrub_chunks, block_network, hub_clients_online, make_vcr, recorded_chunks  # noqa: E402
+from harness.wire.transports import httpx_stacks  # noqa: E402
 
 STREAMING_BACKENDS = ("openai", "inference-client", "litellm", "litellm-router")
 USER = [{"role": "user", "content": "Weather in Paris and Rome?"}]

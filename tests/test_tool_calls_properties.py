@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.errors import ToolCallParseError
-from harness.model import Model
-from harness.tool_calls import (
+from harness.contract.errors import ToolCallParseError
+from harness.contract.model import Model
+from harness.contract.tool_calls import (
     ensure_unique_ids,
     make_tool_call,
     merge_tool_call_deltas,
     parse_arguments,
     tool_call_from_text,
 )
-from harness.types import (
+from harness.contract.types import (
     ChatMessage,
     ChatMessageToolCall,
     ChatMessageToolCallFunction,

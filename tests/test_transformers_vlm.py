@@ -26,7 +26,7 @@ from transformers import (  # noqa: E402
     LlavaProcessor,
 )
 
-from harness.embedded import embedded_model  # noqa: E402
+from harness.servers.embedded import embedded_model  # noqa: E402
 
 IMAGE_SIDE, PATCH = 32, 16
 CHAT_TEMPLATE = (

@@ -1,4 +1,4 @@
-"""The HTTP stacks, defined once (harness.transports): every hook covers every installed stack,
+"""The HTTP stacks, defined once (harness.wire.transports): every hook covers every installed stack,
 a request that escapes them stops at once in replay, and the capture self-check refuses a backend
 whose requests are not captured."""
 
@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness import transports
-from harness.capture import Capture, capture_http
-from harness.capture_check import check_capture
-from harness.cassettes import CaptureEscapeError, block_network
+from harness.recording.capture import Capture, capture_http
+from harness.recording.capture_check import check_capture
+from harness.recording.cassettes import CaptureEscapeError, block_network
+from harness.wire import transports
 
 INSTALLED = transports.httpx_stacks()
 

@@ -23,7 +23,7 @@ OUTPUT = ROOT / "docs" / "contract.md"
 
 sys.path.insert(0, str(ROOT))
 
-from harness.clauses import LEVELS, Clause, audit, clauses_of, level_of, load_registry  # noqa: E402
+from harness.plugin.clauses import LEVELS, Clause, audit, clauses_of, level_of, load_registry  # noqa: E402
 
 _LEVEL_WORDS = {
     "must": "the documented smolagents Model contract (the smolagents Models page)",

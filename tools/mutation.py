@@ -1,6 +1,7 @@
 """Mutation testing of the contract's logic, judged by the conformance suites alone.
 
-    python tools/mutation.py [--backends openai,bedrock] [--jobs 2] [--fail-under 95] [--only harness.tool_calls]
+    python tools/mutation.py [--backends openai,bedrock] [--jobs 2] [--fail-under 95]
+        [--only harness.contract.tool_calls]
     python tools/mutation.py --rerun-survivors [--only ...]   # after strengthening the suites
 
 Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the targets below, with
@@ -29,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # What is mutated: mutmut mutant-name globs (module, then x_<function> or xǁClassǁmethod).
 HARNESS_TARGETS = {
-    "harness.stop_sequences": ["harness.stop_sequences.*"],
-    "harness.tool_calls": ["harness.tool_calls.*"],
-    "harness.messages": ["harness.messages.*"],
+    "harness.contract.stop_sequences": ["harness.contract.stop_sequences.*"],
+    "harness.contract.tool_calls": ["harness.contract.tool_calls.*"],
+    "harness.contract.messages": ["harness.contract.messages.*"],
 }
 # The adapters' wire translation (request out, reply and stream in); not client set-up or error mapping.
 ADAPTER_TARGETS = {
@@ -46,7 +47,7 @@ ADAPTER_TARGETS = {
                      "message_from_converse", "deltas_from_converse_stream")
     ],
     # the Converse shapes the Bedrock adapter (and the cassette derivation) share
-    "harness.converse": ["harness.converse.*"],
+    "harness.wire.converse": ["harness.wire.converse.*"],
 }
 TARGETS = {**HARNESS_TARGETS, **ADAPTER_TARGETS}
 # One backend per wire family by default, and inference-client: huggingface_hub's tool calls are

@@ -55,7 +55,7 @@ def machine_description() -> str:
 
 def results_path(benchmark: str, output: str | None) -> Path:
     """Where a benchmark writes its rows: ``output``, or reports/bench-<name>-<hardware kind>.jsonl."""
-    from harness.reporting.schema import hardware_kind
+    from harness.results.schema import hardware_kind
 
     return Path(output or Path("reports") / f"bench-{benchmark}-{hardware_kind()}.jsonl")
 
@@ -66,7 +66,7 @@ def write_results(benchmark: str, output: str | None, fields: dict[str, Any]) ->
     Each row names its backend (the entry's ``engine`` or ``backend``) and subject; the entry itself and
     the run's settings (``fields`` less ``results``) are kept under ``extra``.
     """
-    from harness.reporting.schema import append_rows, make_row, new_run_id, run_context
+    from harness.results.schema import append_rows, make_row, new_run_id, run_context
 
     path = results_path(benchmark, output)
     context = run_context()

@@ -20,8 +20,8 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.registry import BackendSpec, Target, get_backend, load_smolagents_class
-from harness.stop_sequences import find_stop, trim_at_stop
+from harness.backends.registry import BackendSpec, Target, get_backend, load_smolagents_class
+from harness.contract.stop_sequences import find_stop, trim_at_stop
 
 ENGINES = ("transformers", "mlx", "vllm")
 PROMPT = "Name the days of the week, from Monday to Sunday, separated by commas."
@@ -362,7 +362,7 @@ def bench_engine(name: str, tokens: int, rounds: int, with_smolagents: bool, log
     reason = f"requires {', '.join(missing)}" if missing else spec.unavailable_reason()
     if reason or name not in RAW:
         return {"engine": name, "skipped": reason or "no raw engine call defined"}
-    from harness.embedded import embedded_model
+    from harness.servers.embedded import embedded_model
 
     model_dir = str(embedded_model().model_dir)
     settings = _settings(spec, model_dir, tokens)
@@ -464,7 +464,7 @@ def run(args: argparse.Namespace) -> int:
     import importlib.util
 
     from harness.bench import machine_description, write_results
-    from harness.reporting.schema import hardware_kind
+    from harness.results.schema import hardware_kind
 
     with_smolagents = not args.no_smolagents and importlib.util.find_spec("smolagents") is not None
     hardware = hardware_kind()

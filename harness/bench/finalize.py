@@ -59,7 +59,8 @@ def finalise(body: bytes, folder: Path) -> dict[str, float]:
     from vcr.request import Request
     from vcr.serializers import compat, yamlserializer
 
-    from harness.cassettes import _scrub_request, _scrub_response, finalize_recording, provenance
+    from harness.plugin.replay import provenance
+    from harness.recording.cassettes import _scrub_request, _scrub_response, finalize_recording
 
     hosts = {"127.0.0.1:54321": "127.0.0.1:8000"}
     destination = folder / "test_large_reply.yaml"

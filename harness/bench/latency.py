@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from harness.registry import Target, get_backend
+from harness.backends.registry import Target, get_backend
 
 ENGINES = ("transformers", "mlx", "vllm")
 SERVER_ADAPTERS = ("openai", "inference-client", "litellm")
@@ -147,8 +147,8 @@ class _Progress:
 
 @contextmanager
 def _local_server(name: str) -> Iterator[Target]:
-    from harness.cassettes import hub_clients_online
-    from harness.server import make_server
+    from harness.recording.cassettes import hub_clients_online
+    from harness.servers.local import make_server
 
     with hub_clients_online(), make_server(name) as server:
         yield Target(mode="live", base_url=server.base_url, served_model_id=server.model_id)
@@ -179,9 +179,9 @@ def run(args: argparse.Namespace) -> int:
     from harness.bench import results_path
     from harness.bench.roofline import bandwidth_for, roofline, weight_bytes
     from harness.bench.stability import judge, measuring
-    from harness.embedded import embedded_model
     from harness.reporting.latency import latency_table, unstable_targets
-    from harness.reporting.schema import append_rows, make_row, new_run_id, run_context
+    from harness.results.schema import append_rows, make_row, new_run_id, run_context
+    from harness.servers.embedded import embedded_model
 
     if args.requests < 1 or args.warmup < 0 or args.max_tokens < 2:
         raise SystemExit("harness bench latency: --requests >= 1, --warmup >= 0 and --max-tokens >= 2 are required")

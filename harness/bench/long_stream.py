@@ -38,7 +38,7 @@ def _pieces(n: int) -> Iterator[str]:
 
 def time_scanner(n: int) -> float:
     """Seconds per chunk for a StopScanner fed ``n`` chunks."""
-    from harness.stop_sequences import StopScanner
+    from harness.contract.stop_sequences import StopScanner
 
     pieces = list(_pieces(n))
     scanner = StopScanner(STOPS)
@@ -67,7 +67,7 @@ def time_adapter(n: int) -> float:
     """Seconds per chunk for the OpenAI adapter's stream of ``n`` chunks from the transport-level stand-in."""
     import openai._base_client as base_client
 
-    from harness.registry import get_backend
+    from harness.backends.registry import get_backend
 
     httpx: Any = base_client.httpx  # the HTTP package this openai release sends through
     body = sse_body(n)

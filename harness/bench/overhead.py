@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.backends.registry import Target, get_backend, load_smolagents_class
 from harness.bench import percentile
-from harness.registry import Target, get_backend, load_smolagents_class
 
 BACKENDS = ("openai", "inference-client", "litellm", "litellm-router")
 SUBJECTS = ("adapters", "smolagents")
@@ -131,11 +131,11 @@ def _one_call(backend: str, model: Any, series: Series) -> None:
 @contextlib.contextmanager
 def _target(kind: str, backend: str, cassette_dir: Path) -> Iterator[Target]:
     """The local server, or a cassette replayed as often as asked with the network blocked."""
-    from harness.cassettes import DEFAULT_SERVER, block_network, hub_clients_online
+    from harness.recording.cassettes import DEFAULT_SERVER, block_network, hub_clients_online
 
     with hub_clients_online():
         if kind == "live":
-            from harness.server import LocalOpenAIServer
+            from harness.servers.local import LocalOpenAIServer
 
             with LocalOpenAIServer() as server:
                 yield Target(mode="live", base_url=server.base_url, served_model_id=server.model_id)
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     """Benchmark each backend against one target, print the table, write the JSON results file."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from harness.bench import machine_description, write_results
-    from harness.reporting.schema import hardware_kind
+    from harness.results.schema import hardware_kind
 
     subjects = ["adapters"]
     if not args.no_smolagents and importlib.util.find_spec("smolagents") is not None:

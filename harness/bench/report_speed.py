@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def synthetic_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    from harness.reporting.schema import make_row
+    from harness.results.schema import make_row
 
     rnd = random.Random(seed)
     backends = ["openai", "inference-client", "litellm", "litellm-router", "azure", "bedrock", "transformers", "mlx"]
@@ -52,7 +52,7 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     from harness.reporting.report import write_report
-    from harness.reporting.schema import append_rows, load_results
+    from harness.results.schema import append_rows, load_results
 
     rows = synthetic_rows(args.rows)
     with tempfile.TemporaryDirectory() as tmp:

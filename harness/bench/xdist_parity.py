@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.reporting.schema import load_results
+    from harness.results.schema import load_results
 
     outcomes = {}
     with tempfile.TemporaryDirectory() as tmp:

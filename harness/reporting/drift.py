@@ -82,7 +82,7 @@ def snapshot(output: Path, pytest_args: list[str]) -> int:
     """Run ``pytest <pytest_args>`` here and write the snapshot; the pytest exit code."""
     import pytest
 
-    from harness.plugin import CAPTURE_CHECKS
+    from harness.plugin.replay import CAPTURE_CHECKS
 
     plugin = SnapshotPlugin()
     code = int(pytest.main([*pytest_args, "-q", "-p", "no:randomly"], plugins=[plugin]))
@@ -104,7 +104,7 @@ def snapshot(output: Path, pytest_args: list[str]) -> int:
 
 
 def load_snapshot(path: Path) -> dict[str, Any]:
-    from harness.errors import HarnessError
+    from harness.contract.errors import HarnessError
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

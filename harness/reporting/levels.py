@@ -12,12 +12,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from harness.clauses import LEVELS
+from harness.plugin.clauses import LEVELS
 
 
 def target_of(row: Mapping[str, Any]) -> str:
     """The column a row is judged in: never shared by two modes or two targets; client-side checks apart."""
-    from harness.answers import client_side
+    from harness.plugin.answers import client_side
 
     mode = row.get("mode")
     if mode in ("live", "record"):

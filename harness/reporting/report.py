@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.reporting import servers
 from harness.reporting.latency import hardware_label, latency_rows, latency_stats, target_name, unstable_targets
-from harness.reporting.schema import SCHEMA_VERSION
+from harness.results.schema import SCHEMA_VERSION
 
 MATRIX_MAX_CLAUSES = 150  # beyond this the matrix shows suites instead of clauses
 SUBJECT_LABELS = {"adapters": "this project's adapters", "smolagents": "smolagents' own classes"}
@@ -229,7 +229,7 @@ def _conformance(doc: _Doc, checks: Sequence[Mapping[str, Any]], matrix: tuple[P
 
 def _checks_of(row: Mapping[str, Any]) -> str:
     """Whose verdict a check row is: the target's (it or its cassette answered), or a client-side check."""
-    from harness.answers import client_side
+    from harness.plugin.answers import client_side
 
     if row.get("mode") in ("live", "record") and client_side(row.get("answered_by")):
         return "client-side"
@@ -238,7 +238,7 @@ def _checks_of(row: Mapping[str, Any]) -> str:
 
 def who_answered(checks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Check rows counted per mode, target, endpoint, model id and backend, by who answered them (``by <source>``)."""
-    from harness.answers import SOURCES
+    from harness.plugin.answers import SOURCES
 
     counts: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in checks:
@@ -297,8 +297,8 @@ REGISTRY = Path("suites/clauses.yaml")  # the clause registry, read when run fro
 
 
 def _registry() -> dict[str, Any]:
-    from harness.clauses import load_registry
-    from harness.errors import HarnessError
+    from harness.contract.errors import HarnessError
+    from harness.plugin.clauses import load_registry
 
     if not REGISTRY.is_file():
         return {}
@@ -687,7 +687,7 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
 def _write(path: Path, text: str) -> None:
     """Write ``text`` whole or not at all, with every known credential and credential-shaped text redacted
     (rows from another machine's run, or written before redaction, may still quote a key)."""
-    from harness.secrets import scrub_text
+    from harness.contract.secrets import scrub_text
 
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(scrub_text(text), encoding="utf-8")

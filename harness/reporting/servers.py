@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.cassettes import LOCAL_SERVERS
+from harness.recording.cassettes import LOCAL_SERVERS
 
 WIRE_BACKEND = "openai"  # the plain OpenAI wire: what the server itself sent
 

@@ -42,15 +42,9 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 
-from harness.cassettes import (
-    EVENT_STREAM_CONTENT_TYPE,
-    LOCAL_SERVERS,
-    content_digest,
-    encode_event_message,
-)
-from harness.converse import converse_turns, output_config, tool_config
-from harness.errors import HarnessError
-from harness.placeholders import (
+from harness.contract.errors import HarnessError
+from harness.recording.cassettes import EVENT_STREAM_CONTENT_TYPE, LOCAL_SERVERS, content_digest
+from harness.recording.placeholders import (
     AZURE_API_VERSION,
     AZURE_DEPLOYMENT,
     AZURE_ENDPOINT,
@@ -59,12 +53,14 @@ from harness.placeholders import (
     BEDROCK_MODEL_ID,
     BEDROCK_REGION,
 )
+from harness.wire.converse import converse_turns, output_config, tool_config
+from harness.wire.eventstream import encode_event_message
 
 DERIVE_COMMAND = "harness derive-cassettes"
 SOURCE_BACKEND = "openai"
 TARGETS = ("azure", "bedrock")
 
-# The placeholders the derived cassettes carry live in harness.placeholders (replay settings read them).
+# The placeholders the derived cassettes carry live in harness.recording.placeholders (replay settings read them).
 AZURE_RESOURCE = AZURE_RESOURCE_PLACEHOLDER
 
 _SAFE = {"filtered": False, "severity": "safe"}

@@ -16,17 +16,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from harness.errors import BackendError, ToolCallParseError, generic_error, redact_chain, replay_error
-from harness.messages import get_clean_message_list, role_conversions
-from harness.secrets import is_secret_name, register_secret
-from harness.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
-from harness.tool_calls import (
+from harness.contract.errors import BackendError, ToolCallParseError, generic_error, redact_chain, replay_error
+from harness.contract.messages import get_clean_message_list, role_conversions
+from harness.contract.secrets import is_secret_name, register_secret
+from harness.contract.stop_sequences import StopScanner, trim_at_stop, validate_stop_sequences
+from harness.contract.tool_calls import (
     ensure_unique_ids,
     merge_tool_call_deltas,
     parse_arguments,
     tool_call_from_text,
 )
-from harness.types import (
+from harness.contract.types import (
     ChatMessage,
     ChatMessageStreamDelta,
     ChatMessageToolCallStreamDelta,

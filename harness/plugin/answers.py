@@ -17,7 +17,7 @@ SOURCES: dict[str, str] = {
     "target": "the target itself: the endpoint, the local server or the in-process engine under test",
     "cassette": "a recorded cassette of the target, replayed",
     "responder": "the suites' recorded-reply responder (a stand-in answering at the transport)",
-    "fault-injector": "harness.fault_injector.FaultInjector (a stand-in server injecting transport faults)",
+    "fault-injector": "harness.recording.fault_injector.FaultInjector (a stand-in server injecting transport faults)",
     "fake": "a fake written for the check (named by the check)",
     "none": "nothing: the check sends no request",
 }

@@ -33,7 +33,7 @@ class RunLog:
         self.lock = threading.Lock()
 
     def append(self, row: dict[str, Any]) -> None:
-        from harness.reporting.schema import append_rows, make_row
+        from harness.results.schema import append_rows, make_row
 
         if self.path:
             append_rows(self.path, [make_row("check", run=self.run, context=self.context, **row)])
@@ -65,7 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):  # xdist workers hand their rows to the controller
         return
-    from harness.reporting.schema import new_run_id, run_context
+    from harness.results.schema import new_run_id, run_context
 
     path = config.getoption("--results", None)
     context = run_context() if path else {}

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 
 SCHEMA_VERSION = 1
 
@@ -75,7 +75,7 @@ class SchemaError(HarnessError, ValueError):
 
 
 def _versions() -> dict[str, str]:
-    from harness.registry import library_versions
+    from harness.backends.registry import library_versions
 
     return library_versions()  # every registered backend's libraries, third-party ones included
 
@@ -212,7 +212,7 @@ def run_context(model: str | None = None) -> dict[str, Any]:
 
 def append_rows(path: Path | str, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Append rows to a JSON Lines results file in one write, so concurrent writers never interleave a line."""
-    from harness.secrets import scrub_text
+    from harness.contract.secrets import scrub_text
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

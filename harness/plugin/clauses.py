@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 
 LEVELS = ("must", "should", "strict")  # weakest first: a check's level is the strictest of its clauses'
 _ID = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from harness.capture import decode_body
+from harness.recording.capture import decode_body
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from harness.answers import public_url
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
+from harness.plugin.answers import public_url
 
 TIMEOUT_S = 5.0  # the cheap request's whole budget: connect and answer
 
@@ -85,9 +85,9 @@ def _provider_message(exc: urllib.error.HTTPError) -> str:
 
 def plan(config: pytest.Config) -> tuple[list[str], list[Probe]]:
     """The settings problems (one line each) and the requests to make, for this session's backends."""
-    from harness.cassettes import CLOUD_SERVER
-    from harness.plugin import BACKENDS, ENDPOINT, _endpoint_target, server_of
-    from harness.registry import Target, get_backend
+    from harness.backends.registry import Target, get_backend
+    from harness.plugin.options import BACKENDS, ENDPOINT, _endpoint_target, server_of
+    from harness.recording.cassettes import CLOUD_SERVER
 
     mode = str(config.getoption("--mode"))
     problems: list[str] = []

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-from harness.types import WIRE_ROLES, ChatMessage, MessageRole
+from harness.contract.types import WIRE_ROLES, ChatMessage, MessageRole
 
 DEFAULT_ROLE_CONVERSIONS: dict[str, str] = {
     MessageRole.TOOL_CALL.value: MessageRole.ASSISTANT.value,

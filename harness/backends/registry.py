@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, MissingDependencyError, UnknownBackendError
+from harness.contract.errors import HarnessError, MissingDependencyError, UnknownBackendError
 
 if TYPE_CHECKING:
-    from harness.capture import CapturedRequest, WireCall
-    from harness.model import Model
+    from harness.contract.model import Model
+    from harness.recording.capture import CapturedRequest, WireCall
 
 # How the suites read a backend's outgoing requests when it brings no reader of its own.
 BUILTIN_WIRE_FORMATS = ("openai", "bedrock", "chat_template")
@@ -107,7 +107,7 @@ def backend(
 
     A backend whose requests are not in a built-in wire format (``openai``, ``bedrock``,
     ``chat_template``) names its own format and passes ``request_reader``, which turns one
-    captured HTTP request into the :class:`~harness.capture.WireCall` the suites check.
+    captured HTTP request into the :class:`~harness.recording.capture.WireCall` the suites check.
     """
     if kind not in ("http", "local"):
         raise HarnessError(f"backend {name!r}: kind must be 'http' or 'local', got {kind!r}")

@@ -9,8 +9,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from harness.errors import ToolCallParseError
-from harness.types import (
+from harness.contract.errors import ToolCallParseError
+from harness.contract.types import (
     ChatMessageToolCall,
     ChatMessageToolCallFunction,
     ChatMessageToolCallStreamDelta,

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from harness.cassettes import SecretInCassetteError, finalize_recording
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
+from harness.recording.cassettes import SecretInCassetteError, finalize_recording
 
 RECORD_MODES = ("all", "once")
 PART_SUFFIX = ".recording"
@@ -56,7 +56,7 @@ def default_aside_root(rootdir: Path) -> Path:
 
 def _redacted(value: Any, extra: list[str]) -> Any:
     """``value`` with every string or bytes value that still holds a secret replaced by a note saying so."""
-    from harness.secrets import find_secret, find_secret_bytes
+    from harness.contract.secrets import find_secret, find_secret_bytes
 
     if isinstance(value, dict):
         return {k: _redacted(v, extra) for k, v in value.items()}
@@ -75,8 +75,9 @@ def set_aside(part: Path, path: Path, aside_root: Path, extra_secrets: list[str 
     """
     import yaml
 
-    from harness.cassettes import dump_cassette
-    from harness.secrets import scan_text, scrub_text
+    from harness.contract.secrets import scrub_text
+    from harness.recording.cassettes import dump_cassette
+    from harness.recording.scan import scan_text
 
     extra = [v for v in extra_secrets if v and v != "replay-key"]
     text = scrub_text(part.read_text(encoding="utf-8", errors="replace"), extra)
@@ -109,7 +110,7 @@ def _error_statuses(interactions: Any) -> list[int]:
 
 def new_error_replies(part: Path, old: Path) -> str | None:
     """What the new recording answered with HTTP errors that the old cassette did not (None if nothing)."""
-    from harness.cassettes import load_yaml
+    from harness.recording.cassettes import load_yaml
 
     try:
         new_codes = _error_statuses((load_yaml(part) or {}).get("interactions"))
@@ -138,8 +139,8 @@ def stamp_cassettes(paths: list[Path], check: bool = False) -> list[tuple[Path, 
     """
     import yaml
 
-    from harness.cassettes import content_digest, dump_cassette
-    from harness.secrets import scan_text
+    from harness.recording.cassettes import content_digest, dump_cassette
+    from harness.recording.scan import scan_text
 
     outcomes: list[tuple[Path, str]] = []
     files: list[Path] = []

@@ -1,7 +1,7 @@
 """See what a model sent, before the network: the suites assert on the request as sent.
 
 HTTP requests are captured at the clients' send methods (every httpx-family stack of
-``harness.transports``: openai, huggingface_hub and litellm; botocore's endpoint for boto3), above
+``harness.wire.transports``: openai, huggingface_hub and litellm; botocore's endpoint for boto3), above
 the cassette layer, so capture works the same in replay, record and live modes and for either
 subject. Local engines are observed at the chat template, which every in-process implementation calls.
 """
@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.messages import flatten_parts
-from harness.patching import patched
-from harness.transports import client_send_targets
+from harness.contract.messages import flatten_parts
+from harness.wire.patching import patched
+from harness.wire.transports import client_send_targets
 
 
 @dataclass
@@ -180,7 +180,7 @@ def _names(headers: Any) -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def capture_http(capture: Capture) -> Iterator[Capture]:
-    """Record every request the clients of every hooked stack (``harness.transports``) send while active."""
+    """Record every request the clients of every hooked stack (``harness.wire.transports``) send while active."""
     patches: list[tuple[Any, str, Any]] = []
 
     def patch(owner: Any, name: str, wrapper_factory: Any) -> None:

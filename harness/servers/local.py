@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from harness.embedded import MODEL_NAME, EmbeddedModel, embedded_model
+from harness.servers.embedded import MODEL_NAME, EmbeddedModel, embedded_model
 
 HOST = "127.0.0.1"
 LOG_TAIL_CHARS = 4000

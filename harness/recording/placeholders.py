@@ -1,6 +1,6 @@
 """Placeholders the derived Azure and Bedrock cassettes carry, which replay settings use too.
 
-Kept apart from ``harness.derive`` so that registering a backend imports only these names.
+Kept apart from ``harness.recording.derive`` so that registering a backend imports only these names.
 """
 
 AZURE_RESOURCE_PLACEHOLDER = "example-resource"

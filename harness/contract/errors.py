@@ -40,7 +40,7 @@ class BackendError(HarnessError):
         self.request_id = request_id
         self.retry_after = retry_after
         self.kind = kind
-        from harness.secrets import scrub_text  # a provider may echo the key it refused
+        from harness.contract.secrets import scrub_text  # a provider may echo the key it refused
 
         message = scrub_text(message)
         super().__init__(
@@ -309,7 +309,7 @@ def redact_chain(exc: BaseException) -> None:
     A typed error is raised ``from`` the SDK's exception, and a traceback (a JUnit report, a log)
     prints the whole chain: an SDK's message may quote the key a provider echoed back.
     """
-    from harness.secrets import scrub_text
+    from harness.contract.secrets import scrub_text
 
     seen: set[int] = set()
     current: BaseException | None = exc

@@ -29,9 +29,9 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.model import Model, Request
-from harness.types import ChatMessage, MessageRole, TokenUsage
+from harness.contract.errors import HarnessError
+from harness.contract.model import Model, Request
+from harness.contract.types import ChatMessage, MessageRole, TokenUsage
 
 CUSTOM = "custom"
 FORMS = (

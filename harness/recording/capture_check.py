@@ -1,6 +1,6 @@
 """Prove, before a backend's first replayed test, that its requests are captured.
 
-One probe call of the backend's model is sent with every hooked transport (``harness.transports``)
+One probe call of the backend's model is sent with every hooked transport (``harness.wire.transports``)
 answering by stopping the call, and the network blocked: a request that passes a hooked client is
 captured and stops at its transport; one that escapes every hook reaches the socket and stops there,
 naming the package that carried it. Either way nothing is sent and nothing is retried.
@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness import transports
-from harness.capture import Capture, capture_http
-from harness.cassettes import CaptureEscapeError, block_network
-from harness.patching import patched
+from harness.recording.capture import Capture, capture_http
+from harness.recording.cassettes import CaptureEscapeError, block_network
+from harness.wire import transports
+from harness.wire.patching import patched
 
 PROBE_MESSAGES = [{"role": "user", "content": "capture probe"}]
 

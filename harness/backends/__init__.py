@@ -1,0 +1,2 @@
+"""Backends: the registry every backend registers in through one entry-point group, and the user's own model
+(``--backend=custom``)."""

@@ -1,0 +1,1 @@
+"""Servers: the embedded model and every local server the harness starts."""
