@@ -195,6 +195,7 @@ def _report(args: argparse.Namespace) -> int:
     from harness.results.schema import load_results, new_run_id
 
     run = args.run or new_run_id()
+    failed_steps: list[str] = []  # a step that failed is named again at the end, and the exit status says so
     out_dir = Path(args.output_dir or Path("reports") / run)
     if args.results:
         paths = [Path(p) for p in args.results]
@@ -247,6 +248,7 @@ def _report(args: argparse.Namespace) -> int:
                 print(f"$ harness {_show(cmd)[len('harness.cli '):]}{where}", flush=True)
                 code = subprocess.call(cmd, env=env)
                 if code != 0:
+                    failed_steps.append(f"harness {_show(cmd)[len('harness.cli '):]}{where} exited with {code}")
                     print(f"the latency benchmark exited with {code} (its output above says why); the report holds "
                           "the rows it wrote before that", file=sys.stderr)
         print(f"suites{' and latency' if args.latency else ''} took {time.monotonic() - started:.0f} s", flush=True)
@@ -257,9 +259,17 @@ def _report(args: argparse.Namespace) -> int:
         return 1
     previous = load_results(Path(p) for p in args.previous) if args.previous else []
     started = time.perf_counter()
-    path = write_report(rows, out_dir, previous)
+    path = write_report(rows, out_dir, previous, failed_steps=failed_steps)
     print(f"report written to {path} (and report.html, results.csv, plots/) from {len(rows)} rows "
           f"in {time.perf_counter() - started:.2f} s")
+    from harness.reporting.latency import unstable_targets
+
+    for line in unstable_targets(rows):
+        print(f"WARNING: latency of {line}", file=sys.stderr)
+    if failed_steps:
+        for step in failed_steps:
+            print(f"harness report: a step failed: {step}", file=sys.stderr)
+        return 1
     if args.fail_on_regression and previous:
         from harness.reporting.report import regressions
 

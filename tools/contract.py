@@ -33,10 +33,12 @@ _LEVEL_WORDS = {
 
 
 class _Collector:
-    """Records each suite check (module::function) and the clauses it names, before any guard runs."""
+    """Records each suite check (module::function, or module::function[case] for a case that names its own
+    clause) and the clauses it names, before any guard runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str) -> None:
         self.checks: dict[str, list[str]] = {}
+        self.dimension_ids = {backend, "dicts", "smolagents_types"}  # the ids every check is parametrised by
 
     def pytest_collection_modifyitems(self, items: list[Any]) -> None:
         for item in items:
@@ -44,6 +46,9 @@ class _Collector:
             if callspec is None or "backend_name" not in callspec.params:
                 continue
             name = f"{Path(str(item.path)).name}::{getattr(item, 'originalname', item.name)}"
+            if any(mark.name == "clause" for mark in callspec.marks):  # a case that names its own clause
+                case = "-".join(p for p in callspec.id.split("-") if p not in self.dimension_ids)
+                name += f"[{case}]"
             self.checks.setdefault(name, clauses_of(item))
 
 
@@ -53,7 +58,7 @@ def collect_checks(backend: str = "openai") -> dict[str, list[str]]:
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    collector = _Collector()
+    collector = _Collector(backend)
     args = [str(ROOT / "suites"), f"--backend={backend}", "--collect-only", "-q", "-p", "no:cacheprovider",
             f"--rootdir={ROOT}"]
     with open(os.devnull, "w") as quiet:

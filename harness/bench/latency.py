@@ -178,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
     """Measure every target, append sample rows to the results file, print the latency table."""
     from harness.bench import results_path
     from harness.bench.roofline import bandwidth_for, roofline, weight_bytes
-    from harness.reporting.latency import latency_table
+    from harness.bench.stability import judge, measuring
+    from harness.reporting.latency import latency_table, unstable_targets
     from harness.results.schema import append_rows, make_row, new_run_id, run_context
     from harness.servers.embedded import embedded_model
 
@@ -212,20 +213,37 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name}: could not start: {exc}", file=sys.stderr)
             return
         device = _device(backend, model) if server is None else "server"
-        progress = _Progress(name, args.warmup + args.requests)
-        decode_rates = []
-        for i in range(args.warmup + args.requests):
-            warm = i < args.warmup
-            try:
-                fig = measure_stream(model, messages)
-                emit("sample", outcome="ok", warmup=warm, **base, **fig)
-                if not warm and fig["tpot_s"]:
-                    decode_rates.append(1 / fig["tpot_s"])
-            except Exception as exc:  # noqa: BLE001
-                emit("sample", outcome="error", warmup=warm, message=f"{type(exc).__name__}: {exc}"[:300], **base)
-            progress.update(i + 1, "(warm-up)" if warm else "")
+        decode_rates: list[float] = []
+        attempts: list[dict[str, Any]] = []
+        for attempt in (1, 2):  # a target whose figures cannot be trusted is measured once more
+            warmup = args.warmup if attempt == 1 else 0
+            progress = _Progress(name if attempt == 1 else f"{name} (measured again)", warmup + args.requests)
+            decode_rates, values, e2e = [], [], []
+            with measuring() as conditions:
+                for i in range(warmup + args.requests):
+                    warm = i < warmup
+                    try:
+                        fig = measure_stream(model, messages)
+                        emit("sample", outcome="ok", warmup=warm, extra={"attempt": attempt}, **base, **fig)
+                        if not warm:
+                            e2e.append(fig["e2e_s"])
+                            if fig["tpot_s"]:
+                                decode_rates.append(1 / fig["tpot_s"])
+                                values.append(fig["tpot_s"])
+                    except Exception as exc:  # noqa: BLE001
+                        emit("sample", outcome="error", warmup=warm, message=f"{type(exc).__name__}: {exc}"[:300],
+                             extra={"attempt": attempt}, **base)
+                    progress.update(i + 1, "(warm-up)" if warm else "")
+            spread, warnings = judge(values, "TPOT") if len(values) >= len(e2e) > 0 else judge(e2e, "E2E")
+            attempts.append({"attempt": attempt, **spread, "conditions": conditions.as_dict(),
+                             "warnings": warnings})
+            if not warnings:
+                break
+            print(f"  WARNING {name}: not to be trusted ({'; '.join(warnings)}; {conditions.describe()})"
+                  + ("; measuring it once more" if attempt == 1 else ""), file=sys.stderr, flush=True)
         extra: dict[str, Any] = {"device": device, "requests": args.requests, "warmup": args.warmup,
-                                 "max_tokens": args.max_tokens, "prompt": PROMPT}
+                                 "max_tokens": args.max_tokens, "prompt": PROMPT,
+                                 "stability": {"attempts": attempts, "unstable": bool(attempts[-1]["warnings"])}}
         if server is None and decode_rates:
             if device not in bandwidths:
                 bandwidths[device] = bandwidth_for(context["hardware"], device)
@@ -275,6 +293,9 @@ def run(args: argparse.Namespace) -> int:
             bench(f"endpoint:{backend}", backend, args.endpoint, _factory(spec, settings), args.endpoint_model)
     print()
     print(latency_table(written, markdown=False))
+    untrusted = unstable_targets(written)
+    for line in untrusted:
+        print(f"WARNING: {line}")
     print(f"\n{len(written)} rows appended to {path}")
     return 0
 

@@ -20,6 +20,7 @@ from harness.backends.registry import (
     load_smolagents_class,
 )
 from harness.contract.errors import HarnessError
+from harness.plugin import reproduce
 from harness.plugin.answers import declare
 from harness.plugin.options import ENDPOINT, _cassette_name, _endpoint_target, _suite_of, server_of
 from harness.recording.capture import Capture, capture_http
@@ -90,7 +91,10 @@ def _construct(spec: BackendSpec, subject: str, target: Target, overrides: dict[
     if subject == "smolagents" and spec.smolagents_class is None:
         pytest.skip(f"{spec.name}: smolagents has no class for this backend (its registration names none)")
     cls = spec.load() if subject == "adapters" else load_smolagents_class(spec)
-    return cls(**{**spec.settings(target), **overrides})
+    settings = {**spec.settings(target), **overrides}
+    if subject == "adapters":
+        return cls(**settings)
+    return reproduce.watch(cls(**settings), str(spec.smolagents_class), settings)  # for a failure's reproduction
 
 
 # backend, subject -> its capture self-check (harness.recording.capture_check), made once per session

@@ -12,6 +12,7 @@ import pytest
 
 from harness.backends.registry import BackendSpec, Target, get_backend
 from harness.contract.errors import HarnessError
+from harness.plugin import reproduce
 from harness.plugin.answers import answered_by, public_url
 from harness.plugin.clauses import row_fields as clause_fields
 from harness.plugin.fixtures import INHERITED
@@ -84,9 +85,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "observations": [v for k, v in item.user_properties if k == "observation"],
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        extra: dict[str, Any] = {}
+        if report.outcome == "failed" and any(k == "request_differs" and v for k, v in item.user_properties):
+            extra["request_differs"] = True  # replay answered with a recording of another request
+        if report.outcome == "failed" and row["subject"] == "smolagents":
+            extra["reproduction"] = _reproduction(item, backend_name)
+        if extra:
+            row["extra"] = extra
         # a new list: the report shares item.user_properties, which the next phase's report would inherit;
         # the row travels inside the report so that pytest-xdist brings it back to the controller
         report.user_properties = [*report.user_properties, (RESULT_PROPERTY, row)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    reproduce.start_check()  # a failure's reproduction names the models of its own check only
+
+
+def _reproduction(item: pytest.Item, backend_name: str) -> list[str]:
+    """How to run a failed case of smolagents' class again: a python -c line where it can be, the pytest line."""
+    config = item.config
+    options = [f"--backend={backend_name}", "--subject=smolagents"]
+    server = _row_server(item, backend_name)
+    if server:
+        options.append(f"--server={server}")
+    if config.getoption("--mode") != "replay":
+        options.append(f"--mode={config.getoption('--mode')}")
+    python = reproduce.python_line()
+    return [*([python] if python else []), reproduce.pytest_line(item.nodeid, options)]
 
 
 def row_target(config: pytest.Config, backend_name: str) -> dict[str, Any]:

@@ -28,6 +28,9 @@ def latency_stats(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     values: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     summaries: dict[tuple[str, str], Mapping[str, Any]] = {}
+    rows = list(rows)
+    # a target measured again (its first figures could not be trusted) is judged by its last measurement
+    last = _last_attempts(rows)
     for row in rows:
         kind = row.get("kind")
         if kind not in ("sample", "summary") or row.get("suite") != "bench-latency":
@@ -35,6 +38,9 @@ def latency_stats(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         key = (hardware_label(row), target_name(row))
         if kind == "summary":
             summaries[key] = row
+            continue
+        if _attempt(row) != last.get((key, row.get("run")), 1):
+            counts[key]["discarded"] += 1
             continue
         if row.get("warmup"):
             counts[key]["warmup"] += 1
@@ -61,10 +67,57 @@ def latency_stats(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             entry[metric] = percentile_cis(data, QUANTILES) if data else None
         roof = ((summary.get("extra") or {}).get("roofline")) if summary else None
         entry["roofline"] = roof
+        stability = ((summary.get("extra") or {}).get("stability")) if summary else None
+        entry["stability"] = stability
+        entry["unstable"] = bool(stability and stability.get("unstable"))
         tpot = entry["tpot_s"]
         entry["roofline_percent"] = (100.0 / tpot[50].value / roof["tokens_per_s"]) if roof and tpot else None
         out.append(entry)
     return out
+
+
+def _attempt(row: Mapping[str, Any]) -> int:
+    return int((row.get("extra") or {}).get("attempt") or 1)
+
+
+def _last_attempts(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[tuple[str, str], Any], int]:
+    """(hardware and target, run) -> the last attempt its samples were measured in."""
+    last: dict[tuple[tuple[str, str], Any], int] = {}
+    for row in rows:
+        if row.get("kind") == "sample" and row.get("suite") == "bench-latency":
+            key = ((hardware_label(row), target_name(row)), row.get("run"))
+            last[key] = max(last.get(key, 1), _attempt(row))
+    return last
+
+
+def unstable_targets(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One line per target whose figures cannot be trusted: each attempt's warnings and the machine's load."""
+    out = []
+    for s in latency_stats(rows):
+        stability = s.get("stability") or {}
+        attempts = [a for a in stability.get("attempts") or [] if a.get("warnings")]
+        if not attempts:
+            continue
+        verdict = ("not to be trusted" if stability.get("unstable")
+                   else "unstable at first, trusted when measured again")
+        tried = "; ".join(f"attempt {a['attempt']}: {', '.join(a['warnings'])} ({_conditions(a)})" for a in attempts)
+        out.append(f"{s['target']} on {s['hardware']}: {verdict}. {tried}")
+    return out
+
+
+def _conditions(attempt: Mapping[str, Any]) -> str:
+    return describe_conditions(attempt.get("conditions") or {})
+
+
+def describe_conditions(c: Mapping[str, Any]) -> str:
+    """The machine while a latency target ran, in words: load average, busy CPU, this process's CPU per wall s."""
+    loads = [v for v in (c.get("load_before"), c.get("load_after")) if v is not None]
+    parts = [f"load average {max(loads):.2f} on {c.get('cores')} cores" if loads else f"{c.get('cores')} cores"]
+    if c.get("machine_busy") is not None:
+        parts.append(f"machine CPU {100 * c['machine_busy']:.0f}% busy")
+    if c.get("wall_s"):
+        parts.append(f"this process {(c.get('process_cpu_s') or 0) / c['wall_s']:.2f} CPU s per wall s")
+    return ", ".join(parts)
 
 
 def _cell(est: dict[float, Estimate] | None, q: float, scale: float = 1000.0) -> str:
@@ -109,6 +162,8 @@ def latency_rows(stats: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                           "note": f"{s['outcome']}: {s['message']}"})
             continue
         row = {"hardware": s["hardware"], "target": s["target"], "n": s["samples"]}
+        if s.get("unstable"):
+            row["target"] = f"{s['target']} (UNSTABLE)"
         for q in QUANTILES:
             row[f"TTFT p{q} ms"] = _cell(s["ttft_s"], q)
         for q in QUANTILES:
@@ -123,5 +178,5 @@ def latency_rows(stats: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-__all__ = ["METRICS", "METRIC_NAMES", "hardware_label", "latency_rows", "latency_stats", "latency_table",
-           "target_name"]
+__all__ = ["METRICS", "METRIC_NAMES", "describe_conditions", "hardware_label", "latency_rows", "latency_stats",
+           "latency_table", "target_name", "unstable_targets"]

@@ -15,7 +15,7 @@ from typing import Any
 from harness.plugin.clauses import LEVELS
 
 
-def _target(row: Mapping[str, Any]) -> str:
+def target_of(row: Mapping[str, Any]) -> str:
     """The column a row is judged in: never shared by two modes or two targets; client-side checks apart."""
     from harness.plugin.answers import client_side
 
@@ -38,7 +38,7 @@ def clause_verdicts(checks: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str,
         if level not in LEVELS or outcome not in rank:
             continue
         for clause in row.get("clauses") or ():
-            key = (str(row.get("subject")), str(level), _target(row), str(clause))
+            key = (str(row.get("subject")), str(level), target_of(row), str(clause))
             if rank[str(outcome)] >= rank[verdicts.get(key, "skipped")]:
                 verdicts[key] = str(outcome)
     return verdicts
@@ -83,4 +83,4 @@ def clause_matrix(checks: Sequence[Mapping[str, Any]], subject: str) -> list[dic
             for level, clause in clauses]
 
 
-__all__ = ["clause_matrix", "clause_verdicts", "level_headline"]
+__all__ = ["clause_matrix", "clause_verdicts", "level_headline", "target_of"]

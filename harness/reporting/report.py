@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.reporting import servers
-from harness.reporting.latency import hardware_label, latency_rows, latency_stats, target_name
+from harness.reporting.latency import hardware_label, latency_rows, latency_stats, target_name, unstable_targets
 from harness.results.schema import SCHEMA_VERSION
 
 MATRIX_MAX_CLAUSES = 150  # beyond this the matrix shows suites instead of clauses
@@ -274,8 +274,10 @@ def who_answered(checks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
              **{f"by {s}": c.get(s, 0) for s in sources}} for k, c in sorted(counts.items())]
 
 
-def _levels(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
-    """The verdict per subject and level, then which backend conforms to which clause (rows with clause ids)."""
+def _levels(doc: _Doc, checks: Sequence[Mapping[str, Any]], plots: Sequence[tuple[Path, str]] = ()) -> None:
+    """The verdict per subject and level, smolagents' MUST failures, which backend conforms to which clause
+    (table and plot), and the deliberate differences from smolagents (rows with clause ids)."""
+    from harness.reporting.interop import deliberate_differences, must_failures
     from harness.reporting.levels import clause_matrix, level_headline
 
     headline = level_headline(checks)
@@ -288,9 +290,62 @@ def _levels(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
           "(what `pytest suites --level=...` certifies): failed if one of them failed; clauses only skipped are "
           "left out.")
     doc.table(headline)
+    breaks, unjudged = must_failures(checks)
+    if any(r.get("subject") == "smolagents" for r in checks):
+        doc.h(3, f"MUST failures of smolagents' classes: {len(breaks)}")
+        doc.p("Each failure of a check graded MUST, by clause and failure, with the backends it failed on and a "
+              "one-line reproduction generated from the failing case: a `python -c` line with smolagents' class, "
+              "its settings and the call (an HTTP backend's line reaches the endpoint in its settings: a running "
+              "server, unless the failure comes before the request), else the `pytest` line of the case.")
+        doc.table(breaks)
+        if unjudged:
+            doc.p(f"Not counted ({len(unjudged)}): MUST checks that failed in replay only because smolagents sent a "
+                  "request other than the recorded one (valid or not, the recorded answer is not its answer); "
+                  "a live run (`--mode live`) judges them.")
+            doc.table(unjudged)
     for subject in sorted({str(r["subject"]) for r in headline}, key=lambda s: (s != "adapters", s)):
         doc.h(3, f"Clauses x backends: {subject}")
         doc.table(clause_matrix(checks, subject))
+        for path, alt in plots:
+            if path.name == f"clause_matrix_{subject}.png":
+                doc.img(path, alt)
+    registry = _registry()
+    if registry:
+        doc.h(3, "Deliberate differences from smolagents")
+        doc.p("The STRICT clauses: where this project asks more than the documented contract, each with its reason, "
+              "and how smolagents' own classes fare on it (backends whose verdict is fail, of those judged).")
+        doc.table(deliberate_differences(registry, checks))
+
+
+REGISTRY = Path("suites/clauses.yaml")  # the clause registry, read when run from the project root
+
+
+def _registry() -> dict[str, Any]:
+    from harness.contract.errors import HarnessError
+    from harness.plugin.clauses import load_registry
+
+    if not REGISTRY.is_file():
+        return {}
+    try:
+        return dict(load_registry(REGISTRY))
+    except HarnessError:
+        return {}
+
+
+def _raw_behaviour(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
+    """What the backends do themselves, before any adapter corrects it (harness.reporting.interop)."""
+    from harness.reporting.interop import raw_behaviour
+
+    table, columns = raw_behaviour(checks, CASSETTES if CASSETTES.is_dir() else None)
+    if not columns:
+        return
+    doc.h(2, "What the backends do themselves")
+    doc.p("Each behaviour measured from what came over the wire before any adapter corrected it: the recorded "
+          "answers of every HTTP backend per server (`cassettes/<server>/<backend>`; azure and bedrock are derived "
+          "from the local servers' recordings), and each local engine's own text as its live stop checks saw it. "
+          "Cell: answers that meet the behaviour, of those it applies to (- none applied). Interop: the share of "
+          "backends whose raw behaviour already meets the clause everywhere it applied.")
+    doc.table(table)
 
 
 def _servers_compared(doc: _Doc, checks: Sequence[Mapping[str, Any]]) -> None:
@@ -468,6 +523,8 @@ def _plots(out_dir: Path, rows: Sequence[Mapping[str, Any]], checks: Sequence[Ma
         plt.close(fig)
         plots.append((path, f"Conformance matrix: backend x {what} (adapters)"))
 
+    plots.extend(_clause_plots(plot_dir, checks))
+
     versus = _ours_vs_smolagents(checks)
     if versus and any(v["smolagents passed"] + v["smolagents failed"] for v in versus):
         fig, ax = plt.subplots(figsize=(10, 0.5 * len(versus) + 1.5))
@@ -491,6 +548,42 @@ def _plots(out_dir: Path, rows: Sequence[Mapping[str, Any]], checks: Sequence[Ma
         plt.close(fig)
         plots.append((path, "Pass rate of this project's adapters and of smolagents' classes, per backend"))
     return plots
+
+
+def _clause_plots(plot_dir: Path, checks: Sequence[Mapping[str, Any]]) -> list[tuple[Path, str]]:
+    """Per subject, wpt.fyi-style: clause (grouped by level) x backend, green pass, red fail, grey skip/not run."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from harness.reporting.levels import clause_matrix
+
+    out: list[tuple[Path, str]] = []
+    value = {"pass": 1.0, "FAIL": 0.0}
+    for subject in sorted({str(r.get("subject")) for r in checks if r.get("clauses")},
+                          key=lambda s: (s != "adapters", s)):
+        table = clause_matrix(checks, subject)
+        if not table:
+            continue
+        targets = [k for k in table[0] if k not in ("level", "clause")]
+        grid = np.array([[value.get(str(line[t]), np.nan) for t in targets] for line in table])
+        cmap = matplotlib.colors.ListedColormap(["#cf222e", "#2da44e"]).with_extremes(bad="#d0d7de")
+        fig, ax = plt.subplots(figsize=(4 + 0.6 * len(targets), 1.8 + 0.2 * len(table)))
+        ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_xticks(range(len(targets)), targets, rotation=40, ha="right", fontsize=7)
+        ax.set_yticks(range(len(table)), [f"{line['level']}  {line['clause']}" for line in table], fontsize=7)
+        ax.set_xticks(np.arange(-0.5, len(targets)), minor=True)
+        ax.set_yticks(np.arange(-0.5, len(table)), minor=True)
+        ax.grid(which="minor", color="white", linewidth=0.8)
+        ax.tick_params(which="minor", length=0)
+        ax.set_title(f"{SUBJECT_LABELS.get(subject, subject)}: clause x backend\n(green pass, red fail, "
+                     "grey skipped or not run)", fontsize=9)
+        fig.tight_layout()
+        path = plot_dir / f"clause_matrix_{subject}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        out.append((path, f"Clause x backend matrix: {SUBJECT_LABELS.get(subject, subject)}"))
+    return out
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -517,8 +610,11 @@ def results_frame(rows: Sequence[Mapping[str, Any]]) -> Any:
 
 
 def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Sequence[Mapping[str, Any]] = (),
-                 title: str = "Model conformance report") -> Path:
-    """Write report.md, report.html, results.csv and plots/ under ``out_dir``; returns report.md's path."""
+                 title: str = "Model conformance report", failed_steps: Sequence[str] = ()) -> Path:
+    """Write report.md, report.html, results.csv and plots/ under ``out_dir``; returns report.md's path.
+
+    ``failed_steps``: steps of the run behind the rows that failed (named at the top: their rows may be missing).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     checks = [r for r in rows if r.get("kind") == "check"]
     doc = _Doc()
@@ -528,6 +624,10 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
     doc.p(f"{len(rows)} result rows (schema version {SCHEMA_VERSION}) from {len(runs)} run(s): {', '.join(runs)}. "
           + (f"Suite modes: {', '.join(modes)} (cloud backends replay recorded cassettes; local engines and "
              f"servers run live)." if modes else ""))
+    if failed_steps:
+        doc.h(2, "Steps that failed")
+        doc.p("These steps of the run failed; what they would have measured is missing or partial below.")
+        doc.ul([f"**FAILED** `{step}`" for step in failed_steps])
     doc.h(2, "Hardware")
     doc.table(_hardware_rows(rows))
     versions: dict[str, set[str]] = defaultdict(set)
@@ -558,6 +658,14 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
         doc.table([{k: v for k, v in r.items() if k in first} for r in measured])
         doc.table([{k: v for k, v in r.items() if k in ("hardware", "target") or k not in first} for r in measured])
         doc.ul([f"**{r['target']}** on {r['hardware']}: not measured ({r['note']})" for r in table if "note" in r])
+        untrusted = unstable_targets(rows)
+        if untrusted:
+            doc.h(3, "Figures that cannot be trusted")
+            doc.p("A target whose samples spread too wide (TPOT standard deviation over 10% of the mean, or the 95% "
+                  "interval of its median over 20% of the median, as pyperf warns of unstable benchmarks) was "
+                  "measured once more; the figures above are its last measurement, marked UNSTABLE when that one "
+                  "spread too wide as well. Each attempt with the machine's load while it ran:")
+            doc.ul([f"**WARNING** {line}" for line in untrusted])
         hardware = sorted({s["hardware"] for s in stats})
         if len(hardware) > 1:
             doc.h(3, "Latency per hardware")
@@ -587,7 +695,8 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: Path, previous: Seq
               "engine itself), cassette (its recording, replayed), responder (the suites' recorded-reply "
               "responder), fault-injector, fake, none (nothing sent).")
         doc.table(who_answered(checks))
-        _levels(doc, checks)
+        _levels(doc, checks, plots)
+        _raw_behaviour(doc, checks)
         _conformance(doc, checks, next((p for p in plots if p[0].name == "conformance_matrix.png"), None))
     others = sorted({str(r.get("suite")) for r in rows if r.get("kind") == "summary"
                      and r.get("suite") != "bench-latency"})

@@ -65,8 +65,10 @@ FIELDS: dict[str, str] = {
     "model": "the model's id",
     "versions": "installed versions of the libraries that matter (dict)",
     "hardware": "the machine: label, cpu_model, cpu_cores, memory_gb, gpu_name, gpu_memory_gb, apple_chip, os",
-    "extra": "anything else the writer wants kept (dict), e.g. the roofline figures, or a suite check's "
-             "backend_reached (whether it reached the backend's wire or engine)",
+    "extra": ("anything else the writer wants kept (dict): a latency target's `roofline` and `stability` (each "
+              "attempt's spread, load and warnings), a latency sample's `attempt`, a suite check's `backend_reached` "
+              "(whether it reached the backend's wire or engine), a failed check's `reproduction` (smolagents' "
+              "classes) and `request_differs` (replay answered with the recording of another request)"),
 }
 
 
