@@ -82,7 +82,8 @@ class SuiteRun:
 # property and BFCL checks are answered by the suites' recorded-reply responder, built from the first
 # server's recording whatever the server (run again per server, they would repeat the same checks).
 FIRST_SERVER_ONLY = ("suites/test_faults.py", "suites/test_agents.py", "suites/test_properties.py",
-                     "suites/test_bfcl.py")
+                     "suites/test_bfcl.py", "suites/test_constructor.py", "suites/test_wire_translation.py",
+                     "suites/test_stream_boundaries.py")
 
 
 # A suite run's exit codes a report goes on after: 1 = some checks failed, which the report shows; 5 = none ran.
