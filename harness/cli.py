@@ -29,7 +29,7 @@ def _fetch_model(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from harness.servers.local import make_server
+    from harness.servers.catalog import make_server
 
     server = make_server(args.server, port=args.port)
     print(f"starting {server.name} on the embedded model...", flush=True)

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from harness.recording.cassettes import LOCAL_SERVERS, SERVER_LIBRARIES
+from harness.servers.catalog import make_server, server_classes
 from harness.servers.llama_cpp import PYTHON_VARIABLE, LlamaCppServer, llama_cpp_python
-from harness.servers.local import LocalOpenAIServer, make_server, server_classes
+from harness.servers.local import LocalOpenAIServer
 from harness.servers.mlx_lm import MlxLmServer
 
 # answers 200 on the paths given after the port, 503 on every other GET

@@ -148,7 +148,7 @@ class _Progress:
 @contextmanager
 def _local_server(name: str) -> Iterator[Target]:
     from harness.recording.network import hub_clients_online
-    from harness.servers.local import make_server
+    from harness.servers.catalog import make_server
 
     with hub_clients_online(), make_server(name) as server:
         yield Target(mode="live", base_url=server.base_url, served_model_id=server.model_id)

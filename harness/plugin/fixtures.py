@@ -74,7 +74,7 @@ def subject(pytestconfig: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def local_server(pytestconfig: pytest.Config) -> Iterator[Any]:
     """The local OpenAI-compatible server named by --server, started once, stopped at the end."""
-    from harness.servers.local import make_server
+    from harness.servers.catalog import make_server
 
     server = make_server(pytestconfig.getoption("--server") or DEFAULT_SERVER)
     server.start()

@@ -39,8 +39,8 @@ from harness.recording.derive import SOURCE_BACKEND, TARGETS, underivable
 from harness.recording.network import block_network, hub_clients_online
 from harness.recording.played import PlayedRequest, noting_played
 from harness.recording.record import Recording, default_aside_root
+from harness.servers.catalog import server_classes
 from harness.servers.embedded import COPY_VERSION
-from harness.servers.local import server_classes
 
 PLAYED = pytest.StashKey[list[PlayedRequest]]()  # the requests replay answered in one test
 

@@ -290,25 +290,6 @@ def vllm_version(python: str) -> str:
     return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def server_classes() -> dict[str, type[LocalOpenAIServer]]:
-    """Every local server by name, in the order of ``harness.recording.cassettes.LOCAL_SERVERS``."""
-    # the servers defined in modules of their own import this one: imported here, not at the top
-    from harness.servers.llama_cpp import LlamaCppServer
-    from harness.servers.mlx_lm import MlxLmServer
-
-    return {cls.name: cls for cls in (LocalOpenAIServer, VLLMServer, LlamaCppServer, MlxLmServer)}
-
-
-def make_server(name: str, **kwargs: object) -> LocalOpenAIServer:
-    """The local server called ``name`` (transformers-serve, vllm-serve, ...), not started."""
-    classes = server_classes()
-    try:
-        cls = classes[name]
-    except KeyError:
-        raise ValueError(f"{name!r} is not a local server. Valid servers are: {', '.join(classes)}") from None
-    return cls(**kwargs)  # type: ignore[arg-type]
-
-
 def _can_die_with_parent() -> bool:
     # Linux only; and the signal follows the thread that started the child, so only from the main thread
     return sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread()
