@@ -28,7 +28,7 @@ from harness.contract.types import (
     MessageRole,
     TokenUsage,
 )
-from harness.wire.converse import converse_turns, output_config, tool_config
+from harness.wire.converse import content_blocks, converse_turns, output_config, tool_config
 
 # What each Converse ``stopReason`` makes of the reply: "complete" and "truncated" give the
 # ChatMessage (a truncated one as OpenAI's finish_reason "length" does), "content_filter" the
@@ -77,26 +77,16 @@ def _image_block(data: bytes) -> dict[str, Any]:
     return {"image": {"format": fmt, "source": {"bytes": data}}}
 
 
+def _image_url_block(part: Mapping[str, Any]) -> dict[str, Any]:
+    url = part.get("image_url")
+    return _image_block(_image_bytes(url.get("url") if isinstance(url, Mapping) else url))
+
+
 def _blocks(content: Any, index: int) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        # Converse rejects a blank text block
-        return [{"text": content}] if content else []
-    blocks = []
-    for part in content:
-        kind = part.get("type")
-        if kind == "text":
-            if part.get("text"):
-                blocks.append({"text": part["text"]})
-        elif kind == "image":
-            blocks.append(_image_block(_image_bytes(part.get("image"))))
-        elif kind == "image_url":
-            url = part.get("image_url")
-            blocks.append(_image_block(_image_bytes(url.get("url") if isinstance(url, Mapping) else url)))
-        else:
-            raise ValueError(f"messages[{index}] has a {kind!r} part, which Bedrock Converse cannot take")
-    return blocks
+    return content_blocks(
+        content, index,
+        {"image": lambda part: _image_block(_image_bytes(part.get("image"))), "image_url": _image_url_block},
+        lambda kind: ValueError(f"messages[{index}] has a {kind!r} part, which Bedrock Converse cannot take"))
 
 
 def converse_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -23,7 +23,7 @@ from harness.recording.derive_common import (
 )
 from harness.recording.placeholders import BEDROCK_MODEL_ID, BEDROCK_REGION
 from harness.wire import sse
-from harness.wire.converse import converse_turns, output_config, tool_config
+from harness.wire.converse import content_blocks, converse_turns, output_config, tool_config
 from harness.wire.eventstream import CONTENT_TYPE as EVENT_STREAM_CONTENT_TYPE
 from harness.wire.eventstream import encode_event_message
 
@@ -34,25 +34,16 @@ _BEDROCK_ERRORS = {400: "ValidationException", 403: "AccessDeniedException", 404
 
 
 def _converse_blocks(content: Any, index: int) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    blocks = []
-    for part in content:
-        if part.get("type") == "text":
-            if part.get("text"):
-                blocks.append({"text": part["text"]})
-        elif part.get("type") == "image_url":
-            url = part["image_url"]["url"] if isinstance(part["image_url"], Mapping) else part["image_url"]
-            header, _, data = url.partition(",")
-            if not header.startswith("data:image/") or ";base64" not in header:
-                raise DerivationError(f"messages[{index}]: only base64 data-URL images can be derived")
-            fmt = header[len("data:image/") :].split(";")[0].replace("jpg", "jpeg")
-            blocks.append({"image": {"format": fmt, "source": {"bytes": data}}})  # blobs travel as base64
-        else:
-            raise DerivationError(f"messages[{index}] has a {part.get('type')!r} part, which Converse cannot take")
-    return blocks
+    def image(part: Mapping[str, Any]) -> dict[str, Any]:
+        url = part["image_url"]["url"] if isinstance(part["image_url"], Mapping) else part["image_url"]
+        header, _, data = url.partition(",")
+        if not header.startswith("data:image/") or ";base64" not in header:
+            raise DerivationError(f"messages[{index}]: only base64 data-URL images can be derived")
+        fmt = header[len("data:image/") :].split(";")[0].replace("jpg", "jpeg")
+        return {"image": {"format": fmt, "source": {"bytes": data}}}  # blobs travel as base64
+
+    return content_blocks(content, index, {"image_url": image}, lambda kind: DerivationError(
+        f"messages[{index}] has a {kind!r} part, which Converse cannot take"))
 
 
 def converse_body(body: Mapping[str, Any]) -> dict[str, Any]:

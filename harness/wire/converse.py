@@ -1,7 +1,7 @@
 """Chat-completions messages, tools and response formats in Amazon Bedrock Converse's shapes.
 
 One translation for the Bedrock adapter (requests) and for ``harness derive-cassettes`` (bodies
-of derived cassettes); each brings its own content blocks, since the adapter sends image bytes
+of derived cassettes); each brings its own image blocks, since the adapter sends image bytes
 and a cassette holds them as base64.
 """
 
@@ -13,6 +13,30 @@ from typing import Any
 
 # content of message ``index`` -> Converse content blocks
 Blocks = Callable[[Any, int], list[dict[str, Any]]]
+
+
+def content_blocks(content: Any, index: int, images: Mapping[str, Callable[[Any], dict[str, Any]]],
+                   refused: Callable[[str], Exception]) -> list[dict[str, Any]]:
+    """Converse content blocks for message ``index``'s content (a string or a list of parts).
+
+    A blank text block is never made (Converse rejects one); a part whose type is in ``images``
+    becomes the block that function makes of the part; any other part raises ``refused(its type)``.
+    """
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    blocks = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            if part.get("text"):
+                blocks.append({"text": part["text"]})
+        elif kind in images:
+            blocks.append(images[kind](part))
+        else:
+            raise refused(kind)
+    return blocks
 
 
 def converse_turns(
