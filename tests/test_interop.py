@@ -113,6 +113,25 @@ def test_must_failures_carry_their_reproduction_and_leave_unjudged_replays_apart
     assert [u["backends"] for u in unjudged] == ["azure (s)"]
 
 
+def test_the_headline_counts_as_unjudged_what_the_must_list_leaves_apart():
+    """A replayed failure of another request than the recorded one is no verdict: the headline and the clause
+    matrix leave it out, as the list of MUST failures does, so the two never disagree."""
+    from harness.reporting.levels import clause_matrix, level_headline
+
+    rows = [_must("azure", "failed", "body.messages[0].content: sent 'a' (str)",
+                  {"request_differs": True, "reproduction": ["pytest 'x[azure]'"]}),
+            _must("openai", "failed", "TypeError: string indices must be integers",
+                  {"reproduction": ["pytest 'x[openai]'"]}),
+            _must("bedrock", "passed", "")]
+    breaks, unjudged = must_failures(rows)
+    (line,) = level_headline(rows)
+    assert line["azure (s)"] == "-" and line["openai (s)"] == "0% (0/1)" and line["bedrock (s)"] == "100% (1/1)"
+    failed_in_headline = sum(1 for k, v in line.items() if isinstance(v, str) and v.startswith("0%"))
+    assert failed_in_headline == len(breaks) == 1 and len(unjudged) == 1
+    (matrix_line,) = clause_matrix(rows, "smolagents")
+    assert matrix_line["azure (s)"] == "skip" and matrix_line["openai (s)"] == "FAIL"
+
+
 def test_deliberate_differences_list_every_strict_clause_with_its_reason():
     from harness.plugin.clauses import Clause
 

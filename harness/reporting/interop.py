@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REQUEST_DIFFERS = "request_differs"  # extra key of a row whose replayed request differed from the recording
+from harness.reporting.levels import REQUEST_DIFFERS
+
 
 
 @dataclass

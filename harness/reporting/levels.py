@@ -14,6 +14,10 @@ from typing import Any
 
 from harness.plugin.clauses import LEVELS
 
+# extra key of a row whose replayed request differed from the recording: a failure there is no verdict (the
+# recorded answer is not the answer to that request), so it is counted as unjudged, never as a failed clause
+REQUEST_DIFFERS = "request_differs"
+
 
 def target_of(row: Mapping[str, Any]) -> str:
     """The column a row is judged in: never shared by two modes or two targets; client-side checks apart."""
@@ -30,13 +34,16 @@ def target_of(row: Mapping[str, Any]) -> str:
 
 
 def clause_verdicts(checks: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str, str], str]:
-    """(subject, level, target, clause) -> passed, failed or skipped."""
+    """(subject, level, target, clause) -> passed, failed or skipped (a failure in replay of a request other than
+    the recorded one counts as skipped: unjudged, as in the report's list of MUST failures)."""
     verdicts: dict[tuple[str, str, str, str], str] = {}
     rank = {"skipped": 0, "passed": 1, "failed": 2}  # one failed check fails the clause; one pass beats skips
     for row in checks:
         level, outcome = row.get("level"), row.get("outcome")
         if level not in LEVELS or outcome not in rank:
             continue
+        if outcome == "failed" and (row.get("extra") or {}).get(REQUEST_DIFFERS):
+            outcome = "skipped"  # unjudged: the request was not the recorded one
         for clause in row.get("clauses") or ():
             key = (str(row.get("subject")), str(level), target_of(row), str(clause))
             if rank[str(outcome)] >= rank[verdicts.get(key, "skipped")]:
