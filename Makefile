@@ -164,10 +164,12 @@ report: install install-vllm $(if $(filter llama-cpp-serve,$(SERVERS)),install-l
 # pipeline of harness/contract/model.py and the HTTP backends' adapters, judged by `pytest suites` alone on replayed cassettes; the score per module
 # and every survivor with its reason (docs/mutation.md). MUTATION_FAIL_UNDER=95 makes a low total score fail.
 # MUTATION_ONLY=harness.contract.model,adapters.azure runs those targets alone.
-MUTATION_BACKENDS ?= openai,inference-client,litellm,litellm-router,azure,bedrock
+# Each target is judged by the backends that run its code (tools/mutation.py); MUTATION_BACKENDS=openai,azure
+# judges every target by those instead.
+MUTATION_BACKENDS ?=
 MUTATION_JOBS ?= 2
 mutation: install
-	$(BIN)/python tools/mutation.py --backends=$(MUTATION_BACKENDS) --jobs=$(MUTATION_JOBS) \
+	$(BIN)/python tools/mutation.py $(if $(MUTATION_BACKENDS),--backends=$(MUTATION_BACKENDS)) --jobs=$(MUTATION_JOBS) \
 		$(if $(MUTATION_ONLY),--only=$(MUTATION_ONLY)) $(if $(MUTATION_FAIL_UNDER),--fail-under=$(MUTATION_FAIL_UNDER))
 
 lint: install

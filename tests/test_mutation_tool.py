@@ -37,7 +37,8 @@ def test_survivors_reasons_are_read_from_the_docs_table(tmp_path):
 
 def test_the_report_lists_timeouts_apart_and_each_survivor_with_its_reason(tmp_path, monkeypatch, capsys):
     mutation = _tool("mutation")
-    meta = tmp_path / "mutants" / "harness" / "contract" / "model.py.meta"
+    meta = tmp_path / "mutants" / mutation.DEFAULT_BACKENDS.replace(",", "+") / "mutants" / "harness" / "contract" / \
+        "model.py.meta"
     meta.parent.mkdir(parents=True)
     name = "harness.contract.model.x_validate_call__mutmut_"
     codes = {f"{name}1": 1, f"{name}2": 0, f"{name}3": 0, f"{name}4": 24}
@@ -72,3 +73,45 @@ def test_every_listed_bug_still_applies_to_the_code_once():
         text = (ROOT / bug.path).read_text(encoding="utf-8")
         assert text.count(bug.old) == 1, f"{bug.name}: its text is in {bug.path} {text.count(bug.old)} times"
         assert bug.new != bug.old
+
+
+def test_the_nightly_matrix_names_every_target_once_and_nothing_else():
+    """Each nightly mutation job runs `make mutation MUTATION_ONLY=<its targets>`: a stale name makes the job fail
+    for a reason other than the score, and a target left out is never measured."""
+    import yaml
+
+    mutation = _tool("mutation")
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "nightly.yml").read_text(encoding="utf-8"))
+    groups = workflow["jobs"]["mutation"]["strategy"]["matrix"]["targets"]
+    named = [t for group in groups for t in group.split(",")]
+    assert sorted(named) == sorted(mutation.TARGETS), set(named) ^ set(mutation.TARGETS)
+
+
+def test_each_target_is_judged_by_the_backends_that_run_it_in_a_directory_of_its_own(tmp_path, monkeypatch):
+    mutation = _tool("mutation")
+    groups = mutation._groups(["adapters.hf", "adapters.bedrock", "harness.wire.converse", "harness.contract.model"],
+                              None)
+    assert groups == {"inference-client": ["adapters.hf"], "bedrock": ["adapters.bedrock", "harness.wire.converse"],
+                      mutation.DEFAULT_BACKENDS: ["harness.contract.model"]}
+    assert mutation._groups(["adapters.hf", "adapters.bedrock"], "openai") == {
+        "openai": ["adapters.hf", "adapters.bedrock"]}
+    # each target's verdicts come from its own group's directory: a run of the same target by another judge
+    # (here --backends=openai, which let the mutant survive) is kept apart, and a fresh run of one group
+    # leaves the other groups' verdicts in place
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(mutation, "REASONS", tmp_path / "mutation.md")
+    monkeypatch.setattr(mutation, "_run_mutmut", lambda *a, **k: 0)
+    name = "adapters.hf.x_f__mutmut_1"
+    for group, code in (("openai", 0), ("inference-client", 1), ("bedrock", 1)):
+        meta = tmp_path / "mutants" / group / "mutants" / "adapters" / "hf.py.meta"
+        meta.parent.mkdir(parents=True)
+        meta.write_text(json.dumps({"exit_code_by_key": {name: code}}), encoding="utf-8")
+    assert mutation.main(["--only", "adapters.hf", "--report-only", "--fail-under", "100"]) == 0
+    assert mutation.main(["--only", "adapters.hf", "--report-only", "--backends", "openai", "--fail-under", "1"]) == 1
+    (tmp_path / "cassettes").mkdir()
+    for name_ in ("harness", "adapters", "suites"):
+        (tmp_path / name_).mkdir()
+    (tmp_path / "pyproject.toml").write_text("", encoding="utf-8")
+    mutation.main(["--only", "adapters.bedrock"])  # a fresh run of the bedrock group (mutmut itself not run)
+    assert (tmp_path / "mutants" / "inference-client" / "mutants").is_dir()
+    assert not (tmp_path / "mutants" / "bedrock" / "mutants").exists()

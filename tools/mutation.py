@@ -1,7 +1,7 @@
 """Mutation testing of the contract's logic, judged by the conformance suites alone.
 
-    python tools/mutation.py [--backends openai,bedrock] [--jobs 2] [--fail-under 95]
-        [--only harness.contract.tool_calls]
+    python tools/mutation.py [--jobs 2] [--fail-under 95] [--only harness.contract.tool_calls]
+        [--backends openai,bedrock]   # one judge for every target (default: each target's own, below)
     python tools/mutation.py --rerun-survivors [--only ...]   # after strengthening the suites
 
 Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the targets below, with
@@ -9,7 +9,7 @@ Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the target
 and every survivor (``mutmut show NAME`` prints its diff). The score is the share killed of the
 mutants with a verdict: a mutant whose run timed out is listed apart, with no verdict, and never
 counted as killed. Work happens in ``mutants/``, a copy of
-the tree, which each run starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
+the tree (one per group of targets judged by the same backends: ``mutants/<backends>/``), which each run starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
 survivors (and timed-out mutants) again, with the suites as they are now (mutmut copies ``suites/`` again and collects
 coverage for the new tests; killed verdicts stand). The table gives each target's killed / survived /
 timeout / no-tests counts and score; timeouts are listed apart, and every survivor with the reason
@@ -65,6 +65,17 @@ ADAPTER_TARGETS = {
 TARGETS = {**HARNESS_TARGETS, **ADAPTER_TARGETS}
 # Every HTTP backend: each adapter module is judged through the backend that runs it.
 DEFAULT_BACKENDS = "openai,inference-client,litellm,litellm-router,azure,bedrock"
+# The judge of each target by default: the backends whose requests and replies run through its code (mutmut
+# runs a mutant only against the tests that reached it, so another backend's suites would only lengthen the
+# stats run). The contract's modules and the shared wire helpers are judged on every HTTP backend.
+TARGET_BACKENDS = {
+    "adapters.openai": "openai,azure,litellm,litellm-router",  # azure subclasses it; litellm maps errors with it
+    "adapters.azure": "azure",
+    "adapters.hf": "inference-client",
+    "adapters.litellm": "litellm,litellm-router",
+    "adapters.bedrock": "bedrock",
+    "harness.wire.converse": "bedrock",
+}
 # Where each survivor's reason is written down (a table row starting with the mutant's name in backticks)
 REASONS = ROOT / "docs" / "mutation.md"
 
@@ -90,10 +101,13 @@ def _status(code: int | None) -> str:
 
 
 def _results(root: Path, globs: dict[str, list[str]]) -> dict[str, dict[str, str]]:
-    """target -> {mutant name: status}, read from mutmut's meta files."""
+    """target -> {mutant name: status}, read from mutmut's meta files (of every group's work directory: a mutant
+    not run in one group keeps the verdict another group gave it)."""
     codes: dict[str, int | None] = {}
-    for meta in (root / "mutants").rglob("*.py.meta"):
-        codes.update(json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
+    for meta in sorted((root / "mutants").rglob("*.py.meta")):
+        for name, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items():
+            if code is not None or name not in codes:
+                codes[name] = code
     return {
         target: {name: _status(code) for name, code in sorted(codes.items()) if any(fnmatch(name, g) for g in patterns)}
         for target, patterns in globs.items()
@@ -131,9 +145,36 @@ def _score(statuses: Counter[str]) -> float:
     return 100.0 * statuses["killed"] / judged if judged else 0.0
 
 
+def _groups(chosen: list[str], backends: str | None) -> dict[str, list[str]]:
+    """backends -> the targets they judge: one group when --backends is given, else by each target's own judge."""
+    groups: dict[str, list[str]] = {}
+    for target in chosen:
+        groups.setdefault(backends or TARGET_BACKENDS.get(target, DEFAULT_BACKENDS), []).append(target)
+    return groups
+
+
+def _workpath(backends: str) -> Path:
+    return ROOT / "mutants" / backends.replace(",", "+")
+
+
+def _workdir(backends: str) -> Path:
+    """The copy of the project mutmut works in for one group (its own mutants/ inside): the sources it mutates
+    and copies, the suites' configuration, and the cassettes (linked: only read)."""
+    work = _workpath(backends)
+    if not work.is_dir():
+        work.mkdir(parents=True)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        for name in ("harness", "adapters", "suites"):
+            shutil.copytree(ROOT / name, work / name, ignore=ignore)
+        shutil.copy2(ROOT / "pyproject.toml", work / "pyproject.toml")
+        (work / "cassettes").symlink_to(ROOT / "cassettes", target_is_directory=True)
+    return work
+
+
 def _run_mutmut(globs: list[str], backends: str, jobs: int, log: Path) -> int:
+    work = log.parent
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(work), env.get("PYTHONPATH", "")) if p)
     env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     env.setdefault("HF_HUB_OFFLINE", "1")
     # the property suites' short derandomized profile (suites/conftest.py): many mutants, each run kept short
@@ -143,7 +184,7 @@ def _run_mutmut(globs: list[str], backends: str, jobs: int, log: Path) -> int:
     mutmut = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *globs]
     started, last = time.monotonic(), 0.0
     with log.open("w", encoding="utf-8") as out:
-        proc = subprocess.Popen(mutmut, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(mutmut, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, encoding="utf-8", errors="replace")
         assert proc.stdout is not None
         buffer = ""
@@ -161,8 +202,10 @@ def _run_mutmut(globs: list[str], backends: str, jobs: int, log: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default=DEFAULT_BACKENDS,
-                        help=f"--backend value for the suites (default: {DEFAULT_BACKENDS})")
+    parser.add_argument("--backends", default=None,
+                        help="--backend value for the suites, the judge of every target (default: each target's "
+                             f"own: {', '.join(f'{t} by {b}' for t, b in TARGET_BACKENDS.items())}; the others by "
+                             f"{DEFAULT_BACKENDS})")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--only", default="", help=f"comma list of targets (default: all of {', '.join(TARGETS)})")
     parser.add_argument("--fail-under", type=float, default=None,
@@ -179,32 +222,39 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"{', '.join(map(repr, unknown))}: not a target. Valid targets are: {', '.join(TARGETS)}")
     globs = {t: TARGETS[t] for t in chosen}
-    log = ROOT / "mutants" / "mutmut-run.log"
-    run: list[str] = []
-    if args.rerun_survivors:
-        if not (ROOT / "mutants").is_dir():
-            print("no mutants/ directory: run without --rerun-survivors first", file=sys.stderr)
+    groups = _groups(chosen, args.backends)
+    if not args.report_only and not args.rerun_survivors:
+        for backends in groups:  # mutmut caches verdicts: the groups run now start afresh, the others are kept
+            shutil.rmtree(_workpath(backends), ignore_errors=True)
+    else:
+        missing = [b for b in groups if not (_workpath(b) / "mutants").is_dir()]
+        if missing:
+            print(f"no {', '.join(str(_workpath(b).relative_to(ROOT)) for b in missing)} directory: run "
+                  f"{', '.join(t for b in missing for t in groups[b])} without "
+                  f"{'--report-only' if args.report_only else '--rerun-survivors'} first", file=sys.stderr)
             return 2
-        run = [name for statuses in _results(ROOT, globs).values() for name, s in statuses.items()
-               if s in UNFINISHED]
-        print(f"judging {len(run)} survivors and timed-out mutants again; judge: pytest suites "
-              f"--backend={args.backends} (replay)", flush=True)
-    elif not args.report_only:
-        shutil.rmtree(ROOT / "mutants", ignore_errors=True)  # mutmut caches verdicts: start afresh
-        (ROOT / "mutants").mkdir()
-        print(f"mutmut on {', '.join(chosen)}; judge: pytest suites --backend={args.backends} (replay)", flush=True)
-        run = [g for gs in globs.values() for g in gs]
-    if run:
-        code = _run_mutmut(run, args.backends, args.jobs, log)
+    for backends, targets in ([] if args.report_only else groups.items()):
+        log = _workdir(backends) / "mutmut-run.log"
+        if args.rerun_survivors:
+            statuses = _results(log.parent, {t: TARGETS[t] for t in targets})
+            run = [name for by_name in statuses.values() for name, s in by_name.items() if s in UNFINISHED]
+            print(f"{', '.join(targets)}: judging {len(run)} survivors and timed-out mutants again; judge: "
+                  f"pytest suites --backend={backends} (replay)", flush=True)
+        else:
+            run = [g for t in targets for g in TARGETS[t]]
+            print(f"mutmut on {', '.join(targets)}; judge: pytest suites --backend={backends} (replay)", flush=True)
+        if not run:
+            continue
+        code = _run_mutmut(run, backends, args.jobs, log)
         if code != 0:
             print(f"mutmut failed (exit {code}); its output is in {log.relative_to(ROOT)}", file=sys.stderr)
             print(log.read_text(encoding="utf-8", errors="replace")[-3000:], file=sys.stderr)
             return 2
-    elif not (ROOT / "mutants").is_dir():
-        print("no mutants/ directory: run without --report-only first", file=sys.stderr)
-        return 2
 
-    results = _results(ROOT, globs)
+    # each target's verdicts from its own group's directory (a run with another judge is kept apart)
+    results = {t: {} for t in chosen}
+    for backends, targets in groups.items():
+        results.update(_results(_workpath(backends), {t: TARGETS[t] for t in targets}))
     total: Counter[str] = Counter()
     print(f"\n{'target':28} {'mutants':>7} {'killed':>7} {'survived':>8} {'timeout':>7} {'no tests':>8} "
           f"{'not run':>7} {'score':>7}")
@@ -232,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     if survivors:
         unexplained = [name for name, _ in survivors if _reason_for(name, reasons) == "NO REASON GIVEN"]
         print(f"\nsurvivors ({len(survivors)}, {len(unexplained)} without a reason in "
-              f"{REASONS.relative_to(ROOT)}; `.venv/bin/mutmut show NAME` prints a diff):")
+              f"docs/{REASONS.name}; `cd mutants/<judge> && ../../.venv/bin/mutmut show NAME` prints a diff, "
+              f"<judge> being {' or '.join(sorted(_workpath(b).name for b in groups))}):")
         for name, status in survivors:
             print(f"  {status:9} {name}: {_reason_for(name, reasons)}")
     if total["not run"]:
