@@ -8,8 +8,8 @@ Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the target
 ``pytest suites`` replaying cassettes as the only judge, then prints killed / survived per target
 and every survivor (``mutmut show NAME`` prints its diff). The score is the share killed of the
 mutants with a verdict: a mutant whose run timed out is listed apart, with no verdict, and never
-counted as killed. Work happens in ``mutants/``, a copy of
-the tree (one per group of targets judged by the same backends: ``mutants/<backends>/``), which each run starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
+counted as killed. Work happens in ``mutants/<judge>/``, a copy of the tree per group of targets judged by the
+same backends, which a run of that group starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
 survivors (and timed-out mutants) again, with the suites as they are now (mutmut copies ``suites/`` again and collects
 coverage for the new tests; killed verdicts stand). The table gives each target's killed / survived /
 timeout / no-tests counts and score; timeouts are listed apart, and every survivor with the reason
@@ -221,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in chosen if t not in TARGETS]
     if unknown:
         parser.error(f"{', '.join(map(repr, unknown))}: not a target. Valid targets are: {', '.join(TARGETS)}")
-    globs = {t: TARGETS[t] for t in chosen}
     groups = _groups(chosen, args.backends)
     if not args.report_only and not args.rerun_survivors:
         for backends in groups:  # mutmut caches verdicts: the groups run now start afresh, the others are kept

@@ -22,7 +22,6 @@ from typing import Any
 from harness.reporting.levels import REQUEST_DIFFERS
 
 
-
 @dataclass
 class _Tally:
     """hits of total, per behaviour, for one backend-and-server column."""
