@@ -115,3 +115,14 @@ def test_each_target_is_judged_by_the_backends_that_run_it_in_a_directory_of_its
     mutation.main(["--only", "adapters.bedrock"])  # a fresh run of the bedrock group (mutmut itself not run)
     assert (tmp_path / "mutants" / "inference-client" / "mutants").is_dir()
     assert not (tmp_path / "mutants" / "bedrock" / "mutants").exists()
+
+
+def test_a_sample_is_drawn_per_target_reproducibly_and_its_score_has_an_interval():
+    mutation = _tool("mutation")
+    statuses = {"a": {f"a.x_f__mutmut_{i}": "not run" for i in range(50)},
+                "b": {f"b.x_g__mutmut_{i}": "not run" for i in range(3)}}
+    drawn = mutation._draw(statuses, 10, seed=5)
+    assert len(drawn) == 13 and len(set(drawn)) == 13  # 10 of a, all 3 of b
+    assert drawn == mutation._draw(statuses, 10, seed=5) and drawn != mutation._draw(statuses, 10, seed=6)
+    low, high = mutation._interval(8, 10)  # Wilson's interval for 8 of 10: [0.490, 0.943]
+    assert round(low, 1) == 49.0 and round(high, 1) == 94.3

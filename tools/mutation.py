@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -153,6 +155,26 @@ def _groups(chosen: list[str], backends: str | None) -> dict[str, list[str]]:
     return groups
 
 
+def _draw(statuses: dict[str, dict[str, str]], per_target: int, seed: int) -> list[str]:
+    """``per_target`` mutant names of each target, drawn at random with ``seed`` (all of a smaller target)."""
+    rng = random.Random(seed)
+    drawn: list[str] = []
+    for by_name in statuses.values():
+        names = sorted(by_name)
+        drawn += sorted(rng.sample(names, min(per_target, len(names))))
+    return drawn
+
+
+def _interval(killed: int, judged: int) -> tuple[float, float]:
+    """The 95% Wilson interval of the killed share, in percent, of a sample of ``judged`` mutants."""
+    if not judged:
+        return 0.0, 100.0
+    z, p = 1.96, killed / judged
+    centre = (p + z * z / (2 * judged)) / (1 + z * z / judged)
+    half = z * math.sqrt(p * (1 - p) / judged + z * z / (4 * judged * judged)) / (1 + z * z / judged)
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+
+
 def _workpath(backends: str) -> Path:
     return ROOT / "mutants" / backends.replace(",", "+")
 
@@ -211,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-under", type=float, default=None,
                         help="exit 1 when the score over all targets run (percent killed of the mutants with a "
                              "verdict; timeouts have none) is lower")
+    parser.add_argument("--sample", type=int, default=None, metavar="N",
+                        help="judge N mutants per target drawn at random (seeded) instead of all of them: the score "
+                             "is then an estimate, printed with its 95%% interval")
+    parser.add_argument("--seed", type=int, default=21, help="the draw of --sample (default: 21)")
     parser.add_argument("--report-only", action="store_true", help="print the last run's results; run nothing")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="keep mutants/ and judge the last run's survivors and timed-out mutants again with the "
@@ -239,6 +265,19 @@ def main(argv: list[str] | None = None) -> int:
             run = [name for by_name in statuses.values() for name, s in by_name.items() if s in UNFINISHED]
             print(f"{', '.join(targets)}: judging {len(run)} survivors and timed-out mutants again; judge: "
                   f"pytest suites --backend={backends} (replay)", flush=True)
+        elif args.sample is not None:
+            # mutmut generates every mutant and runs its stats once (a name that matches none runs nothing), then
+            # judges the drawn ones
+            print(f"mutmut on {', '.join(targets)}: generating the mutants and the stats run; judge: pytest suites "
+                  f"--backend={backends} (replay)", flush=True)
+            code = _run_mutmut(["no-such-mutant"], backends, args.jobs, log.with_name("mutmut-stats.log"))
+            if code != 0:
+                print(f"mutmut failed (exit {code}); see {log.with_name('mutmut-stats.log').relative_to(ROOT)}",
+                      file=sys.stderr)
+                return 2
+            run = _draw(_results(log.parent, {t: TARGETS[t] for t in targets}), args.sample, args.seed)
+            print(f"judging {len(run)} mutants drawn at random ({args.sample} per target, seed {args.seed})",
+                  flush=True)
         else:
             run = [g for t in targets for g in TARGETS[t]]
             print(f"mutmut on {', '.join(targets)}; judge: pytest suites --backend={backends} (replay)", flush=True)
@@ -286,7 +325,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, status in survivors:
             print(f"  {status:9} {name}: {_reason_for(name, reasons)}")
     if total["not run"]:
-        print(f"\n{total['not run']} mutants were not run (the run was cut short): the scores count the judged ones")
+        print(f"\n{total['not run']} mutants were not run (drawn out by --sample, or the run was cut short): the "
+              "scores count the judged ones; as estimates of the whole target's score, their 95% intervals:")
+        for target, statuses in results.items():
+            counts = Counter(statuses.values())
+            judged = sum(counts.values()) - sum(counts[s] for s in UNDECIDED)
+            if counts["not run"] and judged:
+                low, high = _interval(counts["killed"], judged)
+                print(f"  {target:28} {_score(counts):5.1f}% of {judged} judged: [{low:.1f}, {high:.1f}]%")
     if args.fail_under is not None and _score(total) < args.fail_under:
         print(f"\nscore {_score(total):.1f}% is under --fail-under {args.fail_under}", file=sys.stderr)
         return 1
