@@ -42,6 +42,8 @@ class Fault:
     status: int | None = None
     attempts: int = 1
     provider_message: bool = False  # the provider's own message must be in str(exc)
+    request_id: bool = False  # the request id the answer carried must be in str(exc) (without a provider message)
+    names: tuple[str, ...] = ()  # words of the wire's answer that str(exc) must name (a stopReason, say)
     wire: str | None = None  # the wire the fault exists on (None: every wire)
     needs: str | None = None  # the wire lens's answer the fault needs (a wire without one skips)
     tools: bool = False
@@ -184,7 +186,10 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
         assert error.status == fault.status and f"status={fault.status}" in text, text
     if fault.provider_message:
         assert PROVIDER_MESSAGE in text, text
+    if fault.provider_message or fault.request_id:
         assert REQUEST_ID in text, text
+    for word in fault.names:
+        assert word in text, f"{fault_name}: the error does not name {word!r}: {text}"
     expected_attempts = fault.attempts if error.kind == fault.kind else (MAX_ATTEMPTS if error.kind in RETRYABLE else 1)
     assert attempts == expected_attempts, f"{fault_name}: {attempts} attempts, expected {expected_attempts}"
     assert sum(model.delays) <= model.max_total_wait

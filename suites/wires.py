@@ -582,9 +582,22 @@ class ConverseLens(WireLens):
             "bedrock-ModelTimeoutException": dict(
                 replies=lambda: [self.error(408, "ModelTimeoutException")], kind="timeout", status=408, attempts=4,
                 provider_message=True),
+            # the Bedrock reference gives ModelStreamErrorException HTTP status 424, also as a stream's error event
             "bedrock-stream-error-event": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + [_exception_event("modelStreamErrorException")])],
-                stream=True, kind="server", attempts=1, provider_message=True),
+                stream=True, kind="server", status=424, attempts=1, provider_message=True),
+            # an HTTP-200 answer whose stopReason says the model's output is malformed: an error naming that
+            # stopReason (as its kind, or the kind "malformed"), never the half-made output as an answer
+            "bedrock-malformed_model_output": dict(
+                replies=lambda: [StandInReply.json({**_converse(), "stopReason": "malformed_model_output"},
+                                                   headers={"x-amzn-RequestId": REQUEST_ID})],
+                kind="malformed_model_output", kinds={"bedrock": ("malformed_model_output", "malformed")},
+                status=200, attempts=1, request_id=True, names=("malformed_model_output",)),
+            "bedrock-malformed_tool_use-stream": dict(
+                replies=lambda: [_converse_stream(CONVERSE_START + CONVERSE_END[:2] + [
+                    _event("messageStop", {"stopReason": "malformed_tool_use"}), CONVERSE_END[3]])],
+                stream=True, kind="malformed_tool_use", kinds={"bedrock": ("malformed_tool_use", "malformed")},
+                status=200, attempts=1, request_id=True, names=("malformed_tool_use",)),
         }
 
 
