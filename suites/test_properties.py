@@ -514,13 +514,14 @@ def _pixels(png: bytes) -> Any:
         return image.format, image.size, list(image.convert("RGBA").getdata())
 
 
-@pytest.mark.parametrize("form", ["bytes", "base64", "data_url", "pil"])
+@pytest.mark.parametrize("form", ["bytes", "base64", "data_url", "pil", "image_url_part"])
 @pytest.mark.clause("images.reach-the-wire")
 def test_image_forms_reach_the_wire(backend, model, wire, responder, form):
-    """An image given as bytes, base64, a data URL or a PIL image goes out as PNG, in its place among the text.
+    """An image given as bytes, base64, a data URL, a PIL image or an OpenAI ``image_url`` part holding a data
+    URL goes out as PNG, in its place among the text.
 
-    Bytes and base64 go out as the same PNG; a PIL image is encoded, so it goes out as a PNG with
-    the same pixels.
+    Bytes, base64 and the data URLs go out as the same PNG; a PIL image is encoded, so it goes out as a
+    PNG with the same pixels.
     """
     if form == "pil":
         from PIL import Image
@@ -537,15 +538,45 @@ def test_image_forms_reach_the_wire(backend, model, wire, responder, form):
         assert image_format == "png"
         assert _pixels(png) == _pixels(PNG)
         return
-    image = {"bytes": PNG, "base64": PNG_B64, "data_url": f"data:image/png;base64,{PNG_B64}"}[form]
+    data_url = f"data:image/png;base64,{PNG_B64}"
+    part = ({"type": "image_url", "image_url": {"url": data_url}} if form == "image_url_part" else
+            {"type": "image", "image": {"bytes": PNG, "base64": PNG_B64, "data_url": data_url}[form]})
     responder.reply = Reply(text="A dot.")
-    content = [{"type": "text", "text": "What is this?"}, {"type": "image", "image": image},
-               {"type": "text", "text": "Be brief."}]
+    content = [{"type": "text", "text": "What is this?"}, part, {"type": "text", "text": "Be brief."}]
     message = model([{"role": "user", "content": content}])
     assert text_of(message) == "A dot."
     sent = wire.last().raw["messages"][0]["content"]
     assert [p.get("text") for p in sent if "text" in p] == ["What is this?", "Be brief."]
     assert lens_of(backend).sent_image(sent[1]) == ("png", PNG)
+
+
+# The formats a wire that names an image's format takes besides PNG, as PIL writes them (its name, the wire's name).
+IMAGE_FORMATS = [("JPEG", "jpeg"), ("GIF", "gif"), ("WEBP", "webp")]
+
+
+@pytest.mark.parametrize("pil_format,wire_format", IMAGE_FORMATS, ids=[w for _, w in IMAGE_FORMATS])
+@pytest.mark.clause("images.format-named", "images.reach-the-wire")
+def test_an_images_format_is_named_as_its_own(backend, model, wire, responder, pil_format, wire_format):
+    """Where the wire names an image's format (Converse: ``image.format``, one of png, jpeg, gif, webp), a JPEG,
+    GIF or WebP image given as bytes goes out as those bytes, named by its own format."""
+    lens = lens_of(backend)
+    if not lens.names_image_format:
+        pytest.skip(f"the {lens.name} wire sends an image without a format of its own")
+    from PIL import features
+
+    if pil_format == "WEBP" and not features.check("webp"):
+        pytest.skip("this PIL cannot write WebP")
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), (200, 10, 10)).save(buffer, format=pil_format)
+    data = buffer.getvalue()
+    responder.reply = Reply(text="A red square.")
+    message = model([{"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                                  {"type": "image", "image": data}]}])
+    assert text_of(message) == "A red square."
+    sent = wire.last().raw["messages"][0]["content"]
+    assert lens.sent_image(sent[1]) == (wire_format, data), f"image sent as {lens.sent_image(sent[1])[0]!r}"
 
 
 @pytest.mark.parametrize("url", ["https://example.com/cat.png", "http://example.com/cat.png"], ids=["https", "http"])

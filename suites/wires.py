@@ -147,6 +147,7 @@ class WireLens:
 
     alternating_turns = False  # user and assistant turns must alternate
     takes_image_urls = True  # an image may travel as an http(s) URL (else: a clear error, nothing sent)
+    names_image_format = False  # an image block names the image's format (its own, not a fixed one)
 
     def part_kinds(self, content: Any) -> list[tuple[str, Any]]:
         """(kind, text) per part of a sent message's content: ``text`` with its text, ``image``, or ``other``."""
@@ -456,6 +457,7 @@ class ConverseLens(WireLens):
 
     alternating_turns = True
     takes_image_urls = False  # Converse takes image bytes only
+    names_image_format = True  # image.format: png, jpeg, gif or webp
 
     def part_kinds(self, content: Any) -> list[tuple[str, Any]]:
         if isinstance(content, str):
