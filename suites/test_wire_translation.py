@@ -132,6 +132,30 @@ def test_stops_go_out_beside_the_models_settings(backend, model_factory, wire, r
     assert text_of(message) == cut_at_first_stop("Monday, Tuesday, END Wednesday", ["END", "Sunday"])
 
 
+# Per wire format where the model's settings can hold stop sequences of their own beside the call's stop_sequences
+# (Converse: inferenceConfig.stopSequences): the model's settings, and the stop sequences that must go out.
+OWN_STOPS: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "bedrock": ({"inferenceConfig": {"maxTokens": 37, "stopSequences": ["HALT", "STOP"]}}, ["END", "HALT", "STOP"]),
+}
+
+
+@pytest.mark.clause("stop.sent-beside-settings", "stop.before-stop-sequence")
+def test_stops_go_out_beside_the_stops_of_the_models_settings(backend, model_factory, wire, responder):
+    """Where the model's own settings hold stop sequences, a call's stop_sequences go out with them, each once:
+    neither replaces the other."""
+    if backend.wire_format not in OWN_STOPS:
+        pytest.skip(f"the {backend.wire_format} wire carries stop sequences in one parameter only")
+    settings, expected = OWN_STOPS[backend.wire_format]
+    model = model_factory(**settings)
+    responder.reply = Reply(text="Monday, Tuesday, END Wednesday")
+    message = model(HELLO, stop_sequences=["END", "STOP"])
+    config = wire.last().raw.get("inferenceConfig") or {}
+    stops = config.get("stopSequences") or []
+    assert sorted(stops) == expected, f"stopSequences sent {stops!r}, expected {expected} (each once)"
+    assert config.get("maxTokens") == 37, f"inferenceConfig sent {config!r}: the model's maxTokens is lost"
+    assert text_of(message) == "Monday, Tuesday, "
+
+
 # Request fields of the OpenAI chat-completions reference that an SDK need not name as a parameter of its own
 # (huggingface_hub's chat_completion names none of these): they still go out, as given.
 WIRE_ONLY_PARAMETERS: dict[str, dict[str, Any]] = {"openai": {"prompt_cache_key": "conformance-7", "store": False}}
