@@ -97,6 +97,9 @@ def test_stream_tool_call_matches_generate(model, contract, backend, capture, wi
     fragments = [tc for d in deltas for tc in (d.tool_calls or [])]
     assert fragments, f"no tool-call deltas in the stream; content={text_of(streamed)!r}"
     assert all(tc.index is not None for tc in fragments), f"tool-call deltas without an index: {fragments!r}"
+    # the delta that opens a call (its id) says what it is, as the wire does (OpenAI tool_calls[].type)
+    opening = [tc for tc in fragments if tc.id]
+    assert opening and all(tc.type == "function" for tc in opening), f"opening tool-call deltas: {opening!r}"
     assert streamed.tool_calls and all(c.id for c in streamed.tool_calls), f"tool calls: {streamed.tool_calls!r}"
     assert _calls(model, streamed) == _calls(model, generated)
     _assert_same_usage(streamed, generated)
