@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from responder import Reply, ToolCallSpec
+from wires import lens_of
 
 from conftest import text_of
 from harness.backends.registry import Target
@@ -174,6 +175,31 @@ def test_a_wire_parameter_the_sdk_does_not_name_goes_out(backend, model_factory,
         model(HELLO, **call)
         sent = _sent_fields(wire.last().raw, tuple(given))
         assert sent == given, f"{how} keyword arguments {given!r}: the request carried {sent!r}"
+
+
+# A structured-output request whose schema has a description (OpenAI json_schema.description, Converse
+# outputConfig.textFormat.structure.jsonSchema.description: what the output is for, read by the model).
+DESCRIBED_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                    "additionalProperties": False}
+DESCRIBED_FORMAT = {"type": "json_schema", "json_schema": {
+    "name": "city", "description": "The city the user asks about.", "schema": DESCRIBED_SCHEMA, "strict": True}}
+
+
+@pytest.mark.requires("structured_output")
+@pytest.mark.clause("structured.on-the-wire")
+def test_a_response_formats_description_goes_out(backend, model, wire, responder):
+    """The description of a json_schema response_format reaches the wire's structured-output request, with its
+    name and schema."""
+    responder.reply = Reply(text='{"city": "Paris"}')
+    message = model(WEATHER, response_format=DESCRIBED_FORMAT)
+    sent = wire.last().raw
+    if (sent.get("response_format") or {}).get("type") == "json_object":
+        pytest.skip(f"{backend.name}'s SDK sends TGI's grammar form of a json_schema, which has no description")
+    lens = lens_of(backend)
+    assert lens.response_schema(sent) == ("city", DESCRIBED_SCHEMA)
+    assert lens.response_description(sent) == "The city the user asks about.", (
+        f"description sent {lens.response_description(sent)!r}")
+    assert text_of(message) == '{"city": "Paris"}'
 
 
 # -- the stop rule per model family -------------------------------------------------------------

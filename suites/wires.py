@@ -139,6 +139,10 @@ class WireLens:
         """(name, JSON schema) of the structured output a request asks for."""
         raise NotImplementedError
 
+    def response_description(self, body: Any) -> Any:
+        """The description of the structured output a request asks for (None: none sent)."""
+        raise NotImplementedError
+
     def finish_reason(self, raw: Any) -> Any:
         """The finish reason of a reply as the backend returned it (its raw response)."""
         raise NotImplementedError
@@ -259,10 +263,14 @@ class OpenAIChatLens(WireLens):
     def response_schema(self, body: Any) -> tuple[str | None, Any]:
         form = body["response_format"]
         inner = form.get("json_schema") or {}
-        # a strict json_schema and nothing else
+        # a strict json_schema and nothing else (a description where one was given: response_description)
+        described = {"description": inner["description"]} if "description" in inner else {}
         assert form == {"type": "json_schema", "json_schema": {"name": inner.get("name"), "schema": inner.get(
-            "schema"), "strict": True}}, form
+            "schema"), "strict": True, **described}}, form
         return inner["name"], inner["schema"]
+
+    def response_description(self, body: Any) -> Any:
+        return (body["response_format"].get("json_schema") or {}).get("description")
 
     def finish_reason(self, raw: Any) -> Any:
         choice = raw["choices"][0] if isinstance(raw, dict) else raw.choices[0]
@@ -451,6 +459,9 @@ class ConverseLens(WireLens):
         assert text_format["type"] == "json_schema", text_format
         structure = text_format["structure"]["jsonSchema"]
         return structure["name"], json.loads(structure["schema"])  # Converse carries the schema as a string
+
+    def response_description(self, body: Any) -> Any:
+        return body["outputConfig"]["textFormat"]["structure"]["jsonSchema"].get("description")
 
     def finish_reason(self, raw: Any) -> Any:
         return raw["stopReason"]
