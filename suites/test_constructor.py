@@ -192,3 +192,30 @@ def test_engine_tool_keys_read_text_tool_calls(engine_variant: Any, contract: An
     text = 'Calling {"tool": "get_weather", "params": {"city": "Paris"}} now.'
     parsed = model.parse_tool_calls(contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=text))
     assert [(c.function.name, c.function.arguments) for c in parsed.tool_calls] == [("get_weather", {"city": "Paris"})]
+
+
+# The credential a model is built with here: it must appear nowhere in what to_dict exports.
+CREDENTIAL = "conformance-credential-0123456789"
+
+
+@pytest.mark.clause("model.to-dict-without-credentials")
+def test_to_dict_leaves_the_credentials_out(request: pytest.FixtureRequest, backend: Any, subject: str) -> None:
+    """to_dict exports the model's settings (its model_id) but not the credential it was built with (an API key, a
+    token, an AWS secret key in client_kwargs), as smolagents' to_dict leaves out api_key and token."""
+    from harness.backends.registry import Target
+
+    if backend.kind != "http":
+        pytest.skip(f"{backend.name} is not reached over HTTP: it is built without a credential")
+    reason = backend.unavailable_reason()
+    if reason:
+        pytest.skip(f"{backend.name}: {reason}")
+    declare(request.node, "none")
+    cls = backend.load() if subject == "adapters" else load_smolagents_class(backend)
+    # the backend's own settings for a loopback stand-in (nothing is called): the credential where the backend
+    # takes it
+    settings = backend.settings(Target(mode="stand-in", base_url="http://127.0.0.1:9/v1", served_model_id="m",
+                                       api_key=CREDENTIAL, timeout=5.0))
+    assert CREDENTIAL in repr(settings), f"{backend.name}'s stand-in settings carry no credential: {settings!r}"
+    exported = cls(**settings).to_dict()
+    assert exported.get("model_id") == settings["model_id"], f"to_dict exported model_id {exported.get('model_id')!r}"
+    assert CREDENTIAL not in repr(exported), f"to_dict exported the credential: {exported!r}"
