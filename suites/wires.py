@@ -606,6 +606,11 @@ class ConverseLens(WireLens):
                                                    headers={"x-amzn-RequestId": REQUEST_ID})],
                 kind="malformed_model_output", kinds={"bedrock": ("malformed_model_output", "malformed")},
                 status=200, attempts=1, request_id=True, names=("malformed_model_output",)),
+            # an answer whose output message has no content (Converse requires its content blocks): malformed
+            "bedrock-message-without-content": dict(
+                replies=lambda: [StandInReply.json({**_converse(), "output": {"message": {"role": "assistant"}}},
+                                                   headers={"x-amzn-RequestId": REQUEST_ID})],
+                kind="malformed", status=200, attempts=1, request_id=True),
             "bedrock-malformed_tool_use-stream": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + CONVERSE_END[:2] + [
                     _event("messageStop", {"stopReason": "malformed_tool_use"}), CONVERSE_END[3]])],
