@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from wires import ANSWER, PROVIDER_MESSAGE, REQUEST_ID, WIRES, WireLens, lens_of
+from wires import ANSWER, PROVIDER_MESSAGE, REQUEST_ID, STAND_IN_KEY, WIRES, WireLens, lens_of
 
 from conftest import mark_backend_reached
 from harness.backends.registry import Target
@@ -24,7 +24,6 @@ from harness.recording.fault_injector import FaultInjector, Reply, retry_after_d
 PROMPT = [{"role": "user", "content": "Say hello."}]
 TIMEOUT = 5.0  # the client's read timeout against the stand-in, seconds (generous: the machine may be busy)
 SHORT_TIMEOUT = 0.1  # the timeout fault's, so that four attempts stay quick (its stall is five times this)
-STAND_IN_KEY = "fault-key-0123456789"
 STAND_IN_MODEL = "m"
 
 
@@ -44,6 +43,8 @@ class Fault:
     provider_message: bool = False  # the provider's own message must be in str(exc)
     request_id: bool = False  # the request id the answer carried must be in str(exc) (without a provider message)
     names: tuple[str, ...] = ()  # words of the wire's answer that str(exc) must name (a stopReason, say)
+    # the credential the answer echoes is in no error's text: the one raised, nor any it was raised from
+    credential_free: bool = False
     wire: str | None = None  # the wire the fault exists on (None: every wire)
     needs: str | None = None  # the wire lens's answer the fault needs (a wire without one skips)
     tools: bool = False
@@ -135,7 +136,7 @@ def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
 
 
 @pytest.mark.parametrize("fault_name", list(FAULTS))
-@pytest.mark.clause("errors.bounded-retry", "errors.typed-with-provider-message")
+@pytest.mark.clause("errors.bounded-retry", "errors.typed-with-provider-message", "errors.credential-never-shown")
 def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fault_model: Callable[..., Any],
                weather_tool: Any) -> None:
     fault = FAULTS[fault_name]
@@ -190,6 +191,14 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
         assert REQUEST_ID in text, text
     for word in fault.names:
         assert word in text, f"{fault_name}: the error does not name {word!r}: {text}"
+    if fault.credential_free:
+        chain: list[BaseException] = []
+        current: BaseException | None = error
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = current.__cause__ or current.__context__
+        echoed = [f"{type(e).__name__}: {e}" for e in chain if STAND_IN_KEY in str(e) or STAND_IN_KEY in repr(e.args)]
+        assert not echoed, f"{fault_name}: the credential is in the error chain: {echoed}"
     expected_attempts = fault.attempts if error.kind == fault.kind else (MAX_ATTEMPTS if error.kind in RETRYABLE else 1)
     assert attempts == expected_attempts, f"{fault_name}: {attempts} attempts, expected {expected_attempts}"
     assert sum(model.delays) <= model.max_total_wait

@@ -32,6 +32,7 @@ from oracles import SentRequest, read_converse, read_openai
 # What a fault's bodies carry, so that the fault suite can find them in the error raised.
 PROVIDER_MESSAGE = "fault-injected provider message"
 REQUEST_ID = "req-fault-0001"
+STAND_IN_KEY = "fault-key-0123456789"  # the credential the fault suite builds every model with
 ANSWER = "Hello there."
 ANSWER_PIECES = ("Hel", "lo there.")
 
@@ -394,9 +395,9 @@ def _event(kind: str, payload: dict[str, Any]) -> bytes:
     return encode_event_message(headers, json.dumps(payload).encode())
 
 
-def _exception_event(kind: str) -> bytes:
+def _exception_event(kind: str, message: str = PROVIDER_MESSAGE) -> bytes:
     headers = {":exception-type": kind, ":content-type": "application/json", ":message-type": "exception"}
-    return encode_event_message(headers, json.dumps({"message": PROVIDER_MESSAGE}).encode())
+    return encode_event_message(headers, json.dumps({"message": message}).encode())
 
 
 def _converse(text: str = ANSWER) -> dict[str, Any]:
@@ -599,6 +600,11 @@ class ConverseLens(WireLens):
             "bedrock-stream-error-event": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + [_exception_event("modelStreamErrorException")])],
                 stream=True, kind="server", status=424, attempts=1, provider_message=True),
+            # a provider's message may echo the credential a request was signed with: it reaches no error text
+            "bedrock-stream-error-echoing-the-key": dict(
+                replies=lambda: [_converse_stream(CONVERSE_START + [_exception_event(
+                    "modelStreamErrorException", f"{PROVIDER_MESSAGE} (signed with {STAND_IN_KEY})")])],
+                stream=True, kind="server", status=424, attempts=1, provider_message=True, credential_free=True),
             # an HTTP-200 answer whose stopReason says the model's output is malformed: an error naming that
             # stopReason (as its kind, or the kind "malformed"), never the half-made output as an answer
             "bedrock-malformed_model_output": dict(
