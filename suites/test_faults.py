@@ -85,7 +85,8 @@ FAULTS: dict[str, Fault] = {
         kinds={"bedrock": ("connection", "malformed")}),
     "reset-mid-stream": Fault(lambda w: [w.stream(complete=False, then="reset")], stream=True, kind="connection",
                               attempts=1),
-    "truncated-stream": Fault(lambda w: [w.stream(complete=False)], stream=True, kind="truncated", attempts=1),
+    "truncated-stream": Fault(lambda w: [w.stream(complete=False)], stream=True, kind="truncated", status=200,
+                              attempts=1),
     "html-502": Fault(
         lambda w: [Reply.raw(b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>", 502,
                              "text/html")], kind="server", status=502, attempts=MAX_ATTEMPTS),
