@@ -257,25 +257,42 @@ def test_interleaved_tool_call_fragments_merge_by_index(model, contract, weather
 FILTER_REASONS = {"openai": ["content_filter"], "bedrock": ["content_filtered", "guardrail_intervened"]}
 
 
-@pytest.mark.parametrize("which", [0, 1], ids=["filter", "guardrail"])
+# What the content_filter_results of an Azure answer mark filtered (suites/wires.py writes them): categories
+# with the severity the wire rates each at, and categories it rates at none (a detection, a blocklist match).
+FILTERED = {"hate": "medium", "violence": "high", "protected_material_text": None, "custom_blocklists": None}
+
+
+@pytest.mark.parametrize("which", [0, 1, None], ids=["filter", "guardrail", "unfiltered"])
 @pytest.mark.clause("response.content-filter-answered")
 def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, responder, which):
     """An HTTP-200 answer a filter cut comes back with the text it has and the filter's reason on the message;
-    an Azure deployment's reason names the categories its content_filter_results mark filtered."""
+    an Azure deployment's reason names the categories its content_filter_results mark filtered, each with the
+    severity the wire gives it. An answer no filter cut carries no filter's reason."""
     reasons = FILTER_REASONS.get(backend.wire_format, [])
+    if which is None:
+        responder.reply = Reply(text="Hello.")
+        on_message = getattr(model(HELLO), "finish_reason", None)
+        claimed = [r for r in reasons if isinstance(on_message, str) and on_message.startswith(r)]
+        assert not claimed, f"message.finish_reason is {on_message!r} for an answer the wire ended with its plain stop"
+        return
     if which >= len(reasons):
         pytest.skip(f"the {backend.wire_format} wire has one content-filter finish reason")
     reason = reasons[which]
-    responder.reply = Reply(text="The first part of the answer", finish_reason=reason, filtered=["hate", "violence"])
+    responder.reply = Reply(text="The first part of the answer", finish_reason=reason, filtered=list(FILTERED))
     message = model(HELLO)
     assert text_of(message) == "The first part of the answer"
     on_message = getattr(message, "finish_reason", None)
     assert isinstance(on_message, str) and on_message.split(":")[0] == reason, (
         f"message.finish_reason is {on_message!r}; the wire's finish reason was {reason!r}")
     if "azure_endpoint" in backend.settings(Target(mode="replay")):
-        named = {c.split()[0] for c in on_message.partition(":")[2].split(",") if c.strip()}  # "hate (high)"
-        assert named == {"hate", "violence"}, f"message.finish_reason {on_message!r} names {named}, expected the " \
-                                              "categories content_filter_results marks filtered: hate, violence"
+        items = [c.strip() for c in on_message.partition(":")[2].split(",") if c.strip()]  # "hate (medium)"
+        named = {item.split()[0]: item for item in items}
+        assert set(named) == set(FILTERED), f"message.finish_reason {on_message!r} names {sorted(named)}, expected " \
+                                            f"the categories content_filter_results marks filtered: {sorted(FILTERED)}"
+        for category, severity in FILTERED.items():
+            assert severity is None or severity in named[category], (
+                f"message.finish_reason {on_message!r}: {category} is filtered at severity {severity!r}")
+        assert "None" not in on_message, f"message.finish_reason {on_message!r} writes out a missing value"
 
 
 # -- the endpoint -------------------------------------------------------------------------------

@@ -63,9 +63,21 @@ class Reply:
     recorded: bool = False  # a stream: the recorded stream's body itself, as it was recorded (cut by byte_cuts)
 
 
+# Azure's content_filter_results: categories rated by severity (each given its own here, so that a severity
+# read from the wrong category shows), categories only detected (no severity), and a blocklist match
+FILTER_SEVERITIES = {"hate": "medium", "self_harm": "safe", "sexual": "low", "violence": "high"}
+FILTER_DETECTIONS = ("protected_material_code", "protected_material_text")
+
+
 def _filter_results(filtered: Sequence[str]) -> dict[str, Any]:
-    return {category: {"filtered": category in filtered, "severity": "high" if category in filtered else "safe"}
-            for category in ("hate", "self_harm", "sexual", "violence")}
+    results: dict[str, Any] = {category: {"filtered": category in filtered, "severity": severity}
+                               for category, severity in FILTER_SEVERITIES.items()}
+    results.update({category: {"filtered": category in filtered, "detected": category in filtered}
+                    for category in FILTER_DETECTIONS})
+    results["custom_blocklists"] = {"filtered": "custom_blocklists" in filtered,
+                                    "details": [{"filtered": True, "id": "conformance-list"}]
+                                    if "custom_blocklists" in filtered else []}
+    return results
 
 
 def cut(text: str, offsets: Sequence[int]) -> list[str]:
