@@ -48,6 +48,11 @@ class Fault:
     timeout: float = TIMEOUT
     # other kinds a backend may honestly report on a wire, with why (the SDK cannot tell the difference)
     kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    names: tuple[str, ...] = ()  # words str(exc) must hold (what the error must say besides its kind)
+    # words str(exc) must hold from an Azure deployment (a backend built with an azure_endpoint)
+    azure_names: tuple[str, ...] = ()
+    stop_sequences: list[str] | None = None  # the call's stop sequences
+    clauses: tuple[str, ...] = ()  # the clauses this fault judges besides the fault suite's own
 
 
 MAX_ATTEMPTS = 4  # ApiModel: 1 call + 3 retries
@@ -132,7 +137,8 @@ def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
     return build
 
 
-@pytest.mark.parametrize("fault_name", list(FAULTS))
+@pytest.mark.parametrize("fault_name", [pytest.param(name, marks=pytest.mark.clause(*fault.clauses)) if fault.clauses
+                                        else name for name, fault in FAULTS.items()])
 @pytest.mark.clause("errors.bounded-retry", "errors.typed-with-provider-message")
 def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fault_model: Callable[..., Any],
                weather_tool: Any) -> None:
@@ -155,10 +161,11 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
         result = None
         try:
             if stream:
-                deltas = list(model.generate_stream(PROMPT, tools_to_call_from=tools))
+                deltas = list(model.generate_stream(PROMPT, tools_to_call_from=tools,
+                                                    stop_sequences=fault.stop_sequences))
                 result = "".join(d.content or "" for d in deltas)
             else:
-                message = model.generate(PROMPT, tools_to_call_from=tools)
+                message = model.generate(PROMPT, tools_to_call_from=tools, stop_sequences=fault.stop_sequences)
                 result = message.content
         except Exception as exc:  # noqa: BLE001 - judged below
             error = exc
@@ -185,6 +192,9 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
     if fault.provider_message:
         assert PROVIDER_MESSAGE in text, text
         assert REQUEST_ID in text, text
+    azure = "azure_endpoint" in backend.settings(Target(mode="replay"))
+    for word in fault.names + (fault.azure_names if azure else ()):
+        assert word in text, f"{fault_name}: the error does not say {word!r}: {text}"
     expected_attempts = fault.attempts if error.kind == fault.kind else (MAX_ATTEMPTS if error.kind in RETRYABLE else 1)
     assert attempts == expected_attempts, f"{fault_name}: {attempts} attempts, expected {expected_attempts}"
     assert sum(model.delays) <= model.max_total_wait

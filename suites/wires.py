@@ -386,6 +386,31 @@ class OpenAIChatLens(WireLens):
     def content_filter_error(self) -> StandInReply | None:
         return self.error(400, "content_filter")
 
+    def own_faults(self) -> dict[str, dict[str, Any]]:
+        # Azure's refusal of a prompt: code content_filter, the verdict per category in innererror (Azure OpenAI
+        # content filtering reference: severity-rated categories, and detections such as jailbreak)
+        verdicts = {"hate": {"filtered": True, "severity": "medium"},
+                    "jailbreak": {"filtered": True, "detected": True},
+                    "sexual": {"filtered": False, "severity": "safe"},
+                    "violence": {"filtered": False, "severity": "low"}}
+        refused = {"error": {"message": PROVIDER_MESSAGE, "type": None, "param": "prompt", "code": "content_filter",
+                             "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation",
+                                                           "content_filter_result": verdicts}}}
+        # a model that takes no stop parameter (OpenAI's o3, gpt-5; an Azure deployment of one) refuses the request
+        refused_stop = {"error": {"message": PROVIDER_MESSAGE, "type": "invalid_request_error", "param": "stop",
+                                  "code": "unsupported_parameter"}}
+        headers = {"x-request-id": REQUEST_ID, "apim-request-id": REQUEST_ID}
+        return {
+            "openai-prompt-filtered-400": dict(
+                replies=lambda: [StandInReply.json(refused, 400, headers)], kind="content_filter", status=400,
+                attempts=1, provider_message=True, azure_names=("hate", "medium", "jailbreak"),
+                clauses=("errors.content-filter-categories",)),
+            "openai-stop-refused-400": dict(
+                replies=lambda: [StandInReply.json(refused_stop, 400, headers)], kind="unsupported_parameter",
+                status=400, attempts=1, provider_message=True, names=("stop", "supports_stop_parameter=False"),
+                stop_sequences=["END"], clauses=("errors.stop-refused",)),
+        }
+
 
 # -- Amazon Bedrock Converse ---------------------------------------------------------------------
 
