@@ -312,3 +312,31 @@ def test_an_azure_deployment_is_called_at_its_url_with_the_api_version(backend, 
     url = urlsplit(capture.http[-1].url)
     assert url.path == f"/openai/deployments/{settings['model_id']}/chat/completions", url.path
     assert parse_qs(url.query) == {"api-version": ["2025-01-01-preview"]}, url.query
+
+
+# smolagents' AzureOpenAIServerModel: what a deployment built without these settings reads instead
+AZURE_ENVIRONMENT = {"AZURE_OPENAI_ENDPOINT": "azure_endpoint", "OPENAI_API_VERSION": "api_version",
+                     "AZURE_OPENAI_API_KEY": "api_key"}
+
+
+@pytest.mark.clause("azure.environment-settings", "azure.deployment-url")
+def test_an_azure_deployment_reads_its_settings_from_the_environment(backend, model_factory, capture, responder,
+                                                                     monkeypatch):
+    """Built without azure_endpoint, api_version and api_key, a deployment is called at the endpoint, with the
+    api-version and the key the environment names."""
+    settings = backend.settings(Target(mode="replay"))
+    if "api_version" not in settings or "azure_endpoint" not in settings:
+        pytest.skip(f"{backend.name} is not built with an azure_endpoint and an api_version")
+    values = {"AZURE_OPENAI_ENDPOINT": settings["azure_endpoint"], "OPENAI_API_VERSION": "2024-10-21",
+              "AZURE_OPENAI_API_KEY": "key-from-the-environment"}
+    for variable, value in values.items():
+        monkeypatch.setenv(variable, value)
+    model = model_factory(**dict.fromkeys(AZURE_ENVIRONMENT.values()))
+    responder.reply = Reply(text="Hello.")
+    assert text_of(model(HELLO)) == "Hello."
+    sent = capture.http[-1]
+    url = urlsplit(sent.url)
+    assert url.netloc == urlsplit(settings["azure_endpoint"]).netloc, f"sent to {sent.url}"
+    assert url.path == f"/openai/deployments/{settings['model_id']}/chat/completions", url.path
+    assert parse_qs(url.query) == {"api-version": ["2024-10-21"]}, url.query
+    assert "api-key" in sent.header_names, f"no api-key header: {sent.header_names}"
