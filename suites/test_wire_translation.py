@@ -262,12 +262,14 @@ FILTER_REASONS = {"openai": ["content_filter"], "bedrock": ["content_filtered", 
 FILTERED = {"hate": "medium", "violence": "high", "protected_material_text": None, "custom_blocklists": None}
 
 
-@pytest.mark.parametrize("which", [0, 1, None], ids=["filter", "guardrail", "unfiltered"])
+@pytest.mark.parametrize("which,filtered", [(0, FILTERED), (1, FILTERED), (0, {}), (None, {})],
+                         ids=["filter", "guardrail", "filter-unnamed", "unfiltered"])
 @pytest.mark.clause("response.content-filter-answered")
-def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, responder, which):
+def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, responder, which, filtered):
     """An HTTP-200 answer a filter cut comes back with the text it has and the filter's reason on the message;
     an Azure deployment's reason names the categories its content_filter_results mark filtered, each with the
-    severity the wire gives it. An answer no filter cut carries no filter's reason."""
+    severity the wire gives it, and is the wire's reason alone where none is marked. An answer no filter cut
+    carries no filter's reason."""
     reasons = FILTER_REASONS.get(backend.wire_format, [])
     if which is None:
         responder.reply = Reply(text="Hello.")
@@ -278,18 +280,21 @@ def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, re
     if which >= len(reasons):
         pytest.skip(f"the {backend.wire_format} wire has one content-filter finish reason")
     reason = reasons[which]
-    responder.reply = Reply(text="The first part of the answer", finish_reason=reason, filtered=list(FILTERED))
+    responder.reply = Reply(text="The first part of the answer", finish_reason=reason, filtered=list(filtered))
     message = model(HELLO)
     assert text_of(message) == "The first part of the answer"
     on_message = getattr(message, "finish_reason", None)
     assert isinstance(on_message, str) and on_message.split(":")[0] == reason, (
         f"message.finish_reason is {on_message!r}; the wire's finish reason was {reason!r}")
-    if "azure_endpoint" in backend.settings(Target(mode="replay")):
+    if not filtered:
+        assert on_message == reason, f"message.finish_reason is {on_message!r}; the wire's finish reason was " \
+                                     f"{reason!r}, with no category marked filtered"
+    elif "azure_endpoint" in backend.settings(Target(mode="replay")):
         items = [c.strip() for c in on_message.partition(":")[2].split(",") if c.strip()]  # "hate (medium)"
         named = {item.split()[0]: item for item in items}
-        assert set(named) == set(FILTERED), f"message.finish_reason {on_message!r} names {sorted(named)}, expected " \
-                                            f"the categories content_filter_results marks filtered: {sorted(FILTERED)}"
-        for category, severity in FILTERED.items():
+        assert set(named) == set(filtered), f"message.finish_reason {on_message!r} names {sorted(named)}, expected " \
+                                            f"the categories content_filter_results marks filtered: {sorted(filtered)}"
+        for category, severity in filtered.items():
             assert severity is None or severity in named[category], (
                 f"message.finish_reason {on_message!r}: {category} is filtered at severity {severity!r}")
         assert "None" not in on_message, f"message.finish_reason {on_message!r} writes out a missing value"
