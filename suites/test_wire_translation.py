@@ -345,3 +345,25 @@ def test_an_azure_deployment_reads_its_settings_from_the_environment(backend, mo
     assert url.path == f"/openai/deployments/{settings['model_id']}/chat/completions", url.path
     assert parse_qs(url.query) == {"api-version": ["2024-10-21"]}, url.query
     assert "api-key" in sent.header_names, f"no api-key header: {sent.header_names}"
+
+
+@pytest.mark.parametrize("given", ["token_provider", "environment"])
+@pytest.mark.clause("azure.entra-id")
+def test_an_azure_deployment_authenticates_with_entra_id_without_a_key(backend, model_factory, capture, responder,
+                                                                      monkeypatch, given):
+    """Built without an api key, with an Entra ID token (client_kwargs' azure_ad_token_provider, or the
+    AZURE_OPENAI_AD_TOKEN environment variable), a deployment answers and sends the token, not a key."""
+    settings = backend.settings(Target(mode="replay"))
+    if "api_version" not in settings or "azure_endpoint" not in settings:
+        pytest.skip(f"{backend.name} is not built with an azure_endpoint and an api_version")
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    if given == "environment":
+        monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", "entra-token-from-the-environment")
+        model = model_factory(api_key=None)
+    else:
+        monkeypatch.delenv("AZURE_OPENAI_AD_TOKEN", raising=False)
+        model = model_factory(api_key=None, client_kwargs={"azure_ad_token_provider": lambda: "entra-token"})
+    responder.reply = Reply(text="Hello.")
+    assert text_of(model(HELLO)) == "Hello."
+    names = capture.http[-1].header_names
+    assert "authorization" in names and "api-key" not in names, f"sent headers {names}: expected a bearer token"
