@@ -367,3 +367,43 @@ def test_an_azure_deployment_authenticates_with_entra_id_without_a_key(backend, 
     assert text_of(model(HELLO)) == "Hello."
     names = capture.http[-1].header_names
     assert "authorization" in names and "api-key" not in names, f"sent headers {names}: expected a bearer token"
+
+
+# -- text-only providers ------------------------------------------------------------------------
+
+# smolagents' LiteLLMModel and LiteLLMRouterModel: flatten_messages_as_text defaults to True for these providers
+TEXT_ONLY_PROVIDERS = ("ollama", "groq", "cerebras")
+
+
+def _as_provider(settings: dict[str, Any], provider: str) -> dict[str, Any] | None:
+    """The settings with every model id that names its provider (``openai/<model>``) naming ``provider``
+    instead (a Router group keeps its name); None: no model id names a provider."""
+    def renamed(model_id: Any) -> Any:
+        return f"{provider}/{model_id.split('/', 1)[1]}" if isinstance(model_id, str) and "/" in model_id else model_id
+
+    out = {**settings, "model_id": renamed(settings.get("model_id"))}
+    if "model_list" in settings:
+        out["model_list"] = [{**e, "litellm_params": {**e["litellm_params"], "model": renamed(
+            e["litellm_params"].get("model"))}} for e in settings["model_list"]]
+    return out if repr(out) != repr(settings) else None
+
+
+# cerebras: a text-only provider whose chat endpoint speaks the OpenAI wire (LiteLLM sends it there unchanged)
+@pytest.mark.parametrize("provider", ["cerebras", "openai"], ids=["text-only", "parts"])
+@pytest.mark.clause("messages.flatten-default")
+def test_a_text_only_provider_gets_text_by_default(backend, model_factory, wire, responder, provider):
+    """Built without flatten_messages_as_text, a model of a text-only provider (a Router group: by its
+    deployments) sends each message's content as one string; a model of another provider keeps the parts."""
+    settings = _as_provider(backend.settings(Target(mode="replay")), provider)
+    if settings is None and provider in TEXT_ONLY_PROVIDERS:
+        pytest.skip(f"{backend.name}: its model ids do not name a provider (LiteLLM's <provider>/<model>)")
+    model = model_factory(**(settings or {}))
+    responder.reply = Reply(text="Hello.")
+    parts = [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello."}]
+    model([{"role": "user", "content": parts}])
+    content = wire.last().messages[-1]["content"]
+    if provider in TEXT_ONLY_PROVIDERS:
+        assert isinstance(content, str) and "Say" in content and "hello." in content, (
+            f"a {provider} model sent content {content!r}, expected one string (flatten_messages_as_text by default)")
+    else:
+        assert not isinstance(content, str), f"a {provider} model sent its parts flattened: {content!r}"
