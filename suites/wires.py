@@ -400,7 +400,12 @@ class OpenAIChatLens(WireLens):
         refused_stop = {"error": {"message": PROVIDER_MESSAGE, "type": "invalid_request_error", "param": "stop",
                                   "code": "unsupported_parameter"}}
         headers = {"x-request-id": REQUEST_ID, "apim-request-id": REQUEST_ID}
+        # a stream that ends as a complete one does ([DONE]) but without a chunk carrying a finish_reason
+        unfinished = StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                  sse([_chunk(p) for p in ANSWER_PIECES], True))
         return {
+            "openai-stream-without-finish-reason": dict(
+                replies=lambda: [unfinished], stream=True, kind="truncated", attempts=1),
             "openai-prompt-filtered-400": dict(
                 replies=lambda: [StandInReply.json(refused, 400, headers)], kind="content_filter", status=400,
                 attempts=1, provider_message=True, azure_names=("hate", "medium", "jailbreak"),
