@@ -406,6 +406,9 @@ class OpenAIChatLens(WireLens):
         return {
             "openai-stream-without-finish-reason": dict(
                 replies=lambda: [unfinished], stream=True, kind="truncated", attempts=1),
+            "openai-stream-without-chunks": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                              sse([], True))], stream=True, kind="truncated", attempts=1),
             "openai-prompt-filtered-400": dict(
                 replies=lambda: [StandInReply.json(refused, 400, headers)], kind="content_filter", status=400,
                 attempts=1, provider_message=True, azure_names=("hate", "medium", "jailbreak"),
