@@ -403,9 +403,17 @@ class OpenAIChatLens(WireLens):
         # a stream that ends as a complete one does ([DONE]) but without a chunk carrying a finish_reason
         unfinished = StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
                                   sse([_chunk(p) for p in ANSWER_PIECES], True))
+        cut_call = {**_chunk(None), "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "Pa'}}]}}]}
         return {
             "openai-stream-without-finish-reason": dict(
                 replies=lambda: [unfinished], stream=True, kind="truncated", attempts=1),
+            # a get_weather call cut short by the token limit, in a stream (length-truncated-tool-call: in a reply)
+            "openai-stream-truncated-tool-call": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                              sse([cut_call, _chunk(None, "length")], True))],
+                stream=True, tools=True, kind="truncated", attempts=1),
             "openai-stream-without-chunks": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
                                               sse([], True))], stream=True, kind="truncated", attempts=1),
