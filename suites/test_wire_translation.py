@@ -376,10 +376,11 @@ TEXT_ONLY_PROVIDERS = ("ollama", "groq", "cerebras")
 
 
 def _as_provider(settings: dict[str, Any], provider: str) -> dict[str, Any] | None:
-    """The settings with every model id that names its provider (``openai/<model>``) naming ``provider``
-    instead (a Router group keeps its name); None: no model id names a provider."""
+    """The settings with every model id that names its provider as LiteLLM does (``openai/<model>``) naming
+    ``provider`` instead (a Router group keeps its name); None: no model id names a provider so."""
     def renamed(model_id: Any) -> Any:
-        return f"{provider}/{model_id.split('/', 1)[1]}" if isinstance(model_id, str) and "/" in model_id else model_id
+        named = isinstance(model_id, str) and model_id.startswith("openai/")
+        return f"{provider}/{model_id.split('/', 1)[1]}" if named else model_id
 
     out = {**settings, "model_id": renamed(settings.get("model_id"))}
     if "model_list" in settings:
