@@ -407,21 +407,21 @@ class OpenAIChatLens(WireLens):
             {"index": 0, "id": "call_1", "type": "function",
              "function": {"name": "get_weather", "arguments": '{"city": "Pa'}}]}}]}
         return {
-            "openai-stream-without-finish-reason": dict(
+            "stream-without-finish-reason": dict(
                 replies=lambda: [unfinished], stream=True, kind="truncated", attempts=1),
             # a get_weather call cut short by the token limit, in a stream (length-truncated-tool-call: in a reply)
-            "openai-stream-truncated-tool-call": dict(
+            "stream-truncated-tool-call": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
                                               sse([cut_call, _chunk(None, "length")], True))],
                 stream=True, tools=True, kind="truncated", attempts=1),
-            "openai-stream-without-chunks": dict(
+            "stream-without-chunks": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
                                               sse([], True))], stream=True, kind="truncated", attempts=1),
-            "openai-prompt-filtered-400": dict(
+            "prompt-filtered-400": dict(
                 replies=lambda: [StandInReply.json(refused, 400, headers)], kind="content_filter", status=400,
                 attempts=1, provider_message=True, azure_names=("hate", "medium", "jailbreak"),
                 clauses=("errors.content-filter-categories",)),
-            "openai-stop-refused-400": dict(
+            "stop-refused-400": dict(
                 replies=lambda: [StandInReply.json(refused_stop, 400, headers)], kind="unsupported_parameter",
                 status=400, attempts=1, provider_message=True, names=("stop", "supports_stop_parameter=False"),
                 stop_sequences=["END"], clauses=("errors.stop-refused",)),
