@@ -143,14 +143,7 @@ class AzureOpenAIServerModel(OpenAIServerModel):
                 _filter_message("refused the prompt", categories) + (f" (the service said: {said})" if said else ""),
                 backend=self.backend_name, status=error.status, request_id=error.request_id, kind="content_filter",
             )
-        if isinstance(error, BackendError) and error.status == 400 and _rejects_stop(exc):
-            return BackendError(
-                f"deployment {self.model_id!r} does not accept `stop`; construct the model with "
-                "supports_stop_parameter=False "
-                "(stop sequences are then applied client-side)",
-                backend=self.backend_name, status=400, request_id=error.request_id, kind="unsupported_parameter",
-            )
-        return error
+        return error  # a deployment refusing `stop`: harness.contract.errors.http_error says so for every backend
 
     def _generate(self, request: Request) -> ChatMessage:
         response = self._call(lambda: self.client.chat.completions.create(**self._body(request)))
@@ -162,11 +155,6 @@ class AzureOpenAIServerModel(OpenAIServerModel):
             categories = filtered_categories(extra.get("content_filter_results"))
             message.finish_reason = "content_filter" + (f": {', '.join(categories)}" if categories else "")
         return message
-
-
-def _rejects_stop(exc: Exception) -> bool:
-    body = getattr(exc, "body", None)
-    return isinstance(body, Mapping) and body.get("param") == "stop"
 
 
 AzureOpenAIModel = AzureOpenAIServerModel

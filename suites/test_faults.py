@@ -42,7 +42,8 @@ class Fault:
     attempts: int = 1
     provider_message: bool = False  # the provider's own message must be in str(exc)
     request_id: bool = False  # the request id the answer carried must be in str(exc) (without a provider message)
-    names: tuple[str, ...] = ()  # words of the wire's answer that str(exc) must name (a stopReason, say)
+    # words str(exc) must hold besides its kind (a stopReason of the wire's answer, the setting to change, say)
+    names: tuple[str, ...] = ()
     # the credential the answer echoes is in no error's text: the one raised, nor any it was raised from
     credential_free: bool = False
     wire: str | None = None  # the wire the fault exists on (None: every wire)
@@ -51,6 +52,10 @@ class Fault:
     timeout: float = TIMEOUT
     # other kinds a backend may honestly report on a wire, with why (the SDK cannot tell the difference)
     kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # words str(exc) must hold from an Azure deployment (a backend built with an azure_endpoint)
+    azure_names: tuple[str, ...] = ()
+    stop_sequences: list[str] | None = None  # the call's stop sequences
+    clauses: tuple[str, ...] = ()  # the clauses this fault judges besides the fault suite's own
 
 
 MAX_ATTEMPTS = 4  # ApiModel: 1 call + 3 retries
@@ -136,7 +141,8 @@ def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
     return build
 
 
-@pytest.mark.parametrize("fault_name", list(FAULTS))
+@pytest.mark.parametrize("fault_name", [pytest.param(name, marks=pytest.mark.clause(*fault.clauses)) if fault.clauses
+                                        else name for name, fault in FAULTS.items()])
 @pytest.mark.clause("errors.bounded-retry", "errors.typed-with-provider-message", "errors.credential-never-shown")
 def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fault_model: Callable[..., Any],
                weather_tool: Any) -> None:
@@ -159,10 +165,11 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
         result = None
         try:
             if stream:
-                deltas = list(model.generate_stream(PROMPT, tools_to_call_from=tools))
+                deltas = list(model.generate_stream(PROMPT, tools_to_call_from=tools,
+                                                    stop_sequences=fault.stop_sequences))
                 result = "".join(d.content or "" for d in deltas)
             else:
-                message = model.generate(PROMPT, tools_to_call_from=tools)
+                message = model.generate(PROMPT, tools_to_call_from=tools, stop_sequences=fault.stop_sequences)
                 result = message.content
         except Exception as exc:  # noqa: BLE001 - judged below
             error = exc
@@ -190,8 +197,9 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
         assert PROVIDER_MESSAGE in text, text
     if fault.provider_message or fault.request_id:
         assert REQUEST_ID in text, text
-    for word in fault.names:
-        assert word in text, f"{fault_name}: the error does not name {word!r}: {text}"
+    azure = "azure_endpoint" in backend.settings(Target(mode="replay"))
+    for word in fault.names + (fault.azure_names if azure else ()):
+        assert word in text, f"{fault_name}: the error does not say {word!r}: {text}"
     if fault.credential_free:
         chain: list[BaseException] = []
         current: BaseException | None = error

@@ -307,25 +307,47 @@ def test_interleaved_tool_call_fragments_merge_by_index(model, contract, weather
 FILTER_REASONS = {"openai": ["content_filter"], "bedrock": ["content_filtered", "guardrail_intervened"]}
 
 
-@pytest.mark.parametrize("which", [0, 1], ids=["filter", "guardrail"])
+# What the content_filter_results of an Azure answer mark filtered (suites/wires.py writes them): categories
+# with the severity the wire rates each at, and categories it rates at none (a detection, a blocklist match).
+FILTERED = {"hate": "medium", "violence": "high", "protected_material_text": None, "custom_blocklists": None}
+
+
+@pytest.mark.parametrize("which,filtered", [(0, FILTERED), (1, FILTERED), (0, {}), (None, {})],
+                         ids=["filter", "guardrail", "filter-unnamed", "unfiltered"])
 @pytest.mark.clause("response.content-filter-answered")
-def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, responder, which):
+def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, responder, which, filtered):
     """An HTTP-200 answer a filter cut comes back with the text it has and the filter's reason on the message;
-    an Azure deployment's reason names the categories its content_filter_results mark filtered."""
+    an Azure deployment's reason names the categories its content_filter_results mark filtered, each with the
+    severity the wire gives it, and is the wire's reason alone where none is marked. An answer no filter cut
+    carries no filter's reason."""
     reasons = FILTER_REASONS.get(backend.wire_format, [])
+    if which is None:
+        responder.reply = Reply(text="Hello.")
+        on_message = getattr(model(HELLO), "finish_reason", None)
+        claimed = [r for r in reasons if isinstance(on_message, str) and on_message.startswith(r)]
+        assert not claimed, f"message.finish_reason is {on_message!r} for an answer the wire ended with its plain stop"
+        return
     if which >= len(reasons):
         pytest.skip(f"the {backend.wire_format} wire has one content-filter finish reason")
     reason = reasons[which]
-    responder.reply = Reply(text="The first part of the answer", finish_reason=reason, filtered=["hate", "violence"])
+    responder.reply = Reply(text="The first part of the answer", finish_reason=reason, filtered=list(filtered))
     message = model(HELLO)
     assert text_of(message) == "The first part of the answer"
     on_message = getattr(message, "finish_reason", None)
     assert isinstance(on_message, str) and on_message.split(":")[0] == reason, (
         f"message.finish_reason is {on_message!r}; the wire's finish reason was {reason!r}")
-    if "azure_endpoint" in backend.settings(Target(mode="replay")):
-        named = {c.split()[0] for c in on_message.partition(":")[2].split(",") if c.strip()}  # "hate (high)"
-        assert named == {"hate", "violence"}, f"message.finish_reason {on_message!r} names {named}, expected the " \
-                                              "categories content_filter_results marks filtered: hate, violence"
+    if not filtered:
+        assert on_message == reason, f"message.finish_reason is {on_message!r}; the wire's finish reason was " \
+                                     f"{reason!r}, with no category marked filtered"
+    elif "azure_endpoint" in backend.settings(Target(mode="replay")):
+        items = [c.strip() for c in on_message.partition(":")[2].split(",") if c.strip()]  # "hate (medium)"
+        named = {item.split()[0]: item for item in items}
+        assert set(named) == set(filtered), f"message.finish_reason {on_message!r} names {sorted(named)}, expected " \
+                                            f"the categories content_filter_results marks filtered: {sorted(filtered)}"
+        for category, severity in filtered.items():
+            assert severity is None or severity in named[category], (
+                f"message.finish_reason {on_message!r}: {category} is filtered at severity {severity!r}")
+        assert "None" not in on_message, f"message.finish_reason {on_message!r} writes out a missing value"
 
 
 # -- the endpoint -------------------------------------------------------------------------------
@@ -345,3 +367,94 @@ def test_an_azure_deployment_is_called_at_its_url_with_the_api_version(backend, 
     url = urlsplit(capture.http[-1].url)
     assert url.path == f"/openai/deployments/{settings['model_id']}/chat/completions", url.path
     assert parse_qs(url.query) == {"api-version": ["2025-01-01-preview"]}, url.query
+
+
+# smolagents' AzureOpenAIServerModel: what a deployment built without these settings reads instead
+AZURE_ENVIRONMENT = {"AZURE_OPENAI_ENDPOINT": "azure_endpoint", "OPENAI_API_VERSION": "api_version",
+                     "AZURE_OPENAI_API_KEY": "api_key"}
+
+
+@pytest.mark.clause("azure.environment-settings", "azure.deployment-url")
+def test_an_azure_deployment_reads_its_settings_from_the_environment(backend, model_factory, capture, responder,
+                                                                     monkeypatch):
+    """Built without azure_endpoint, api_version and api_key, a deployment is called at the endpoint, with the
+    api-version and the key the environment names."""
+    settings = backend.settings(Target(mode="replay"))
+    if "api_version" not in settings or "azure_endpoint" not in settings:
+        pytest.skip(f"{backend.name} is not built with an azure_endpoint and an api_version")
+    values = {"AZURE_OPENAI_ENDPOINT": settings["azure_endpoint"], "OPENAI_API_VERSION": "2024-10-21",
+              "AZURE_OPENAI_API_KEY": "key-from-the-environment"}
+    for variable, value in values.items():
+        monkeypatch.setenv(variable, value)
+    model = model_factory(**dict.fromkeys(AZURE_ENVIRONMENT.values()))
+    responder.reply = Reply(text="Hello.")
+    assert text_of(model(HELLO)) == "Hello."
+    sent = capture.http[-1]
+    url = urlsplit(sent.url)
+    assert url.netloc == urlsplit(settings["azure_endpoint"]).netloc, f"sent to {sent.url}"
+    assert url.path == f"/openai/deployments/{settings['model_id']}/chat/completions", url.path
+    assert parse_qs(url.query) == {"api-version": ["2024-10-21"]}, url.query
+    assert "api-key" in sent.header_names, f"no api-key header: {sent.header_names}"
+
+
+@pytest.mark.parametrize("given", ["token_provider", "environment"])
+@pytest.mark.clause("azure.entra-id")
+def test_an_azure_deployment_authenticates_with_entra_id_without_a_key(backend, model_factory, capture, responder,
+                                                                      monkeypatch, given):
+    """Built without an api key, with an Entra ID token (client_kwargs' azure_ad_token_provider, or the
+    AZURE_OPENAI_AD_TOKEN environment variable), a deployment answers and sends the token, not a key."""
+    settings = backend.settings(Target(mode="replay"))
+    if "api_version" not in settings or "azure_endpoint" not in settings:
+        pytest.skip(f"{backend.name} is not built with an azure_endpoint and an api_version")
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    if given == "environment":
+        monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", "entra-token-from-the-environment")
+        model = model_factory(api_key=None)
+    else:
+        monkeypatch.delenv("AZURE_OPENAI_AD_TOKEN", raising=False)
+        model = model_factory(api_key=None, client_kwargs={"azure_ad_token_provider": lambda: "entra-token"})
+    responder.reply = Reply(text="Hello.")
+    assert text_of(model(HELLO)) == "Hello."
+    names = capture.http[-1].header_names
+    assert "authorization" in names and "api-key" not in names, f"sent headers {names}: expected a bearer token"
+
+
+# -- text-only providers ------------------------------------------------------------------------
+
+# smolagents' LiteLLMModel and LiteLLMRouterModel: flatten_messages_as_text defaults to True for these providers
+TEXT_ONLY_PROVIDERS = ("ollama", "groq", "cerebras")
+
+
+def _as_provider(settings: dict[str, Any], provider: str) -> dict[str, Any] | None:
+    """The settings with every model id that names its provider as LiteLLM does (``openai/<model>``) naming
+    ``provider`` instead (a Router group keeps its name); None: no model id names a provider so."""
+    def renamed(model_id: Any) -> Any:
+        named = isinstance(model_id, str) and model_id.startswith("openai/")
+        return f"{provider}/{model_id.split('/', 1)[1]}" if named else model_id
+
+    out = {**settings, "model_id": renamed(settings.get("model_id"))}
+    if "model_list" in settings:
+        out["model_list"] = [{**e, "litellm_params": {**e["litellm_params"], "model": renamed(
+            e["litellm_params"].get("model"))}} for e in settings["model_list"]]
+    return out if repr(out) != repr(settings) else None
+
+
+# cerebras: a text-only provider whose chat endpoint speaks the OpenAI wire (LiteLLM sends it there unchanged)
+@pytest.mark.parametrize("provider", ["cerebras", "openai"], ids=["text-only", "parts"])
+@pytest.mark.clause("messages.flatten-default")
+def test_a_text_only_provider_gets_text_by_default(backend, model_factory, wire, responder, provider):
+    """Built without flatten_messages_as_text, a model of a text-only provider (a Router group: by its
+    deployments) sends each message's content as one string; a model of another provider keeps the parts."""
+    settings = _as_provider(backend.settings(Target(mode="replay")), provider)
+    if settings is None and provider in TEXT_ONLY_PROVIDERS:
+        pytest.skip(f"{backend.name}: its model ids do not name a provider (LiteLLM's <provider>/<model>)")
+    model = model_factory(**(settings or {}))
+    responder.reply = Reply(text="Hello.")
+    parts = [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello."}]
+    model([{"role": "user", "content": parts}])
+    content = wire.last().messages[-1]["content"]
+    if provider in TEXT_ONLY_PROVIDERS:
+        assert isinstance(content, str) and "Say" in content and "hello." in content, (
+            f"a {provider} model sent content {content!r}, expected one string (flatten_messages_as_text by default)")
+    else:
+        assert not isinstance(content, str), f"a {provider} model sent its parts flattened: {content!r}"

@@ -64,9 +64,21 @@ class Reply:
     recorded: bool = False  # a stream: the recorded stream's body itself, as it was recorded (cut by byte_cuts)
 
 
+# Azure's content_filter_results: categories rated by severity (each given its own here, so that a severity
+# read from the wrong category shows), categories only detected (no severity), and a blocklist match
+FILTER_SEVERITIES = {"hate": "medium", "self_harm": "safe", "sexual": "low", "violence": "high"}
+FILTER_DETECTIONS = ("protected_material_code", "protected_material_text")
+
+
 def _filter_results(filtered: Sequence[str]) -> dict[str, Any]:
-    return {category: {"filtered": category in filtered, "severity": "high" if category in filtered else "safe"}
-            for category in ("hate", "self_harm", "sexual", "violence")}
+    results: dict[str, Any] = {category: {"filtered": category in filtered, "severity": severity}
+                               for category, severity in FILTER_SEVERITIES.items()}
+    results.update({category: {"filtered": category in filtered, "detected": category in filtered}
+                    for category in FILTER_DETECTIONS})
+    results["custom_blocklists"] = {"filtered": "custom_blocklists" in filtered,
+                                    "details": [{"filtered": True, "id": "conformance-list"}]
+                                    if "custom_blocklists" in filtered else []}
+    return results
 
 
 def cut(text: str, offsets: Sequence[int]) -> list[str]:
@@ -383,6 +395,47 @@ class OpenAIChatLens(WireLens):
 
     def content_filter_error(self) -> StandInReply | None:
         return self.error(400, "content_filter")
+
+    def own_faults(self) -> dict[str, dict[str, Any]]:
+        # Azure's refusal of a prompt: code content_filter, the verdict per category in innererror (Azure OpenAI
+        # content filtering reference: severity-rated categories, and detections such as jailbreak)
+        verdicts = {"hate": {"filtered": True, "severity": "medium"},
+                    "jailbreak": {"filtered": True, "detected": True},
+                    "sexual": {"filtered": False, "severity": "safe"},
+                    "violence": {"filtered": False, "severity": "low"}}
+        refused = {"error": {"message": PROVIDER_MESSAGE, "type": None, "param": "prompt", "code": "content_filter",
+                             "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation",
+                                                           "content_filter_result": verdicts}}}
+        # a model that takes no stop parameter (OpenAI's o3, gpt-5; an Azure deployment of one) refuses the request
+        refused_stop = {"error": {"message": PROVIDER_MESSAGE, "type": "invalid_request_error", "param": "stop",
+                                  "code": "unsupported_parameter"}}
+        headers = {"x-request-id": REQUEST_ID, "apim-request-id": REQUEST_ID}
+        # a stream that ends as a complete one does ([DONE]) but without a chunk carrying a finish_reason
+        unfinished = StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                  sse([_chunk(p) for p in ANSWER_PIECES], True))
+        cut_call = {**_chunk(None), "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "Pa'}}]}}]}
+        return {
+            "stream-without-finish-reason": dict(
+                replies=lambda: [unfinished], stream=True, kind="truncated", attempts=1),
+            # a get_weather call cut short by the token limit, in a stream (length-truncated-tool-call: in a reply)
+            "stream-truncated-tool-call": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                              sse([cut_call, _chunk(None, "length")], True))],
+                stream=True, tools=True, kind="truncated", attempts=1),
+            "stream-without-chunks": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                              sse([], True))], stream=True, kind="truncated", attempts=1),
+            "prompt-filtered-400": dict(
+                replies=lambda: [StandInReply.json(refused, 400, headers)], kind="content_filter", status=400,
+                attempts=1, provider_message=True, azure_names=("hate", "medium", "jailbreak"),
+                clauses=("errors.content-filter-categories",)),
+            "stop-refused-400": dict(
+                replies=lambda: [StandInReply.json(refused_stop, 400, headers)], kind="unsupported_parameter",
+                status=400, attempts=1, provider_message=True, names=("stop", "supports_stop_parameter=False"),
+                stop_sequences=["END"], clauses=("errors.stop-refused",)),
+        }
 
 
 # -- Amazon Bedrock Converse ---------------------------------------------------------------------

@@ -240,9 +240,32 @@ def http_error(
     if code_name:
         text += f" {code_name}"
     text += f": {said or 'no message'}"
+    if status == 400 and _refused_parameter(body) == "stop":
+        # the model's configuration, not the request's content (OpenAI's o-series, a deployment of one)
+        kind = "unsupported_parameter"
+        text += ("; the model does not accept `stop`: construct it with supports_stop_parameter=False (stop "
+                 "sequences are then applied client-side)")
     cls = ContentFilterError if kind == "content_filter" else BackendError
     return cls(text, backend=backend, status=status, request_id=request_id or request_id_of(headers),
                retry_after=parse_retry_after(headers), kind=kind)
+
+
+def _refused_parameter(body: Any) -> str | None:
+    """The request parameter an error body says was refused (OpenAI's ``error.param``), or None."""
+    import json
+
+    if isinstance(body, (bytes, bytearray)):
+        body = bytes(body).decode("utf-8", errors="replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error", body)
+    param = error.get("param") if isinstance(error, dict) else None
+    return param if isinstance(param, str) else None
 
 
 def _header(headers: Any, name: str) -> str | None:
