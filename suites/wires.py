@@ -374,6 +374,20 @@ class OpenAIChatLens(WireLens):
     def content_filter_error(self) -> StandInReply | None:
         return self.error(400, "content_filter")
 
+    def own_faults(self) -> dict[str, dict[str, Any]]:
+        # a server that fails after the stream began sends an error event in place of the next chunk
+        # (the OpenAI SDK raises on a chunk carrying `error`; vLLM and TGI send one)
+        error_event = {"error": {"message": PROVIDER_MESSAGE, "type": "server_error", "code": None}}
+        return {
+            "openai-stream-error-event": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                              sse([_chunk(ANSWER_PIECES[0]), error_event]))],
+                # the event comes after the 200's headers and carries no status: the SDKs type it as they can (the
+                # OpenAI SDK an APIError without status, litellm a 500 or a refused call), without a request id
+                stream=True, kind="server", attempts=1, provider_message=True, request_id=False,
+                kinds={"openai": ("server", "error", "client")}),
+        }
+
 
 # -- Amazon Bedrock Converse ---------------------------------------------------------------------
 
@@ -584,7 +598,10 @@ class ConverseLens(WireLens):
                 provider_message=True),
             "bedrock-stream-error-event": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + [_exception_event("modelStreamErrorException")])],
-                stream=True, kind="server", attempts=1, provider_message=True),
+                # the event comes after the 200's headers and carries no status: the SDKs type it as they can (the
+                # OpenAI SDK an APIError without status, litellm a 500 or a refused call), without a request id
+                stream=True, kind="server", attempts=1, provider_message=True, request_id=False,
+                kinds={"openai": ("server", "error", "client")}),
         }
 
 
