@@ -61,6 +61,10 @@ class Reply:
     # OpenAI wire (Azure's form): categories the content filter marks filtered in the choice's content_filter_results
     filtered: Sequence[str] = ()
     recorded: bool = False  # a stream: the recorded stream's body itself, as it was recorded (cut by byte_cuts)
+    # OpenAI wire, a stream: the line break ending each SSE line ("\r\n" and "\r" are SSE's others), and the
+    # first piece of text sent in the first event, beside the role (as some servers send it)
+    line_break: str = "\n"
+    text_with_role: bool = False
 
 
 def _filter_results(filtered: Sequence[str]) -> dict[str, Any]:
@@ -321,7 +325,13 @@ class OpenAIChatLens(WireLens):
 
         out = [first]
         if reply.text:
-            out += [chunk({"content": piece}) for piece in cut(reply.text, reply.text_pieces)]
+            pieces = cut(reply.text, reply.text_pieces)
+            if reply.text_with_role and first["choices"]:
+                out = [copy.deepcopy(first)]
+                out[0]["choices"][0]["delta"]["content"] = pieces.pop(0)
+            elif reply.text_with_role:  # Azure's first event carries only the prompt's filter results
+                out.append(chunk({"role": "assistant", "content": pieces.pop(0)}))
+            out += [chunk({"content": piece}) for piece in pieces]
         fragments: list[list[dict[str, Any]]] = []
         for index, call in enumerate(reply.tool_calls):
             pieces = cut(arguments_text(call.arguments), reply.argument_pieces)
@@ -347,8 +357,9 @@ class OpenAIChatLens(WireLens):
             tail["choices"] = []
             tail["usage"] = _openai_usage(reply.usage)
             out.append(tail)
-        text = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in out) + "data: [DONE]\n\n"
-        return text.encode("utf-8")
+        end_of_event = reply.line_break * 2
+        text = "".join(f"data: {json.dumps(e, ensure_ascii=False)}{end_of_event}" for e in out)
+        return (text + f"data: [DONE]{end_of_event}").encode("utf-8")
 
     def ok(self) -> StandInReply:
         return StandInReply.json(_completion(), headers={"x-request-id": REQUEST_ID})
