@@ -90,9 +90,6 @@ FAULTS: dict[str, Fault] = {
     "malformed-json": Fault(lambda w: [Reply.raw(b'{"choices": [ {"mess')], kind="malformed", attempts=1),
     "non-utf8-body": Fault(lambda w: [Reply.raw(b"\xff\xfe\x00garbage\x80")], kind="malformed", attempts=1),
     "empty-choices": Fault(lambda w: [w.empty_output()], kind="malformed", attempts=1),
-    # refused before the stream began: the provider's message is in the body of the answer to a stream request
-    "400-to-a-stream": Fault(lambda w: [w.error(400, None)], stream=True, kind="validation", status=400, attempts=1,
-                             provider_message=True),
     "content-filter-400": Fault(lambda w: [w.content_filter_error()], kind="content_filter", status=400,
                                 attempts=1, provider_message=True, needs="content_filter_error"),
     "length-truncated-tool-call": Fault(lambda w: [w.truncated_tool_call()], kind="truncated", attempts=1,
