@@ -97,3 +97,37 @@ def test_a_fault_run_reaches_its_injector_and_nothing_else() -> None:
             with pytest.raises(CaptureEscapeError, match=r"^backend openai, fault reset: .*a connection to "
                                rf".*a fault run only 127.0.0.1:{port}"), socket.socket() as other:
                 other.connect(("127.0.0.1", port + 1 if port < 65535 else port - 1))
+
+
+class _PartsOnly:
+    """A subject's class that takes list-of-parts content only (as smolagents' Bedrock class does): string content
+    fails before anything is sent. Its own request goes out through the openai SDK."""
+
+    def generate(self, messages: list[dict]) -> None:
+        content = messages[0]["content"]
+        if isinstance(content, str):
+            raise TypeError("Invalid type for parameter messages[0].content: <class 'str'>")
+        _openai_model().generate([{"role": "user", "content": content[0]["text"]}])
+
+
+def test_the_capture_self_check_probes_again_with_parts_when_string_content_fails_before_sending() -> None:
+    check = check_capture("openai", _PartsOnly)
+    assert check.refused is None and check.stacks
+
+
+def test_a_refused_capture_leaves_its_checks_unjudged_not_failed() -> None:
+    from harness.reporting.interop import must_failures
+    from harness.reporting.levels import level_headline
+
+    class _NeverSends:
+        def generate(self, messages: list[dict]) -> None:
+            raise TypeError("fails on every content form, before sending")
+
+    check = check_capture("openai", _NeverSends)
+    assert check.refused is not None and "its probe call sent no request" in check.refused
+    row = {"subject": "smolagents", "backend": "openai", "suite": "s", "clause": "t", "level": "must",
+           "clauses": ["messages.string-content"], "outcome": "failed", "message": check.refused,
+           "extra": {"unjudged": "the harness could not prove the capture of its requests"}}
+    breaks, unjudged = must_failures([row])
+    assert breaks == [] and unjudged[0]["why unjudged"] == "the harness could not prove the capture of its requests"
+    assert level_headline([row]) == [{"subject": "smolagents", "level": "MUST", "openai": "-"}]

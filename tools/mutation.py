@@ -266,16 +266,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{', '.join(targets)}: judging {len(run)} survivors and timed-out mutants again; judge: "
                   f"pytest suites --backend={backends} (replay)", flush=True)
         elif args.sample is not None:
-            # mutmut generates every mutant and runs its stats once (a name that matches none runs nothing), then
-            # judges the drawn ones
-            print(f"mutmut on {', '.join(targets)}: generating the mutants and the stats run; judge: pytest suites "
+            # mutmut generates every mutant first; a name that matches none then stops it (an assertion) before any
+            # test runs: the names are drawn from what it generated, and the drawn ones judged
+            print(f"mutmut on {', '.join(targets)}: generating the mutants; judge: pytest suites "
                   f"--backend={backends} (replay)", flush=True)
-            code = _run_mutmut(["no-such-mutant"], backends, args.jobs, log.with_name("mutmut-stats.log"))
-            if code != 0:
-                print(f"mutmut failed (exit {code}); see {log.with_name('mutmut-stats.log').relative_to(ROOT)}",
-                      file=sys.stderr)
+            _run_mutmut(["no-such-mutant"], backends, args.jobs, log.with_name("mutmut-generate.log"))
+            generated = _results(log.parent, {t: TARGETS[t] for t in targets})
+            if not any(generated.values()):
+                print(f"mutmut generated no mutant of {', '.join(targets)}; see "
+                      f"{log.with_name('mutmut-generate.log').relative_to(ROOT)}", file=sys.stderr)
                 return 2
-            run = _draw(_results(log.parent, {t: TARGETS[t] for t in targets}), args.sample, args.seed)
+            run = _draw(generated, args.sample, args.seed)
             print(f"judging {len(run)} mutants drawn at random ({args.sample} per target, seed {args.seed})",
                   flush=True)
         else:

@@ -101,8 +101,9 @@ def _construct(spec: BackendSpec, subject: str, target: Target, overrides: dict[
 CAPTURE_CHECKS: dict[tuple[str, str], Any] = {}
 
 
-def _require_capture(spec: BackendSpec, subject: str, target: Target) -> None:
-    """Refuse a backend whose requests would escape capture, checked before its first replayed test."""
+def _require_capture(spec: BackendSpec, subject: str, target: Target, node: Any = None) -> None:
+    """Refuse a backend whose requests would escape capture, checked before its first replayed test. The test
+    fails, and its row is marked unjudged: no clause was judged (the report counts it apart)."""
     from harness.recording.capture_check import check_capture
 
     key = (spec.name, subject)
@@ -110,6 +111,8 @@ def _require_capture(spec: BackendSpec, subject: str, target: Target) -> None:
         CAPTURE_CHECKS[key] = check_capture(spec.name, lambda: _construct(spec, subject, target, {}))
     refused = CAPTURE_CHECKS[key].refused
     if refused:
+        if node is not None:
+            node.user_properties.append(("unjudged", "the harness could not prove the capture of its requests"))
         pytest.fail(refused, pytrace=False)
 
 
@@ -128,7 +131,7 @@ def _http_factory(
     to_target = mode == "live" and node.get_closest_marker("live_target") is not None
     if node.get_closest_marker("no_cassette") and not to_target:
         declare(node, "none")
-        _require_capture(spec, subject, Target(mode="replay"))
+        _require_capture(spec, subject, Target(mode="replay"), node)
         stack.enter_context(block_network(f"backend {spec.name} (a test without a cassette)"))
         stack.enter_context(capture_http(capture))
         return lambda **overrides: _construct(spec, subject, Target(mode="replay"), overrides)
@@ -160,7 +163,7 @@ def _http_factory(
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
         target = Target(mode=mode)
-        _require_capture(spec, subject, target)
+        _require_capture(spec, subject, target, node)
         stack.enter_context(block_network(f"backend {spec.name}, cassette {path}"))
     elif spec.live_target == "cloud":
         target = Target(mode=mode, api_key="")  # settings read the user's credentials from the environment

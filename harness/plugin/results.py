@@ -88,6 +88,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         extra: dict[str, Any] = {}
         if report.outcome == "failed" and any(k == "request_differs" and v for k, v in item.user_properties):
             extra["request_differs"] = True  # replay answered with a recording of another request
+        unjudged = [v for k, v in item.user_properties if k == "unjudged" and v]
+        if report.outcome == "failed" and unjudged:
+            extra["unjudged"] = unjudged[0]  # failed before any clause could be judged (why)
         if report.outcome == "failed" and row["subject"] == "smolagents":
             extra["reproduction"] = _reproduction(item, backend_name)
         if extra:

@@ -19,6 +19,9 @@ from harness.wire import transports
 from harness.wire.patching import patched
 
 PROBE_MESSAGES = [{"role": "user", "content": "capture probe"}]
+# the same probe with list-of-parts content: sent when a model fails on the first before sending anything (a
+# class that does not take string content), so that the capture is checked, not the class's message handling
+PROBE_MESSAGES_AS_PARTS = [{"role": "user", "content": [{"type": "text", "text": "capture probe"}]}]
 
 
 class _Stopped(BaseException):
@@ -55,14 +58,17 @@ def check_capture(backend: str, build: Callable[[], Any]) -> CaptureCheck:
     escaped: str | None = None
     failure: str | None = None
     with patched(*stops), block_network(guard), capture_http(capture):
-        try:
-            build().generate(PROBE_MESSAGES)
-        except _Stopped:
-            pass
-        except CaptureEscapeError as exc:
-            escaped = str(exc)
-        except Exception as exc:  # noqa: BLE001 - the model failed before or after sending: judged below
-            failure = f"{type(exc).__name__}: {exc}"
+        for messages in (PROBE_MESSAGES, PROBE_MESSAGES_AS_PARTS):
+            try:
+                build().generate(messages)
+            except _Stopped:
+                pass
+            except CaptureEscapeError as exc:
+                escaped = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the model failed before or after sending: judged below
+                failure = f"{type(exc).__name__}: {exc}"
+            if capture.http or escaped is not None:
+                break
     stacks = sorted({request.stack for request in capture.http})
     if escaped is not None:
         return CaptureCheck(stacks, f"{escaped}; refusing to run backend {backend}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.reporting.levels import REQUEST_DIFFERS
+from harness.reporting.levels import REQUEST_DIFFERS, unjudged
 
 
 @dataclass
@@ -230,16 +230,19 @@ def must_failures(checks: Sequence[Mapping[str, Any]], subject: str = "smolagent
     from harness.reporting.levels import target_of
 
     breaks: dict[tuple[str, str], dict[str, Any]] = {}
-    unjudged: dict[tuple[str, str], dict[str, Any]] = {}
+    not_judged: dict[tuple[str, str], dict[str, Any]] = {}
     for row in checks:
         if row.get("subject") != subject or row.get("level") != "must" or row.get("outcome") != "failed":
             continue
         extra = row.get("extra") or {}
         message = " ".join(str(row.get("message") or "failed").split())[:200]
-        into = unjudged if extra.get(REQUEST_DIFFERS) else breaks
+        why = unjudged(row)
+        into = not_judged if why else breaks
         for clause in row.get("clauses") or ():
             entry = into.setdefault((str(clause), message), {"clause": str(clause), "failure": message,
                                                              "backends": [], "check": "", "reproduction": ""})
+            if why:
+                entry["why unjudged"] = why
             target = target_of(row)
             if target not in entry["backends"]:
                 entry["backends"].append(target)
@@ -252,7 +255,7 @@ def must_failures(checks: Sequence[Mapping[str, Any]], subject: str = "smolagent
     def rows(found: Mapping[tuple[str, str], dict[str, Any]]) -> list[dict[str, str]]:
         return [{**e, "backends": ", ".join(e["backends"])} for _, e in sorted(found.items())]
 
-    return rows(breaks), rows(unjudged)
+    return rows(breaks), rows(not_judged)
 
 
 def deliberate_differences(registry: Mapping[str, Any], checks: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:

@@ -17,6 +17,19 @@ from harness.plugin.clauses import LEVELS
 # extra key of a row whose replayed request differed from the recording: a failure there is no verdict (the
 # recorded answer is not the answer to that request), so it is counted as unjudged, never as a failed clause
 REQUEST_DIFFERS = "request_differs"
+# extra key of a failed row that judged no clause (the harness could not prove the capture of the subject's
+# requests, say): its value says why; counted as unjudged too
+UNJUDGED = "unjudged"
+
+
+def unjudged(row: Mapping[str, Any]) -> str | None:
+    """Why a failed row is no verdict on its clauses, or None when it is one."""
+    if row.get("outcome") != "failed":
+        return None
+    extra = row.get("extra") or {}
+    if extra.get(REQUEST_DIFFERS):
+        return "replayed: the subject sent a request other than the recorded one"
+    return str(extra[UNJUDGED]) if extra.get(UNJUDGED) else None
 
 
 def target_of(row: Mapping[str, Any]) -> str:
@@ -42,8 +55,8 @@ def clause_verdicts(checks: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str,
         level, outcome = row.get("level"), row.get("outcome")
         if level not in LEVELS or outcome not in rank:
             continue
-        if outcome == "failed" and (row.get("extra") or {}).get(REQUEST_DIFFERS):
-            outcome = "skipped"  # unjudged: the request was not the recorded one
+        if unjudged(row):
+            outcome = "skipped"  # no verdict: the request was not the recorded one, or nothing was judged
         for clause in row.get("clauses") or ():
             key = (str(row.get("subject")), str(level), target_of(row), str(clause))
             if rank[str(outcome)] >= rank[verdicts.get(key, "skipped")]:

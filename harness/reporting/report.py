@@ -299,9 +299,11 @@ def _levels(doc: _Doc, checks: Sequence[Mapping[str, Any]], plots: Sequence[tupl
               "server, unless the failure comes before the request), else the `pytest` line of the case.")
         doc.table(breaks)
         if unjudged:
-            doc.p(f"Not counted ({len(unjudged)}): MUST checks that failed in replay only because smolagents sent a "
-                  "request other than the recorded one (valid or not, the recorded answer is not its answer); "
-                  "a live run (`--mode live`) judges them.")
+            doc.p(f"Not counted ({len(unjudged)}): MUST checks that failed without judging their clause, each with "
+                  "why: in replay because smolagents sent a request other than the recorded one (valid or not, the "
+                  "recorded answer is not its answer; a live run, `--mode live`, judges them), or because the "
+                  "harness could not prove that the class's requests are captured. The verdict by level and the "
+                  "clause matrices count them as skipped.")
             doc.table(unjudged)
     for subject in sorted({str(r["subject"]) for r in headline}, key=lambda s: (s != "adapters", s)):
         doc.h(3, f"Clauses x backends: {subject}")
