@@ -234,6 +234,63 @@ def _build(cls: type, arguments: dict[str, Any], on_call: bool) -> Any:
 def check_reach(cls: type, class_name: str, parameter: str, spec: dict[str, Any]) -> Outcome:
     """Built with the parameter, the watched callable receives the expected value."""
     arguments = {**base_arguments(class_name, tuple(spec.get("without") or ())), parameter: _fill(spec["value"])}
+    return _reach(cls, arguments, spec)
+
+
+@contextlib.contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """The process environment with ``variables`` set while inside, and put back as it was."""
+    import os
+
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update({name: str(value) for name, value in variables.items()})
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def further_checks(cls: type, class_name: str) -> list[tuple[str, Outcome]]:
+    """(what, outcome) of the table's further checks of ``class_name``: a parameter left out takes its documented
+    default (``defaults``); a setting read from the environment when its parameter is left out lands where the
+    parameter would, and does not count as a setting given beside a ready client (``environment``)."""
+    spec = load_table()[class_name]
+    found: list[tuple[str, Outcome]] = []
+    for parameter, reach in (spec.get("defaults") or {}).items():
+        arguments = base_arguments(class_name, (parameter, *(reach.get("without") or ())))
+        found.append((f"{parameter} left out", _reach(cls, arguments, reach)))
+    for variable, reach in (spec.get("environment") or {}).items():
+        left_out = (reach["parameter"], *(reach.get("without") or ()))
+        with environment({variable: reach["value"]}):
+            found.append((f"{variable} set, {reach['parameter']} left out",
+                          _reach(cls, base_arguments(class_name, left_out), reach)))
+            client = next((p for p, e in spec["parameters"].items() if "client" in e), None)
+            if client is not None:
+                settings = tuple(spec.get("ignored_with_client") or ())
+                found.append((f"{variable} set, a client given",
+                              check_client(cls, class_name, client, spec["parameters"][client]["client"],
+                                           without=(*settings, *left_out))))
+    return found
+
+
+def check_conflicting(cls: type, class_name: str, given: dict[str, Any]) -> Outcome:
+    """Arguments of which one would be ignored beside the other are refused with a ValueError."""
+    given = _fill(given)
+    try:
+        cls(**{**base_arguments(class_name, without=tuple(given)), **given})
+    except ValueError as exc:
+        return Outcome(True, f"ValueError: {str(exc)[:200]}")
+    except Exception as exc:  # noqa: BLE001
+        return Outcome(False, f"{type(exc).__name__} instead of a ValueError: {str(exc)[:200]}")
+    return Outcome(False, f"accepted {', '.join(f'{k}={v!r}' for k, v in given.items())}; one of them is ignored")
+
+
+def _reach(cls: type, arguments: dict[str, Any], spec: dict[str, Any]) -> Outcome:
+    """Built with ``arguments`` (and called, with ``on_call``): the watched callable gets ``spec``'s expected values."""
     try:
         with watching(spec["target"], bool(spec.get("stop"))) as calls:
             try:
@@ -259,13 +316,15 @@ def check_reach(cls: type, class_name: str, parameter: str, spec: dict[str, Any]
     return Outcome(True, f"{spec['target']} got {shown}")
 
 
-def check_client(cls: type, class_name: str, parameter: str, spec: dict[str, Any]) -> Outcome:
+def check_client(cls: type, class_name: str, parameter: str, spec: dict[str, Any],
+                 without: tuple[str, ...] | None = None) -> Outcome:
     """A client passed in is the one the model uses; no other is built."""
     given = object()
     try:
         with watching(spec["target"], stop=False) as calls:
-            settings = tuple(load_table()[class_name].get("ignored_with_client") or ())
-            model = cls(**{**base_arguments(class_name, without=settings), parameter: given})
+            if without is None:
+                without = tuple(load_table()[class_name].get("ignored_with_client") or ())
+            model = cls(**{**base_arguments(class_name, without=without), parameter: given})
     except Exception as exc:  # noqa: BLE001
         return Outcome(False, f"{type(exc).__name__}: {str(exc)[:300]}")
     if getattr(model, "client", None) is not given:

@@ -87,6 +87,34 @@ def test_every_parameter_has_its_effect(reference: tuple[str, type], under_test:
     assert not failures, f"{under_test.__qualname__} built as {name} would be:\n  " + "\n  ".join(failures)
 
 
+@pytest.mark.clause("constructor.same-effect")
+def test_defaults_and_environment(reference: tuple[str, type], under_test: type) -> None:
+    """A parameter left out takes smolagents' documented default, and a setting read from the environment (smolagents'
+    documented fallback) lands where the parameter would, also beside a client passed in, which is taken."""
+    name, _ = reference
+    found = parity.further_checks(under_test, name)
+    if not found:
+        pytest.skip(f"{name}: the table lists no default or environment variable to check")
+    failures = [f"{what}: {outcome.detail}" for what, outcome in found if not outcome.ok]
+    assert not failures, f"{under_test.__qualname__} built as {name} would be:\n  " + "\n  ".join(failures)
+
+
+@pytest.mark.clause("constructor.ignored-is-error")
+def test_conflicting_arguments_are_an_error(reference: tuple[str, type], under_test: type) -> None:
+    """Arguments of which one would be ignored beside the other (a token and its alias api_key, a URL as
+    model_id and a base_url) are a ValueError."""
+    name, _ = reference
+    sets = parity.load_table()[name].get("conflicting")
+    if not sets:
+        pytest.skip(f"{name}: the table lists no arguments that conflict")
+    failures = []
+    for given in sets:
+        outcome = parity.check_conflicting(under_test, name, given)
+        if not outcome.ok:
+            failures.append(f"{' and '.join(given)}: {outcome.detail}")
+    assert not failures, f"{under_test.__qualname__}:\n  " + "\n  ".join(failures)
+
+
 @pytest.mark.clause("constructor.ignored-is-error")
 def test_ignored_argument_is_an_error(reference: tuple[str, type], under_test: type) -> None:
     name, _ = reference

@@ -121,6 +121,26 @@ def test_flatten_messages_as_text(model, wire, contract):
     _assert_assistant_text(message, contract)
 
 
+@pytest.mark.no_cassette
+@pytest.mark.clause("messages.flatten-as-text", "constructor.same-effect")
+def test_flatten_messages_as_text_given_when_built(model_factory, wire, responder, contract):
+    """flatten_messages_as_text=True given to the constructor flattens every call's messages, as given to a call."""
+    from responder import Reply
+
+    responder.reply = Reply(text="Hello.")
+    model = model_factory(flatten_messages_as_text=True)
+    parts = [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello."}]
+    message = model([{"role": "system", "content": "Be brief."}, {"role": "user", "content": parts}])
+    sent = wire.last()
+    for m in sent.messages:
+        assert isinstance(m["content"], str), f"content not flattened: {m['content']!r}"
+    assert sent.roles == ["system", "user"]
+    assert sent.messages[0]["content"] == "Be brief."
+    user = sent.messages[-1]["content"]
+    assert "Say" in user and "hello." in user and user.find("Say") < user.find("hello.")
+    _assert_assistant_text(message, contract)
+
+
 @pytest.mark.clause("messages.not-mutated")
 def test_callers_messages_not_mutated(model, wire, contract):
     messages = [

@@ -94,3 +94,25 @@ def test_a_stream_cut_anywhere_gives_the_same_message(model, contract, weather_t
     responder.reply = Reply(**{**reply.__dict__, "byte_cuts": cuts})
     cut = _seen(model, _message(model, contract, weather_tool))
     assert cut == whole, f"cut at {len(cuts)} {boundary} boundaries: {cut!r}, whole: {whole!r}"
+
+
+# How an SSE stream may be framed (the OpenAI wire): lines ended by CRLF or CR instead of LF, and the
+# first text sent in the event that carries the role. Each is delivered whole and cut at every byte.
+FRAMINGS = {"crlf": {"line_break": "\r\n"}, "cr": {"line_break": "\r"}, "text-with-role": {"text_with_role": True}}
+
+
+@pytest.mark.requires("token_usage")
+@pytest.mark.parametrize("cut_at_every_byte", [False, True], ids=["whole", "every-byte"])
+@pytest.mark.parametrize("framing", list(FRAMINGS))
+@pytest.mark.clause("stream.sse-framing", "stream.agglomerates-to-generate")
+def test_a_stream_framed_as_sse_allows_gives_its_text(model, contract, responder, framing, cut_at_every_byte):
+    """CRLF, CR and LF end an event-stream line alike, and the first event's text counts as much as any."""
+    if responder.lens.stream_content_type != "text/event-stream":
+        pytest.skip(f"the {responder.lens.name} wire does not stream server-sent events")
+    responder.reply = Reply(text=TEXT, text_pieces=[3, 9], usage=(41, 17), **FRAMINGS[framing])
+    if cut_at_every_byte:
+        responder.reply.byte_cuts = list(range(1, len(responder.stream_body())))
+    message = contract.agglomerate_stream_deltas(list(model.generate_stream(WEATHER)))
+    usage = message.token_usage
+    got = text_of(message), None if usage is None else (usage.input_tokens, usage.output_tokens)
+    assert got == (TEXT, (41, 17)), f"{framing} framing: text and usage {got!r}, sent {(TEXT, (41, 17))!r}"

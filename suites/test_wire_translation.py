@@ -160,18 +160,26 @@ def test_stops_go_out_beside_the_stops_of_the_models_settings(backend, model_fac
 # Request fields of the OpenAI chat-completions reference that an SDK need not name as a parameter of its own
 # (huggingface_hub's chat_completion names none of these): they still go out, as given.
 WIRE_ONLY_PARAMETERS: dict[str, dict[str, Any]] = {"openai": {"prompt_cache_key": "conformance-7", "store": False}}
+# `extra_body`, the OpenAI SDK's (and huggingface_hub's, litellm's) keyword for request fields it does not name:
+# its fields go out top-level, together with a wire field given by name beside it
+EXTRA_BODY: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "openai": ({"prompt_cache_key": "conformance-7"}, {"store": False})}
 
 
 @pytest.mark.clause("model.wire-parameters-forwarded")
 def test_a_wire_parameter_the_sdk_does_not_name_goes_out(backend, model_factory, wire, responder):
     """A model's or a call's keyword argument that the wire defines reaches the request, top-level and as given,
-    also through an SDK without a parameter of that name."""
+    also through an SDK without a parameter of that name; so do the fields of an extra_body given beside one."""
     given = WIRE_ONLY_PARAMETERS.get(backend.wire_format)
     if given is None:
         pytest.skip(f"{backend.name}: its {backend.wire_format!r} wire carries model-specific fields in a field of "
                     "its own (judged by test_call_kwargs_are_forwarded_and_the_models_own_win)")
     responder.reply = Reply(text="Hello.")
-    for how, model, call in (("a model's", model_factory(**given), {}), ("a call's", model_factory(), given)):
+    cases = [("a model's", model_factory(**given), {}), ("a call's", model_factory(), given)]
+    if backend.wire_format in EXTRA_BODY:
+        in_extra_body, by_name = EXTRA_BODY[backend.wire_format]
+        cases.append(("a model's extra_body and a call's", model_factory(extra_body=in_extra_body), by_name))
+    for how, model, call in cases:
         model(HELLO, **call)
         sent = _sent_fields(wire.last().raw, tuple(given))
         assert sent == given, f"{how} keyword arguments {given!r}: the request carried {sent!r}"

@@ -62,6 +62,10 @@ class Reply:
     # OpenAI wire (Azure's form): categories the content filter marks filtered in the choice's content_filter_results
     filtered: Sequence[str] = ()
     recorded: bool = False  # a stream: the recorded stream's body itself, as it was recorded (cut by byte_cuts)
+    # OpenAI wire, a stream: the line break ending each SSE line ("\r\n" and "\r" are SSE's others), and the
+    # first piece of text sent in the first event, beside the role (as some servers send it)
+    line_break: str = "\n"
+    text_with_role: bool = False
 
 
 # Azure's content_filter_results: categories rated by severity (each given its own here, so that a severity
@@ -343,7 +347,13 @@ class OpenAIChatLens(WireLens):
 
         out = [first]
         if reply.text:
-            out += [chunk({"content": piece}) for piece in cut(reply.text, reply.text_pieces)]
+            pieces = cut(reply.text, reply.text_pieces)
+            if reply.text_with_role and first["choices"]:
+                out = [copy.deepcopy(first)]
+                out[0]["choices"][0]["delta"]["content"] = pieces.pop(0)
+            elif reply.text_with_role:  # Azure's first event carries only the prompt's filter results
+                out.append(chunk({"role": "assistant", "content": pieces.pop(0)}))
+            out += [chunk({"content": piece}) for piece in pieces]
         fragments: list[list[dict[str, Any]]] = []
         for index, call in enumerate(reply.tool_calls):
             pieces = cut(arguments_text(call.arguments), reply.argument_pieces)
@@ -369,8 +379,9 @@ class OpenAIChatLens(WireLens):
             tail["choices"] = []
             tail["usage"] = _openai_usage(reply.usage)
             out.append(tail)
-        text = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in out) + "data: [DONE]\n\n"
-        return text.encode("utf-8")
+        end_of_event = reply.line_break * 2
+        text = "".join(f"data: {json.dumps(e, ensure_ascii=False)}{end_of_event}" for e in out)
+        return (text + f"data: [DONE]{end_of_event}").encode("utf-8")
 
     def ok(self) -> StandInReply:
         return StandInReply.json(_completion(), headers={"x-request-id": REQUEST_ID})
@@ -416,6 +427,9 @@ class OpenAIChatLens(WireLens):
         cut_call = {**_chunk(None), "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
             {"index": 0, "id": "call_1", "type": "function",
              "function": {"name": "get_weather", "arguments": '{"city": "Pa'}}]}}]}
+        # a server that fails after the stream began sends an error event in place of the next chunk
+        # (the OpenAI SDK raises on a chunk carrying `error`; vLLM and TGI send one)
+        error_event = {"error": {"message": PROVIDER_MESSAGE, "type": "server_error", "code": None}}
         return {
             "stream-without-finish-reason": dict(
                 replies=lambda: [unfinished], stream=True, kind="truncated", attempts=1),
@@ -435,6 +449,13 @@ class OpenAIChatLens(WireLens):
                 replies=lambda: [StandInReply.json(refused_stop, 400, headers)], kind="unsupported_parameter",
                 status=400, attempts=1, provider_message=True, names=("stop", "supports_stop_parameter=False"),
                 stop_sequences=["END"], clauses=("errors.stop-refused",)),
+            "openai-stream-error-event": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                              sse([_chunk(ANSWER_PIECES[0]), error_event]))],
+                # the event comes after the 200's headers and carries no status: the SDKs type it as they can (the
+                # OpenAI SDK an APIError without status, litellm a 500 or a refused call), without a request id
+                stream=True, kind="server", attempts=1, provider_message=True, request_id=False,
+                kinds={"openai": ("server", "error", "client")}),
         }
 
 
