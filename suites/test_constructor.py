@@ -247,3 +247,9 @@ def test_to_dict_leaves_the_credentials_out(request: pytest.FixtureRequest, back
     exported = cls(**settings).to_dict()
     assert exported.get("model_id") == settings["model_id"], f"to_dict exported model_id {exported.get('model_id')!r}"
     assert CREDENTIAL not in repr(exported), f"to_dict exported the credential: {exported!r}"
+    if "azure_endpoint" in settings:
+        # an Azure deployment authenticated with an Entra ID token given to the client (no API key)
+        entra = {**{k: v for k, v in settings.items() if k != "api_key"},
+                 "client_kwargs": {**(settings.get("client_kwargs") or {}), "azure_ad_token": CREDENTIAL}}
+        exported = cls(**entra).to_dict()
+        assert CREDENTIAL not in repr(exported), f"to_dict exported the Entra ID token in client_kwargs: {exported!r}"

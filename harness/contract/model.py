@@ -180,6 +180,15 @@ def agglomerate_stream_deltas(
     )
 
 
+
+def _without_secrets(value: Any) -> Any:
+    """``value`` with every key that names a credential left out, at any depth (a token in client_kwargs too)."""
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items() if not (isinstance(k, str) and is_secret_name(k))}
+    if type(value) in (list, tuple):
+        return type(value)(_without_secrets(v) for v in value)
+    return value
+
 class Model:
     """Base of every model: ``model(messages, stop_sequences=..., ...) -> ChatMessage``."""
 
@@ -341,8 +350,8 @@ class Model:
             data["supports_stop_parameter"] = self.stop_parameter
         if self.custom_role_conversions:
             data["custom_role_conversions"] = dict(self.custom_role_conversions)
-        data.update({k: v for k, v in self.kwargs.items() if not is_secret_name(k)})
-        return {k: v for k, v in data.items() if not is_secret_name(k)}
+        data.update(self.kwargs)
+        return _without_secrets(data)
 
     @classmethod
     def from_dict(cls, model_dictionary: dict[str, Any]) -> Model:
