@@ -39,6 +39,7 @@ from harness.recording.derive import SOURCE_BACKEND, TARGETS, underivable
 from harness.recording.network import block_network, hub_clients_online
 from harness.recording.played import PlayedRequest, noting_played
 from harness.recording.record import Recording, default_aside_root
+from harness.results.schema import UNJUDGED
 from harness.servers.catalog import server_classes
 from harness.servers.embedded import COPY_VERSION
 
@@ -112,7 +113,7 @@ def _require_capture(spec: BackendSpec, subject: str, target: Target, node: Any 
     refused = CAPTURE_CHECKS[key].refused
     if refused:
         if node is not None:
-            node.user_properties.append(("unjudged", "the harness could not prove the capture of its requests"))
+            node.user_properties.append((UNJUDGED, "the harness could not prove the capture of its requests"))
         pytest.fail(refused, pytrace=False)
 
 

@@ -20,6 +20,7 @@ from harness.plugin.options import ENDPOINT, LOCAL_SERVER, _suite_of, _test_name
 from harness.plugin.replay import _PHASES
 from harness.plugin.run_log import RESULT_PROPERTY
 from harness.recording.cassettes import CLOUD_SERVER
+from harness.results.schema import REQUEST_DIFFERS, UNJUDGED
 
 
 def _redact_report(report: pytest.TestReport | pytest.CollectReport) -> None:
@@ -86,11 +87,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         extra: dict[str, Any] = {}
-        if report.outcome == "failed" and any(k == "request_differs" and v for k, v in item.user_properties):
-            extra["request_differs"] = True  # replay answered with a recording of another request
-        unjudged = [v for k, v in item.user_properties if k == "unjudged" and v]
+        if report.outcome == "failed" and any(k == REQUEST_DIFFERS and v for k, v in item.user_properties):
+            extra[REQUEST_DIFFERS] = True  # replay answered with a recording of another request
+        unjudged = [v for k, v in item.user_properties if k == UNJUDGED and v]
         if report.outcome == "failed" and unjudged:
-            extra["unjudged"] = unjudged[0]  # failed before any clause could be judged (why)
+            extra[UNJUDGED] = unjudged[0]  # failed before any clause could be judged (why)
         if report.outcome == "failed" and row["subject"] == "smolagents":
             extra["reproduction"] = _reproduction(item, backend_name)
         if extra:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.reporting.levels import REQUEST_DIFFERS, unjudged
+from harness.reporting.levels import unjudged
 
 
 @dataclass
@@ -276,4 +276,4 @@ def deliberate_differences(registry: Mapping[str, Any], checks: Sequence[Mapping
     return out
 
 
-__all__ = ["BEHAVIOURS", "REQUEST_DIFFERS", "deliberate_differences", "must_failures", "raw_behaviour"]
+__all__ = ["BEHAVIOURS", "deliberate_differences", "must_failures", "raw_behaviour"]

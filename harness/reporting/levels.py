@@ -13,13 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.plugin.clauses import LEVELS
+from harness.results.schema import REQUEST_DIFFERS, UNJUDGED
 
-# extra key of a row whose replayed request differed from the recording: a failure there is no verdict (the
-# recorded answer is not the answer to that request), so it is counted as unjudged, never as a failed clause
-REQUEST_DIFFERS = "request_differs"
-# extra key of a failed row that judged no clause (the harness could not prove the capture of the subject's
-# requests, say): its value says why; counted as unjudged too
-UNJUDGED = "unjudged"
+# A failure whose replayed request differed from the recording (REQUEST_DIFFERS: the recorded answer is not the
+# answer to that request), or that judged no clause (UNJUDGED, with why), is no verdict: counted as unjudged,
+# never as a failed clause
 
 
 def unjudged(row: Mapping[str, Any]) -> str | None:

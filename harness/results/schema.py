@@ -68,8 +68,12 @@ FIELDS: dict[str, str] = {
     "extra": ("anything else the writer wants kept (dict): a latency target's `roofline` and `stability` (each "
               "attempt's spread, load and warnings), a latency sample's `attempt`, a suite check's `backend_reached` "
               "(whether it reached the backend's wire or engine), a failed check's `reproduction` (smolagents' "
-              "classes) and `request_differs` (replay answered with the recording of another request)"),
+              "classes) and `request_differs` (replay answered with the recording of another request), and "
+              "`unjudged` (why a failed check judged no clause: its subject's requests could not be captured)"),
 }
+# extra keys of a failed check row that is no verdict on its clauses (written by the pytest plugin, read by the report)
+REQUEST_DIFFERS = "request_differs"
+UNJUDGED = "unjudged"
 
 
 class SchemaError(HarnessError, ValueError):
