@@ -54,8 +54,11 @@ BAD_CALLS = {
 
 
 @pytest.mark.parametrize("messages, arguments, error, named", list(BAD_CALLS.values()))
-def test_a_bad_call_argument_is_a_clear_error(model, wire, weather_tool, messages, arguments, error, named):
-    """Reply side: an error of the written type naming the argument and the value; wire side: nothing was sent."""
+def test_a_bad_call_argument_is_a_clear_error(model, wire, responder, weather_tool, messages, arguments, error,
+                                              named):
+    """Reply side: an error of the written type naming the argument and the value; wire side: nothing was sent
+    (a request that goes out anyway is answered by the responder, so that it shows here as sent)."""
+    responder.reply = Reply(text="Hello.")
     arguments = {key: weather_tool if value is TOOL else value for key, value in arguments.items()}
     with pytest.raises(error, match=named):
         model(messages, **arguments)
@@ -70,8 +73,9 @@ def test_a_bad_call_argument_is_a_clear_error(model, wire, weather_tool, message
 ])
 def test_a_models_own_tool_choice(backend, model_factory, contract, wire, responder, weather_tool, choice):
     """A model built with tool_choice="auto" asks for it with every call that offers tools, in the wire's form;
-    one built with tool_choice=REMOVE_PARAMETER sends no tool choice (on a wire that must name one, its
-    default with tools: auto). The tools go out either way, and no raw tool_choice field beside the wire's own."""
+    one built with tool_choice=REMOVE_PARAMETER sends no tool choice (on Converse, where toolConfig may name
+    one, at most auto: the API's default with tools). The tools go out either way, and no raw tool_choice field
+    beside the wire's own."""
     lens = lens_of(backend)
     model = model_factory(tool_choice="auto" if choice == "auto" else contract.REMOVE_PARAMETER)
     responder.reply = Reply(text="It is sunny.")
@@ -82,7 +86,7 @@ def test_a_models_own_tool_choice(backend, model_factory, contract, wire, respon
     if choice == "auto":
         assert got == lens.tool_choices["auto"], f"tool choice sent {got!r}, the model was built with 'auto'"
     else:
-        # absent where the wire may leave it out; Converse's toolConfig always names one: its auto
+        # absent on the OpenAI wire; on Converse absent or auto, the default either way
         allowed = [None] if backend.wire_format == "openai" else [None, lens.tool_choices["auto"]]
         assert got in allowed, f"tool choice sent {got!r}, the model removes tool_choice"
     assert "tool_choice" not in sent.raw or backend.wire_format == "openai", (
