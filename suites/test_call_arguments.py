@@ -22,6 +22,16 @@ WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TOOL = object()  # stands for the weather tool, given by its fixture
 
+
+class ToolWithoutInputs:
+    """An object offered as a tool that has a name and a description but no inputs (a tool of another library)."""
+
+    name = "get_weather"
+    description = "Get the current weather for a city."
+
+    def __repr__(self) -> str:
+        return "<get_weather>"
+
 # case: (messages, call keyword arguments, error type, what the error must name)
 BAD_CALLS = {
     "part_not_a_dict": pytest.param(
@@ -50,6 +60,9 @@ BAD_CALLS = {
     "tools_a_string": pytest.param(
         WEATHER, {"tools_to_call_from": "get_weather"}, TypeError, r"\btools_to_call_from\b.*'get_weather'.*\bstr\b",
         marks=pytest.mark.clause("call.bad-argument-is-clear-error"), id="tools_a_string"),
+    "tool_without_inputs": pytest.param(
+        WEATHER, {"tools_to_call_from": [ToolWithoutInputs()]}, TypeError, r"\bToolWithoutInputs\b.*'inputs'",
+        marks=pytest.mark.clause("call.bad-argument-is-clear-error"), id="tool_without_inputs"),
 }
 
 
