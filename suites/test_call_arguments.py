@@ -105,3 +105,12 @@ def test_a_models_own_tool_choice(backend, model_factory, contract, wire, respon
     assert "tool_choice" not in sent.raw or backend.wire_format == "openai", (
         f"a raw tool_choice field went out beside the {backend.wire_format} wire's own: {sent.raw!r}")
     assert text_of(message) == "It is sunny."
+
+
+@pytest.mark.clause("stop.parameter-switch")
+def test_a_stop_parameter_switch_that_is_not_a_bool_is_a_clear_error(model_factory, wire):
+    """Building a model with supports_stop_parameter other than True, False or None fails with a TypeError naming
+    the parameter and the value; nothing is sent."""
+    with pytest.raises(TypeError, match=r"\bsupports_stop_parameter\b.*'yes'"):
+        model_factory(supports_stop_parameter="yes")(HELLO)
+    assert wire.calls() == []
