@@ -107,6 +107,10 @@ FAULTS: dict[str, Fault] = {
     "authentication-401": Fault(lambda w: [w.error(w.auth_status, w.auth_code)], kind="auth", attempts=1,
                                 provider_message=True),
 }
+# a stream that stops mid-way and stays silent: the client's read timeout must end it as a timeout (not as a
+# cut or a server error), whatever layer of the SDK notices it
+FAULTS["stall-mid-stream"] = Fault(lambda w: [w.stream(complete=False, then="hang")], stream=True, kind="timeout",
+                                   attempts=1, timeout=SHORT_TIMEOUT)
 # the faults only one wire has, run on the backends that speak it
 for _lens in WIRES.values():
     for _name, _fault in _lens.own_faults().items():
