@@ -194,12 +194,16 @@ DESCRIBED_FORMAT = {"type": "json_schema", "json_schema": {
 
 
 @pytest.mark.requires("structured_output")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
 @pytest.mark.clause("structured.on-the-wire")
-def test_a_response_formats_description_goes_out(backend, model, wire, responder):
+def test_a_response_formats_description_goes_out(backend, model, contract, wire, responder, streamed):
     """The description of a json_schema response_format reaches the wire's structured-output request, with its
-    name and schema."""
+    name and schema, from generate and from a stream alike."""
+    if streamed and not getattr(model, "can_stream", False):
+        pytest.skip(f"{backend.name} does not stream")
     responder.reply = Reply(text='{"city": "Paris"}')
-    message = model(WEATHER, response_format=DESCRIBED_FORMAT)
+    message = (_stream(model, contract, WEATHER, response_format=DESCRIBED_FORMAT) if streamed
+               else model(WEATHER, response_format=DESCRIBED_FORMAT))
     sent = wire.last().raw
     if (sent.get("response_format") or {}).get("type") == "json_object":
         pytest.skip(f"{backend.name}'s SDK sends TGI's grammar form of a json_schema, which has no description")
@@ -208,6 +212,80 @@ def test_a_response_formats_description_goes_out(backend, model, wire, responder
     assert lens.response_description(sent) == "The city the user asks about.", (
         f"description sent {lens.response_description(sent)!r}")
     assert text_of(message) == '{"city": "Paris"}'
+
+
+# Per wire format: the request field a structured-output request travels in.
+STRUCTURED_FIELD = {"openai": "response_format", "bedrock": "outputConfig"}
+
+
+@pytest.mark.requires("structured_output")
+@pytest.mark.clause("structured.on-the-wire", "model.kwargs-at-instantiation")
+def test_a_models_response_format_goes_out_with_every_call(backend, model_factory, wire, responder):
+    """A response_format the model was built with is the structured-output request of each call, in the wire's
+    form, as one given to the call is."""
+    model = model_factory(response_format=DESCRIBED_FORMAT)
+    responder.reply = Reply(text='{"city": "Paris"}')
+    message = model(WEATHER)
+    sent = wire.last().raw
+    if (sent.get("response_format") or {}).get("type") == "json_object":
+        pytest.skip(f"{backend.name}'s SDK sends TGI's grammar form of a json_schema, which has no description")
+    lens = lens_of(backend)
+    assert lens.response_schema(sent) == ("city", DESCRIBED_SCHEMA), f"sent {sent!r}"
+    assert lens.response_description(sent) == "The city the user asks about."
+    assert "response_format" not in sent or backend.wire_format == "openai", (
+        f"a raw response_format field went out beside the {backend.wire_format} wire's own: {sent!r}")
+    assert text_of(message) == '{"city": "Paris"}'
+
+
+@pytest.mark.requires("structured_output")
+@pytest.mark.parametrize("sentinel", ["contract", "smolagents"])
+@pytest.mark.clause("model.remove-parameter")
+def test_remove_parameter_takes_the_response_format_out(backend, model_factory, contract, wire, responder,
+                                                        sentinel):
+    """A model built with response_format=REMOVE_PARAMETER sends no structured-output request, also when a call
+    asks for one."""
+    field = STRUCTURED_FIELD.get(backend.wire_format)
+    if field is None:
+        pytest.skip(f"{backend.name}: no structured-output field written down for the {backend.wire_format!r} wire")
+    remove = contract.REMOVE_PARAMETER if sentinel == "contract" else pytest.importorskip(
+        "smolagents.models").REMOVE_PARAMETER
+    model = model_factory(response_format=remove)
+    responder.reply = Reply(text='{"city": "Paris"}')
+    message = model(WEATHER, response_format=DESCRIBED_FORMAT)
+    sent = wire.last().raw
+    assert field not in sent and "response_format" not in sent, f"a structured-output request went out: {sent!r}"
+    assert text_of(message) == '{"city": "Paris"}'
+
+
+# Per wire format: the parameters through which a model's REMOVE_PARAMETER keeps a call's stop sequences off the
+# wire (the stop parameter itself; on Converse also inferenceConfig, the field the stop sequences travel in), with
+# the fields that must then be absent from the request.
+REMOVE_STOP: dict[str, dict[str, tuple[str, ...]]] = {
+    "openai": {"stop": ("stop",)},
+    "bedrock": {"stop": ("stopSequences",), "inferenceConfig": ("inferenceConfig",)},
+}
+
+
+@pytest.mark.parametrize("removed", ["stop", "inferenceConfig"])
+@pytest.mark.clause("model.remove-parameter", "stop.before-stop-sequence")
+def test_remove_parameter_keeps_a_calls_stops_off_the_wire(backend, model_factory, contract, wire, responder,
+                                                           removed):
+    """A model built with REMOVE_PARAMETER for the parameter a call's stop sequences travel in sends none of
+    them; the text is still cut before the first stop sequence."""
+    if "stop_parameter" not in backend.capabilities:
+        pytest.skip(f"{backend.name} stops inside the engine: no stop parameter goes out")
+    absent = REMOVE_STOP.get(backend.wire_format, {}).get(removed)
+    if absent is None:
+        pytest.skip(f"the {backend.wire_format} wire carries its stop sequences in no {removed!r} field")
+    model = model_factory(**{removed: contract.REMOVE_PARAMETER})
+    text = "Monday, Tuesday, END Wednesday"
+    responder.reply = Reply(text=text)
+    message = model(HELLO, stop_sequences=["END"])
+    sent = wire.last()
+    assert sent.stop is None, f"stop sequences on the wire: {sent.stop!r}, the model removes {removed!r}"
+    present = [name for name in absent if name in sent.raw or name in (sent.raw.get("inferenceConfig") or {})]
+    assert not present, f"the request carries {present} although the model removes {removed!r}: {sent.raw!r}"
+    assert text_of(message) == cut_at_first_stop(text, ["END"])
 
 
 # -- the stop rule per model family -------------------------------------------------------------
