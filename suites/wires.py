@@ -460,7 +460,8 @@ class OpenAIChatLens(WireLens):
             # an event that is no chunk of the wire (`choices` an object, not a list) after a first good one
             "openai-stream-event-not-a-chunk": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
-                                              sse([_chunk(ANSWER_PIECES[0]), not_a_chunk, _chunk(None, "stop")], True))],
+                                              sse([_chunk(ANSWER_PIECES[0]), not_a_chunk, _chunk(None, "stop")],
+                                                  True))],
                 # litellm raises on it as a synthetic 500 (litellm.completion) or an error of its own (the Router)
                 stream=True, kind="malformed", attempts=1, kinds={"openai": ("malformed", "server", "client")}),
         }
