@@ -128,11 +128,14 @@ def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
     cls = backend.load() if subject == "adapters" else load_smolagents_class(backend)
     delays: list[float] = []
 
-    def build(url: str, timeout: float = TIMEOUT, **settings: Any) -> Any:
-        # the backend's own settings for the stand-in (its registration), not a table of backends here
+    def build(url: str, timeout: float = TIMEOUT, adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+              **settings: Any) -> Any:
+        # the backend's own settings for the stand-in (its registration), not a table of backends here;
+        # `adjust` reshapes them where a case needs more than the registration builds
         target = Target(mode="stand-in", base_url=f"{url}/v1", served_model_id=STAND_IN_MODEL,
                         api_key=STAND_IN_KEY, timeout=timeout)
-        model = cls(**backend.settings(target), **settings)
+        own = backend.settings(target)
+        model = cls(**(adjust(own) if adjust else own), **settings)
         if hasattr(model, "_sleep"):
             model._sleep = delays.append
         else:
@@ -241,3 +244,48 @@ def test_retry_false_sends_one_request(backend: Any, fault_model: Callable[..., 
         attempts = len(server.requests)
     assert attempts == 1, f"retry=False sent {attempts} requests for one 429, then {outcome}"
     assert outcome != "answered", "retry=False answered after a 429: something retried"
+
+
+COOLDOWN = 3  # the Retry-After of the group's 429s, seconds: the Router cools each deployment down for as long
+
+
+@pytest.mark.clause("errors.group-cooling-down", "errors.bounded-retry")
+def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
+                                   fault_model: Callable[..., Any]) -> None:
+    """A Router group of two deployments that both answer 429 with Retry-After: the Router cools each down
+    and then refuses the call itself. The caller gets a throttled error naming the backend, each retry waits
+    the Retry-After, then the cooldown, and no cooled-down deployment is called again."""
+    from urllib.parse import urlsplit
+
+    from harness.recording.network import block_network, hub_clients_online
+
+    def two_deployments(settings: dict[str, Any]) -> dict[str, Any]:
+        if "model_list" not in settings:
+            pytest.skip(f"{backend.name} is built without a Router's model_list: no group to cool down")
+        (deployment,) = settings["model_list"]
+        # the same stand-in twice, told apart by their ids (the Router otherwise reads them as one)
+        group = [{**deployment, "model_info": {"id": f"deployment-{n}"}} for n in (1, 2)]
+        return {**settings, "model_list": group}
+
+    wire = lens_of(backend)
+    with FaultInjector([wire.error(429, wire.throttled_code, {"Retry-After": str(COOLDOWN)})]) as server, \
+            hub_clients_online(), block_network(f"backend {backend.name}, a group cooling down",
+                                                allow=("127.0.0.1", urlsplit(server.url).port or 80)):
+        model = fault_model(server.url, TIMEOUT, adjust=two_deployments)
+        error: BaseException | None = None
+        try:
+            model.generate(PROMPT)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            error = exc
+        attempts = len(server.requests)
+    if attempts:
+        mark_backend_reached(request.node)
+    from harness.contract.errors import BackendError
+
+    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
+    text = str(error)
+    assert error.kind == "throttled" and error.status == 429 and "status=429" in text, text
+    assert backend.name in text and "cool" in text.lower(), f"the error does not say the group is cooling down: {text}"
+    assert attempts == 2, f"{attempts} requests: each deployment once, none while it cools down"
+    # two retries after each deployment's 429, then one after the Router's own refusal: all wait COOLDOWN
+    assert model.delays == [float(COOLDOWN)] * (MAX_ATTEMPTS - 1), f"waited {model.delays}, expected {COOLDOWN} s each"
