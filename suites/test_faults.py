@@ -289,3 +289,51 @@ def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
     assert attempts == 2, f"{attempts} requests: each deployment once, none while it cools down"
     # two retries after each deployment's 429, then one after the Router's own refusal: all wait COOLDOWN
     assert model.delays == [float(COOLDOWN)] * (MAX_ATTEMPTS - 1), f"waited {model.delays}, expected {COOLDOWN} s each"
+
+
+@pytest.mark.clause("errors.no-credentials")
+def test_no_credentials_anywhere(request: pytest.FixtureRequest, backend: Any, fault_model: Callable[..., Any],
+                                 monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """A Bedrock model built without credentials, where the AWS chain finds none either (no variables, empty
+    config and credentials files, no instance metadata): the call fails as an error of kind auth naming the
+    backend, before any request is sent, and is not retried."""
+    from urllib.parse import urlsplit
+
+    from harness.recording.network import block_network, hub_clients_online
+
+    def without_keys(settings: dict[str, Any]) -> dict[str, Any]:
+        options = settings.get("client_kwargs") or {}
+        if "aws_secret_access_key" not in options:
+            pytest.skip(f"{backend.name} is not built with AWS credentials: none to leave out")
+        kept = {k: v for k, v in options.items() if k not in ("aws_access_key_id", "aws_secret_access_key")}
+        return {**settings, "client_kwargs": kept}
+
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "config").write_text("")
+    (tmp_path / "credentials").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to ask for
+
+    wire = lens_of(backend)
+    with FaultInjector([wire.ok()]) as server, hub_clients_online(), block_network(
+            f"backend {backend.name}, no credentials", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
+        model = fault_model(server.url, TIMEOUT, adjust=without_keys)
+        error: BaseException | None = None
+        try:
+            model.generate(PROMPT)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            error = exc
+        attempts = len(server.requests)
+    from harness.contract.errors import BackendError
+
+    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
+    text = str(error)
+    assert error.kind == "auth" and "kind=auth" in text, text
+    assert backend.name in text, text
+    assert attempts == 0, f"{attempts} requests sent without credentials"
+    assert model.delays == [], f"retried without credentials, waiting {model.delays}"
