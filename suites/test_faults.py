@@ -291,6 +291,48 @@ def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
     assert model.delays == [float(COOLDOWN)] * (MAX_ATTEMPTS - 1), f"waited {model.delays}, expected {COOLDOWN} s each"
 
 
+
+@pytest.mark.clause("errors.group-cooling-down")
+def test_router_group_limit_reached(request: pytest.FixtureRequest, backend: Any,
+                                    fault_model: Callable[..., Any]) -> None:
+    """A Router group whose one deployment may take one request a minute (rpm 1, usage-based routing): the
+    first call is answered, the second is refused by the Router itself, as a throttled error naming the
+    backend, and never reaches the provider."""
+    from urllib.parse import urlsplit
+
+    from harness.recording.network import block_network, hub_clients_online
+
+    def one_request_a_minute(settings: dict[str, Any]) -> dict[str, Any]:
+        if "model_list" not in settings:
+            pytest.skip(f"{backend.name} is built without a Router's model_list: no group limit to reach")
+        (deployment,) = settings["model_list"]
+        limited = {**deployment, "litellm_params": {**deployment["litellm_params"], "rpm": 1}}
+        options = {**(settings.get("client_kwargs") or {}), "routing_strategy": "usage-based-routing-v2"}
+        return {**settings, "model_list": [limited], "client_kwargs": options}
+
+    wire = lens_of(backend)
+    with FaultInjector([wire.ok()]) as server, hub_clients_online(), block_network(
+            f"backend {backend.name}, a group limit reached", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
+        model = fault_model(server.url, TIMEOUT, adjust=one_request_a_minute)
+        first = model.generate(PROMPT)
+        error: BaseException | None = None
+        try:
+            model.generate(PROMPT)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            error = exc
+        attempts = len(server.requests)
+    if attempts:
+        mark_backend_reached(request.node)
+    from harness.contract.errors import BackendError
+
+    assert first.content == ANSWER
+    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
+    text = str(error)
+    assert error.kind == "throttled" and error.status == 429 and "status=429" in text, text
+    assert backend.name in text, text
+    assert attempts == 1, f"{attempts} requests: the second call went past the group's limit"
+    assert sum(model.delays) <= model.max_total_wait
+
 @pytest.mark.clause("errors.no-credentials")
 def test_no_credentials_anywhere(request: pytest.FixtureRequest, backend: Any, fault_model: Callable[..., Any],
                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
