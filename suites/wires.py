@@ -699,6 +699,13 @@ class ConverseLens(WireLens):
                 replies=lambda: [StandInReply.json({**_converse(), "output": {"message": {"role": "assistant"}}},
                                                    headers={"x-amzn-RequestId": REQUEST_ID})],
                 kind="malformed", status=200, attempts=1, request_id=True),
+            # a stream cut after its headers (x-amzn-RequestId): the error names the request it cut
+            "bedrock-stream-reset-names-request": dict(
+                replies=lambda: [self.stream(complete=False, then="reset")], stream=True, kind="connection",
+                attempts=1, request_id=True),
+            "bedrock-stream-cut-names-request": dict(
+                replies=lambda: [self.stream(complete=False)], stream=True, kind="truncated", status=200, attempts=1,
+                request_id=True),
             "bedrock-malformed_tool_use-stream": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + CONVERSE_END[:2] + [
                     _event("messageStop", {"stopReason": "malformed_tool_use"}), CONVERSE_END[3]])],
