@@ -55,6 +55,7 @@ def test_the_report_lists_timeouts_apart_and_each_survivor_with_its_reason(tmp_p
     assert "timed out (1" in out and "x_validate_call__mutmut_4" in out.split("timed out")[1].split("\nsurvivors")[0]
     assert "x_validate_call__mutmut_2: W: wording only" in out
     assert "x_validate_call__mutmut_3: NO REASON GIVEN" in out
+    assert "harness.contract.model       W 1  ? 1" in out.split("survivors by kind")[1]
     # 1 killed of the 3 with a verdict (the timeout has none): 33.3%
     assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "33"]) == 0
 
@@ -65,6 +66,16 @@ def test_a_reason_given_for_a_pattern_covers_each_mutant_it_matches():
     assert mutation._reason_for("a.x_f__mutmut_2", reasons) == "E: its own"
     assert mutation._reason_for("a.x_f__mutmut_17", reasons) == "G: a gap"
     assert mutation._reason_for("a.x_g__mutmut_1", reasons) == "NO REASON GIVEN"
+
+
+def test_a_survivors_kind_is_the_letter_its_reason_starts_with():
+    mutation = _tool("mutation")
+    assert mutation._kind("E: equivalent") == "E"
+    assert mutation._kind("G, judged since by test_x (seen red by hand)") == "G"
+    assert mutation._kind("**U**: unreachable") == "U"
+    assert mutation._kind("Mutants 1-27: O, the branch ... 39, 40: W, the text") == "mixed"
+    assert mutation._kind("NO REASON GIVEN") == "?"
+    assert mutation._kind("Either way") == "mixed"  # a word that starts with a kind's letter is not a kind
 
 
 def test_every_listed_bug_still_applies_to_the_code_once():
@@ -126,3 +137,35 @@ def test_a_sample_is_drawn_per_target_reproducibly_and_its_score_has_an_interval
     assert drawn == mutation._draw(statuses, 10, seed=5) and drawn != mutation._draw(statuses, 10, seed=6)
     low, high = mutation._interval(8, 10)  # Wilson's interval for 8 of 10: [0.490, 0.943]
     assert round(low, 1) == 49.0 and round(high, 1) == 94.3
+
+
+def test_a_rerun_of_survivors_is_judged_by_the_suites_as_they_are_now_and_refuses_changed_mutated_code(
+        tmp_path, monkeypatch, capsys):
+    mutation = _tool("mutation")
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(mutation, "REASONS", tmp_path / "mutation.md")
+    judged: list[list[str]] = []
+    monkeypatch.setattr(mutation, "_run_mutmut", lambda globs, *a, **k: judged.append(globs) or 0)
+    (tmp_path / "pyproject.toml").write_text('[tool.mutmut]\nonly_mutate = ["adapters/hf.py"]\n', encoding="utf-8")
+    (tmp_path / "cassettes").mkdir()
+    sources = {"adapters/hf.py": "A = 1\n", "harness/errors.py": "B = 1\n", "suites/test_x.py": "old\n"}
+    for path, text in sources.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text, encoding="utf-8")
+    work = mutation._workdir("inference-client")
+    meta = work / "mutants" / "adapters" / "hf.py.meta"
+    meta.parent.mkdir(parents=True)
+    codes = {"adapters.hf.x_f__mutmut_1": 1, "adapters.hf.x_f__mutmut_2": 0}
+    meta.write_text(json.dumps({"exit_code_by_key": codes}), encoding="utf-8")
+    # the suites and an unmutated module changed since the copy was made: both are taken again, the survivor judged
+    (tmp_path / "suites" / "test_x.py").write_text("new\n", encoding="utf-8")
+    (tmp_path / "harness" / "errors.py").write_text("B = 2\n", encoding="utf-8")
+    assert mutation.main(["--only", "adapters.hf", "--rerun-survivors"]) == 0
+    assert judged == [["adapters.hf.x_f__mutmut_2"]]
+    assert (work / "suites" / "test_x.py").read_text(encoding="utf-8") == "new\n"
+    assert (work / "harness" / "errors.py").read_text(encoding="utf-8") == "B = 2\n"
+    # a mutated module changed: its mutants are not this code's, so nothing is judged
+    (tmp_path / "adapters" / "hf.py").write_text("A = 2\n", encoding="utf-8")
+    assert mutation.main(["--only", "adapters.hf", "--rerun-survivors"]) == 2
+    assert judged == [["adapters.hf.x_f__mutmut_2"]]
+    assert "adapters/hf.py changed since" in capsys.readouterr().err
