@@ -143,7 +143,11 @@ def deltas_from_chunks(chunks: Iterable[Any], backend: str) -> Iterator[ChatMess
     for chunk in chunks:
         request_id = request_id or _get(chunk, "id")
         usage = usage_of(_get(chunk, "usage")) or usage
-        for choice in _get(chunk, "choices") or []:
+        choices = _get(chunk, "choices") or []
+        if not isinstance(choices, list):  # an event that is no chunk: never skipped as if it said nothing
+            raise BackendError(f"a stream chunk whose choices are a {type(choices).__name__}, not a list (malformed)",
+                               backend=backend, status=200, request_id=request_id, kind="malformed")
+        for choice in choices:
             if _get(choice, "index") not in (0, None):
                 continue
             finish = _get(choice, "finish_reason")

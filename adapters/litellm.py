@@ -217,6 +217,14 @@ class LiteLLMRouterModel(LiteLLMModel):
                   if entry.get("model_name") == self.model_id]
         return super()._stop_rule() and all(supports_stop_parameter(m) for m in models)
 
+    def _translate_error(self, exc: Exception) -> BackendError | None:
+        error = super()._translate_error(exc)
+        if error is None and isinstance(exc, ValueError) and str(exc).startswith("No deployments available"):
+            # the Router's own refusal when its group's limits (rpm, tpm) leave no deployment: a rate limit
+            return BackendError(f"no deployment of the group is available: {str(exc)[:300]}",
+                                backend=self.backend_name, status=429, kind="throttled")
+        return error
+
     def create_client(self) -> Any:
         from litellm.router import Router
 

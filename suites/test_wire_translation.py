@@ -330,6 +330,29 @@ def test_stop_is_sent_only_to_families_that_accept_it(backend, model_factory, wi
     assert text_of(message) == cut_at_first_stop(text, ["END"])
 
 
+@pytest.mark.parametrize("family,accepts_stop", [("o3", False), ("gpt-4o", True)], ids=["o3", "gpt-4o"])
+@pytest.mark.clause("stop.not-sent-where-rejected", "stop.before-stop-sequence")
+def test_stop_rule_of_a_model_id_beside_base_url(backend, model_factory, wire, responder, family, accepts_stop):
+    """An endpoint given as ``base_url`` and the model as ``model_id``, no ``model`` setting (the form
+    InferenceClientModel documents beside an endpoint URL as model_id): the family rule reads model_id."""
+    if "stop_parameter" not in backend.capabilities:
+        pytest.skip(f"{backend.name} stops inside the engine: no stop parameter goes out")
+    settings = _serving(backend, family)
+    endpoint = settings.get("model_id")
+    if settings.get("model") != family or not str(endpoint).startswith(("http://", "https://")):
+        pytest.skip(f"{backend.name} is not built as an endpoint URL with the served model beside it")
+    # model=None: no `model` setting (the factory lays these over the backend's own, which name one)
+    model = model_factory(**{**settings, "model_id": family, "base_url": endpoint, "model": None})
+    text = "Monday, Tuesday, END Wednesday"
+    responder.reply = Reply(text=text)
+    message = model(HELLO, stop_sequences=["END"])
+    sent = wire.last()
+    assert sent.stop == (["END"] if accepts_stop else None), (
+        f"model_id {family!r} beside base_url: stop on the wire {sent.stop!r}, expected "
+        f"{'[END]' if accepts_stop else 'none'}")
+    assert text_of(message) == cut_at_first_stop(text, ["END"])
+
+
 @pytest.mark.parametrize("family,switch", [("gpt-4o", False), ("o3", True)], ids=["off", "on"])
 @pytest.mark.clause("stop.parameter-switch", "stop.before-stop-sequence")
 def test_supports_stop_parameter_overrides_the_family_rule(backend, model_factory, wire, responder, family, switch):

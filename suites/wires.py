@@ -430,6 +430,7 @@ class OpenAIChatLens(WireLens):
         # a server that fails after the stream began sends an error event in place of the next chunk
         # (the OpenAI SDK raises on a chunk carrying `error`; vLLM and TGI send one)
         error_event = {"error": {"message": PROVIDER_MESSAGE, "type": "server_error", "code": None}}
+        not_a_chunk = {**_chunk(None), "choices": {"index": 0, "delta": {"content": ANSWER_PIECES[-1]}}}
         return {
             "stream-without-finish-reason": dict(
                 replies=lambda: [unfinished], stream=True, kind="truncated", attempts=1),
@@ -456,6 +457,13 @@ class OpenAIChatLens(WireLens):
                 # OpenAI SDK an APIError without status, litellm a 500 or a refused call), without a request id
                 stream=True, kind="server", attempts=1, provider_message=True, request_id=False,
                 kinds={"openai": ("server", "error", "client")}),
+            # an event that is no chunk of the wire (`choices` an object, not a list) after a first good one
+            "openai-stream-event-not-a-chunk": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                              sse([_chunk(ANSWER_PIECES[0]), not_a_chunk, _chunk(None, "stop")],
+                                                  True))],
+                # litellm raises on it as a synthetic 500 (litellm.completion) or an error of its own (the Router)
+                stream=True, kind="malformed", attempts=1, kinds={"openai": ("malformed", "server", "client")}),
         }
 
 
@@ -691,6 +699,13 @@ class ConverseLens(WireLens):
                 replies=lambda: [StandInReply.json({**_converse(), "output": {"message": {"role": "assistant"}}},
                                                    headers={"x-amzn-RequestId": REQUEST_ID})],
                 kind="malformed", status=200, attempts=1, request_id=True),
+            # a stream cut after its headers (x-amzn-RequestId): the error names the request it cut
+            "bedrock-stream-reset-names-request": dict(
+                replies=lambda: [self.stream(complete=False, then="reset")], stream=True, kind="connection",
+                attempts=1, request_id=True),
+            "bedrock-stream-cut-names-request": dict(
+                replies=lambda: [self.stream(complete=False)], stream=True, kind="truncated", status=200, attempts=1,
+                request_id=True),
             "bedrock-malformed_tool_use-stream": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + CONVERSE_END[:2] + [
                     _event("messageStop", {"stopReason": "malformed_tool_use"}), CONVERSE_END[3]])],
