@@ -285,6 +285,19 @@ def test_usage_is_read_from_the_wires_fields(model, contract, responder, streame
     assert usage.total_tokens == 130
 
 
+@pytest.mark.requires("token_usage")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("usage.mapped-from-wire", "usage.token-usage")
+def test_a_usage_of_zero_tokens_is_read_as_zero(model, contract, responder, streamed):
+    """A count the wire reports as 0 is 0 in token_usage, not a default of the reader's own."""
+    responder.reply = Reply(text="Hello.", usage=(0, 0))
+    message = _stream(model, contract, HELLO) if streamed else model(HELLO)
+    usage = message.token_usage
+    assert usage is not None, "token_usage is None although the wire reported usage"
+    assert (usage.input_tokens, usage.output_tokens) == (0, 0), (
+        f"token_usage input={usage.input_tokens} output={usage.output_tokens}; the wire said input 0, output 0")
+
+
 @pytest.mark.requires("stream")
 @pytest.mark.clause("stream.usage-requested")
 def test_a_stream_request_asks_for_usage(backend, model, contract, wire, responder):
@@ -309,6 +322,37 @@ def test_interleaved_tool_call_fragments_merge_by_index(model, contract, weather
     message = _stream(model, contract, WEATHER, tools_to_call_from=[weather_tool])
     surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
     assert surfaced == [(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)], surfaced
+
+
+@pytest.mark.requires("native_tools")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("tools.complete-calls-at-token-limit", "tools.parallel-calls")
+def test_complete_tool_calls_stopped_by_the_token_limit_come_back(model, contract, weather_tool, responder, streamed):
+    """An answer the token limit stopped (OpenAI finish_reason length, Converse stopReason max_tokens) after two
+    whole calls, their arguments sent in fragments, gives the two calls: only a call cut inside its arguments is
+    an error."""
+    cities = ["Paris", "Rome"]
+    calls = [ToolCallSpec(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)]
+    responder.reply = Reply(tool_calls=calls, argument_pieces=[3, 9], finish_reason=responder.lens.finish_reasons[
+        "length"])
+    kwargs = {"tools_to_call_from": [weather_tool]}
+    message = _stream(model, contract, WEATHER, **kwargs) if streamed else model(WEATHER, **kwargs)
+    surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+    assert surfaced == [(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)], surfaced
+
+
+@pytest.mark.requires("native_tools")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("model.returns-content", "tools.native-calls-surface")
+def test_an_answer_with_text_and_a_tool_call_gives_both(model, contract, weather_tool, responder, streamed):
+    """The text an answer carries beside a tool call (a model saying what it is about to do) stays its content."""
+    text = "Let me look that up."
+    responder.reply = Reply(text=text, tool_calls=[ToolCallSpec("call_0", "get_weather", {"city": "Paris"})])
+    kwargs = {"tools_to_call_from": [weather_tool]}
+    message = _stream(model, contract, WEATHER, **kwargs) if streamed else model(WEATHER, **kwargs)
+    assert message.content == text, f"content {message.content!r}; the answer's text was {text!r}"
+    surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+    assert surfaced == [("call_0", "get_weather", {"city": "Paris"})], surfaced
 
 
 # The finish reason a content filter answers with, per wire format.
