@@ -691,6 +691,13 @@ class ConverseLens(WireLens):
                 replies=lambda: [StandInReply.json({**_converse(), "output": {"message": {"role": "assistant"}}},
                                                    headers={"x-amzn-RequestId": REQUEST_ID})],
                 kind="malformed", status=200, attempts=1, request_id=True),
+            # a stream the context window stopped (stopReason model_context_window_exceeded) inside a tool call's
+            # input is cut as one the token limit stopped: an error carrying the stream's request id, not a call
+            "bedrock-context-window-cut-tool-call": dict(
+                replies=lambda: [_converse_stream(self.truncated_tool_call().chunks[:-1] + [
+                    _event("messageStop", {"stopReason": "model_context_window_exceeded"})])],
+                kind="truncated", attempts=1, tools=True, request_id=True,
+                clauses=("tools.complete-calls-at-token-limit",)),
             "bedrock-malformed_tool_use-stream": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + CONVERSE_END[:2] + [
                     _event("messageStop", {"stopReason": "malformed_tool_use"}), CONVERSE_END[3]])],
