@@ -474,6 +474,11 @@ def _exception_event(kind: str, message: str = PROVIDER_MESSAGE) -> bytes:
     return encode_event_message(headers, json.dumps({"message": message}).encode())
 
 
+def _corrupt(message: bytes) -> bytes:
+    """An event-stream message whose closing CRC-32 no longer matches its bytes (its last byte flipped)."""
+    return message[:-1] + bytes([message[-1] ^ 0xFF])
+
+
 def _converse(text: str = ANSWER) -> dict[str, Any]:
     return {"output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": "end_turn",
             "usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}, "metrics": {"latencyMs": 1}}
@@ -698,6 +703,11 @@ class ConverseLens(WireLens):
                     _event("messageStop", {"stopReason": "model_context_window_exceeded"})])],
                 kind="truncated", attempts=1, tools=True, request_id=True,
                 clauses=("tools.complete-calls-at-token-limit",)),
+            # a stream event whose message checksum does not match its bytes (the CRC that ends each event-stream
+            # message): a malformed answer, an error carrying the stream's request id
+            "bedrock-stream-checksum-mismatch": dict(
+                replies=lambda: [_converse_stream(CONVERSE_START + [_corrupt(CONVERSE_END[0])] + CONVERSE_END[1:])],
+                stream=True, kind="malformed", attempts=1, request_id=True),
             "bedrock-malformed_tool_use-stream": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + CONVERSE_END[:2] + [
                     _event("messageStop", {"stopReason": "malformed_tool_use"}), CONVERSE_END[3]])],
