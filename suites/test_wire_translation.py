@@ -121,6 +121,29 @@ def test_remove_parameter_takes_the_parameter_out(backend, model_factory, contra
     _assert_sent(_sent_fields(wire.last().raw, table["fields"]), expected)
 
 
+# Per wire format: the request field a call's stop sequences travel in (Converse: inferenceConfig.stopSequences)
+STOP_FIELD = {"openai": "stop", "bedrock": "inferenceConfig"}
+
+
+@pytest.mark.parametrize("sentinel", ["contract", "smolagents"])
+@pytest.mark.clause("model.remove-parameter", "stop.trimmed-client-side")
+def test_remove_parameter_takes_out_the_field_stop_sequences_travel_in(backend, model_factory, contract, wire,
+                                                                       responder, sentinel):
+    """The field a call's stop sequences would go out in, set to REMOVE_PARAMETER on the model, stays out of the
+    request although the call gives stop sequences; the answer is still cut at the first stop."""
+    field = STOP_FIELD.get(backend.wire_format)
+    if field is None:
+        pytest.skip(f"{backend.name}: no stop field written down for the {backend.wire_format!r} wire")
+    remove = contract.REMOVE_PARAMETER if sentinel == "contract" else pytest.importorskip(
+        "smolagents.models").REMOVE_PARAMETER
+    model = model_factory(**{field: remove})
+    responder.reply = Reply(text="Monday, Tuesday, END Wednesday")
+    message = model(HELLO, stop_sequences=["END"])
+    sent = wire.last().raw
+    assert field not in sent, f"{field} set to REMOVE_PARAMETER went out as {sent[field]!r}"
+    assert text_of(message) == "Monday, Tuesday, ", f"the answer {text_of(message)!r} is not cut at the stop 'END'"
+
+
 @pytest.mark.clause("stop.sent-beside-settings", "stop.before-stop-sequence")
 def test_stops_go_out_beside_the_models_settings(backend, model_factory, wire, responder):
     """Stop sequences and the model's generation settings go out together, neither replacing the other."""
