@@ -308,6 +308,23 @@ def test_usage_is_read_from_the_wires_fields(model, contract, responder, streame
     assert usage.total_tokens == 130
 
 
+# Answers whose text the wire carries in pieces (Converse: several text blocks, a stream: several deltas) or not
+# at all (an empty answer), and the content each must give: a string, the pieces joined as they are.
+TEXTS = {"pieces": (Reply(text="Monday, Tuesday, Friday", text_pieces=[7, 16]), "Monday, Tuesday, Friday"),
+         "empty": (Reply(text=""), "")}
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.parametrize("case", list(TEXTS))
+@pytest.mark.clause("model.returns-content", "stream.agglomerates-to-generate")
+def test_the_answers_text_is_its_pieces_joined(model, contract, responder, case, streamed):
+    """content is the answer's text as one string: its pieces joined with nothing between them, "" when empty."""
+    reply, expected = TEXTS[case]
+    responder.reply = Reply(**reply.__dict__)
+    message = _stream(model, contract, HELLO) if streamed else model(HELLO)
+    assert message.content == expected, f"content {message.content!r}; the answer's text was {expected!r}"
+
+
 @pytest.mark.requires("token_usage")
 @pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
 @pytest.mark.clause("usage.mapped-from-wire", "usage.token-usage")

@@ -52,7 +52,8 @@ class Reply:
 
     text: str | None = None
     tool_calls: list[ToolCallSpec] = field(default_factory=list)
-    text_pieces: Sequence[int] = ()  # character offsets where content deltas are cut
+    # character offsets where content deltas are cut (and, in a Converse answer, where its text blocks end)
+    text_pieces: Sequence[int] = ()
     argument_pieces: Sequence[int] = ()  # character offsets where tool-call argument deltas are cut
     byte_cuts: Sequence[int] = ()  # byte offsets where the transport delivers the body in chunks
     finish_reason: str | None = None
@@ -590,7 +591,9 @@ class ConverseLens(WireLens):
 
     def plain_body(self, recorded: Any, reply: Reply) -> bytes:
         body = json.loads(recorded["body"]["string"])
-        content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
+        # a Converse answer may hold its text in several text blocks: one per piece of text_pieces
+        content: list[dict[str, Any]] = [{"text": piece} for piece in cut(reply.text, reply.text_pieces)] \
+            if reply.text else []
         for call in reply.tool_calls:
             arguments = json.loads(call.arguments) if isinstance(call.arguments, str) else call.arguments
             content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}})
