@@ -369,12 +369,12 @@ def test_interleaved_tool_call_fragments_merge_by_index(model, contract, weather
 @pytest.mark.clause("tools.complete-calls-at-token-limit", "tools.parallel-calls")
 def test_complete_tool_calls_stopped_by_the_token_limit_come_back(model, contract, weather_tool, responder, streamed):
     """An answer the token limit stopped (OpenAI finish_reason length, Converse stopReason max_tokens) after two
-    whole calls, their arguments sent in fragments, gives the two calls: only a call cut inside its arguments is
-    an error."""
+    whole calls, their arguments sent in fragments (an empty one first), gives the two calls: only a call cut inside
+    its arguments is an error."""
     cities = ["Paris", "Rome"]
     calls = [ToolCallSpec(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)]
-    responder.reply = Reply(tool_calls=calls, argument_pieces=[3, 9], finish_reason=responder.lens.finish_reasons[
-        "length"])
+    responder.reply = Reply(tool_calls=calls, argument_pieces=[3, 9], empty_argument_piece=True,
+                            finish_reason=responder.lens.finish_reasons["length"])
     kwargs = {"tools_to_call_from": [weather_tool]}
     message = _stream(model, contract, WEATHER, **kwargs) if streamed else model(WEATHER, **kwargs)
     surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]

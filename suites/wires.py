@@ -55,6 +55,9 @@ class Reply:
     # character offsets where content deltas are cut (and, in a Converse answer, where its text blocks end)
     text_pieces: Sequence[int] = ()
     argument_pieces: Sequence[int] = ()  # character offsets where tool-call argument deltas are cut
+    # a stream: each call's arguments open with an empty fragment (OpenAI: arguments "" beside the call's name,
+    # Converse: a toolUse delta whose input is "")
+    empty_argument_piece: bool = False
     byte_cuts: Sequence[int] = ()  # byte offsets where the transport delivers the body in chunks
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None  # (input, output) tokens reported, in place of the recorded usage
@@ -357,7 +360,7 @@ class OpenAIChatLens(WireLens):
             out += [chunk({"content": piece}) for piece in pieces]
         fragments: list[list[dict[str, Any]]] = []
         for index, call in enumerate(reply.tool_calls):
-            pieces = cut(arguments_text(call.arguments), reply.argument_pieces)
+            pieces = [""] * reply.empty_argument_piece + cut(arguments_text(call.arguments), reply.argument_pieces)
             head = {"index": index, "id": call.id, "type": "function",
                     "function": {"name": call.name, "arguments": pieces[0]}}
             fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in pieces[1:]])
@@ -628,7 +631,7 @@ class ConverseLens(WireLens):
         for call in reply.tool_calls:
             start = {"toolUse": {"name": call.name, "toolUseId": call.id}}
             out.append(frame("contentBlockStart", {"contentBlockIndex": block, "start": start}))
-            for piece in cut(arguments_text(call.arguments), reply.argument_pieces):
+            for piece in [""] * reply.empty_argument_piece + cut(arguments_text(call.arguments), reply.argument_pieces):
                 out.append(frame("contentBlockDelta",
                                  {"contentBlockIndex": block, "delta": {"toolUse": {"input": piece}}}))
             out.append(frame("contentBlockStop", {"contentBlockIndex": block}))
