@@ -202,6 +202,8 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
         assert PROVIDER_MESSAGE in text, text
     if fault.provider_message if fault.request_id is None else fault.request_id:
         assert REQUEST_ID in text, text
+        assert error.request_id == REQUEST_ID, f"{fault_name}: request_id {error.request_id!r}, the answer's was " \
+                                               f"{REQUEST_ID!r}: {text}"
     azure = "azure_endpoint" in backend.settings(Target(mode="replay"))
     for word in fault.names + (fault.azure_names if azure else ()):
         assert word in text, f"{fault_name}: the error does not say {word!r}: {text}"

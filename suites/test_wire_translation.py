@@ -121,6 +121,29 @@ def test_remove_parameter_takes_the_parameter_out(backend, model_factory, contra
     _assert_sent(_sent_fields(wire.last().raw, table["fields"]), expected)
 
 
+# Per wire format: the request field a call's stop sequences travel in (Converse: inferenceConfig.stopSequences)
+STOP_FIELD = {"openai": "stop", "bedrock": "inferenceConfig"}
+
+
+@pytest.mark.parametrize("sentinel", ["contract", "smolagents"])
+@pytest.mark.clause("model.remove-parameter", "stop.trimmed-client-side")
+def test_remove_parameter_takes_out_the_field_stop_sequences_travel_in(backend, model_factory, contract, wire,
+                                                                       responder, sentinel):
+    """The field a call's stop sequences would go out in, set to REMOVE_PARAMETER on the model, stays out of the
+    request although the call gives stop sequences; the answer is still cut at the first stop."""
+    field = STOP_FIELD.get(backend.wire_format)
+    if field is None:
+        pytest.skip(f"{backend.name}: no stop field written down for the {backend.wire_format!r} wire")
+    remove = contract.REMOVE_PARAMETER if sentinel == "contract" else pytest.importorskip(
+        "smolagents.models").REMOVE_PARAMETER
+    model = model_factory(**{field: remove})
+    responder.reply = Reply(text="Monday, Tuesday, END Wednesday")
+    message = model(HELLO, stop_sequences=["END"])
+    sent = wire.last().raw
+    assert field not in sent, f"{field} set to REMOVE_PARAMETER went out as {sent[field]!r}"
+    assert text_of(message) == "Monday, Tuesday, ", f"the answer {text_of(message)!r} is not cut at the stop 'END'"
+
+
 @pytest.mark.clause("stop.sent-beside-settings", "stop.before-stop-sequence")
 def test_stops_go_out_beside_the_models_settings(backend, model_factory, wire, responder):
     """Stop sequences and the model's generation settings go out together, neither replacing the other."""
@@ -384,6 +407,36 @@ def test_usage_is_read_from_the_wires_fields(model, contract, responder, streame
     assert usage.total_tokens == 130
 
 
+# Answers whose text the wire carries in pieces (Converse: several text blocks, a stream: several deltas) or not
+# at all (an empty answer), and the content each must give: a string, the pieces joined as they are.
+TEXTS = {"pieces": (Reply(text="Monday, Tuesday, Friday", text_pieces=[7, 16]), "Monday, Tuesday, Friday"),
+         "empty": (Reply(text=""), "")}
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.parametrize("case", list(TEXTS))
+@pytest.mark.clause("model.returns-content", "stream.agglomerates-to-generate")
+def test_the_answers_text_is_its_pieces_joined(model, contract, responder, case, streamed):
+    """content is the answer's text as one string: its pieces joined with nothing between them, "" when empty."""
+    reply, expected = TEXTS[case]
+    responder.reply = Reply(**reply.__dict__)
+    message = _stream(model, contract, HELLO) if streamed else model(HELLO)
+    assert message.content == expected, f"content {message.content!r}; the answer's text was {expected!r}"
+
+
+@pytest.mark.requires("token_usage")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("usage.mapped-from-wire", "usage.token-usage")
+def test_a_usage_of_zero_tokens_is_read_as_zero(model, contract, responder, streamed):
+    """A count the wire reports as 0 is 0 in token_usage, not a default of the reader's own."""
+    responder.reply = Reply(text="Hello.", usage=(0, 0))
+    message = _stream(model, contract, HELLO) if streamed else model(HELLO)
+    usage = message.token_usage
+    assert usage is not None, "token_usage is None although the wire reported usage"
+    assert (usage.input_tokens, usage.output_tokens) == (0, 0), (
+        f"token_usage input={usage.input_tokens} output={usage.output_tokens}; the wire said input 0, output 0")
+
+
 @pytest.mark.requires("stream")
 @pytest.mark.clause("stream.usage-requested")
 def test_a_stream_request_asks_for_usage(backend, model, contract, wire, responder):
@@ -408,6 +461,37 @@ def test_interleaved_tool_call_fragments_merge_by_index(model, contract, weather
     message = _stream(model, contract, WEATHER, tools_to_call_from=[weather_tool])
     surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
     assert surfaced == [(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)], surfaced
+
+
+@pytest.mark.requires("native_tools")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("tools.complete-calls-at-token-limit", "tools.parallel-calls")
+def test_complete_tool_calls_stopped_by_the_token_limit_come_back(model, contract, weather_tool, responder, streamed):
+    """An answer the token limit stopped (OpenAI finish_reason length, Converse stopReason max_tokens) after two
+    whole calls, their arguments sent in fragments (an empty one first), gives the two calls: only a call cut inside
+    its arguments is an error."""
+    cities = ["Paris", "Rome"]
+    calls = [ToolCallSpec(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)]
+    responder.reply = Reply(tool_calls=calls, argument_pieces=[3, 9], empty_argument_piece=True,
+                            finish_reason=responder.lens.finish_reasons["length"])
+    kwargs = {"tools_to_call_from": [weather_tool]}
+    message = _stream(model, contract, WEATHER, **kwargs) if streamed else model(WEATHER, **kwargs)
+    surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+    assert surfaced == [(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)], surfaced
+
+
+@pytest.mark.requires("native_tools")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("model.returns-content", "tools.native-calls-surface")
+def test_an_answer_with_text_and_a_tool_call_gives_both(model, contract, weather_tool, responder, streamed):
+    """The text an answer carries beside a tool call (a model saying what it is about to do) stays its content."""
+    text = "Let me look that up."
+    responder.reply = Reply(text=text, tool_calls=[ToolCallSpec("call_0", "get_weather", {"city": "Paris"})])
+    kwargs = {"tools_to_call_from": [weather_tool]}
+    message = _stream(model, contract, WEATHER, **kwargs) if streamed else model(WEATHER, **kwargs)
+    assert message.content == text, f"content {message.content!r}; the answer's text was {text!r}"
+    surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+    assert surfaced == [("call_0", "get_weather", {"city": "Paris"})], surfaced
 
 
 # The finish reason a content filter answers with, per wire format.

@@ -52,8 +52,12 @@ class Reply:
 
     text: str | None = None
     tool_calls: list[ToolCallSpec] = field(default_factory=list)
-    text_pieces: Sequence[int] = ()  # character offsets where content deltas are cut
+    # character offsets where content deltas are cut (and, in a Converse answer, where its text blocks end)
+    text_pieces: Sequence[int] = ()
     argument_pieces: Sequence[int] = ()  # character offsets where tool-call argument deltas are cut
+    # a stream: each call's arguments open with an empty fragment (OpenAI: arguments "" beside the call's name,
+    # Converse: a toolUse delta whose input is "")
+    empty_argument_piece: bool = False
     byte_cuts: Sequence[int] = ()  # byte offsets where the transport delivers the body in chunks
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None  # (input, output) tokens reported, in place of the recorded usage
@@ -356,7 +360,7 @@ class OpenAIChatLens(WireLens):
             out += [chunk({"content": piece}) for piece in pieces]
         fragments: list[list[dict[str, Any]]] = []
         for index, call in enumerate(reply.tool_calls):
-            pieces = cut(arguments_text(call.arguments), reply.argument_pieces)
+            pieces = [""] * reply.empty_argument_piece + cut(arguments_text(call.arguments), reply.argument_pieces)
             head = {"index": index, "id": call.id, "type": "function",
                     "function": {"name": call.name, "arguments": pieces[0]}}
             fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in pieces[1:]])
@@ -482,6 +486,11 @@ def _exception_event(kind: str, message: str = PROVIDER_MESSAGE) -> bytes:
     return encode_event_message(headers, json.dumps({"message": message}).encode())
 
 
+def _corrupt(message: bytes) -> bytes:
+    """An event-stream message whose closing CRC-32 no longer matches its bytes (its last byte flipped)."""
+    return message[:-1] + bytes([message[-1] ^ 0xFF])
+
+
 def _converse(text: str = ANSWER) -> dict[str, Any]:
     return {"output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": "end_turn",
             "usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}, "metrics": {"latencyMs": 1}}
@@ -593,7 +602,9 @@ class ConverseLens(WireLens):
 
     def plain_body(self, recorded: Any, reply: Reply) -> bytes:
         body = json.loads(recorded["body"]["string"])
-        content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
+        # a Converse answer may hold its text in several text blocks: one per piece of text_pieces
+        content: list[dict[str, Any]] = [{"text": piece} for piece in cut(reply.text, reply.text_pieces)] \
+            if reply.text else []
         for call in reply.tool_calls:
             arguments = json.loads(call.arguments) if isinstance(call.arguments, str) else call.arguments
             content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}})
@@ -628,7 +639,7 @@ class ConverseLens(WireLens):
         for call in reply.tool_calls:
             start = {"toolUse": {"name": call.name, "toolUseId": call.id}}
             out.append(frame("contentBlockStart", {"contentBlockIndex": block, "start": start}))
-            for piece in cut(arguments_text(call.arguments), reply.argument_pieces):
+            for piece in [""] * reply.empty_argument_piece + cut(arguments_text(call.arguments), reply.argument_pieces):
                 out.append(frame("contentBlockDelta",
                                  {"contentBlockIndex": block, "delta": {"toolUse": {"input": piece}}}))
             out.append(frame("contentBlockStop", {"contentBlockIndex": block}))
@@ -706,6 +717,18 @@ class ConverseLens(WireLens):
             "bedrock-stream-cut-names-request": dict(
                 replies=lambda: [self.stream(complete=False)], stream=True, kind="truncated", status=200, attempts=1,
                 request_id=True),
+            # a stream the context window stopped (stopReason model_context_window_exceeded) inside a tool call's
+            # input is cut as one the token limit stopped: an error carrying the stream's request id, not a call
+            "bedrock-context-window-cut-tool-call": dict(
+                replies=lambda: [_converse_stream(self.truncated_tool_call().chunks[:-1] + [
+                    _event("messageStop", {"stopReason": "model_context_window_exceeded"})])],
+                kind="truncated", attempts=1, tools=True, request_id=True,
+                clauses=("tools.complete-calls-at-token-limit",)),
+            # a stream event whose message checksum does not match its bytes (the CRC that ends each event-stream
+            # message): a malformed answer, an error carrying the stream's request id
+            "bedrock-stream-checksum-mismatch": dict(
+                replies=lambda: [_converse_stream(CONVERSE_START + [_corrupt(CONVERSE_END[0])] + CONVERSE_END[1:])],
+                stream=True, kind="malformed", attempts=1, request_id=True),
             "bedrock-malformed_tool_use-stream": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + CONVERSE_END[:2] + [
                     _event("messageStop", {"stopReason": "malformed_tool_use"}), CONVERSE_END[3]])],
