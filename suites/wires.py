@@ -66,6 +66,8 @@ class Reply:
     # first piece of text sent in the first event, beside the role (as some servers send it)
     line_break: str = "\n"
     text_with_role: bool = False
+    # OpenAI wire, a stream: each call's first fragment carries no `arguments` (its type has them optional)
+    head_without_arguments: bool = False
 
 
 # Azure's content_filter_results: categories rated by severity (each given its own here, so that a severity
@@ -359,7 +361,11 @@ class OpenAIChatLens(WireLens):
             pieces = cut(arguments_text(call.arguments), reply.argument_pieces)
             head = {"index": index, "id": call.id, "type": "function",
                     "function": {"name": call.name, "arguments": pieces[0]}}
-            fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in pieces[1:]])
+            rest = pieces[1:]
+            if reply.head_without_arguments:
+                head["function"].pop("arguments")
+                rest = pieces
+            fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in rest])
         if reply.interleaved:
             # round-robin over the calls, the last call first: a call's fragments stay in order, the calls mix
             ordered = [f for row in itertools.zip_longest(*reversed(fragments)) for f in row if f is not None]
