@@ -388,9 +388,6 @@ def test_a_content_filter_answer_keeps_its_calls_and_usage(backend, model, respo
     responder.reply = Reply(text=None, tool_calls=sent, finish_reason=reasons[0], usage=usage)
     message = model(WEATHER, tools_to_call_from=[weather_tool])
     assert text_of(message) == "", f"message.content is {message.content!r}; the filtered answer carried no text"
-    on_message = getattr(message, "finish_reason", None)
-    assert isinstance(on_message, str) and on_message.split(":")[0] == reasons[0], (
-        f"message.finish_reason is {on_message!r}; the wire's finish reason was {reasons[0]!r}")
     if calls:
         assert message.tool_calls, "the tool calls of the filtered answer were dropped"
         surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
@@ -399,6 +396,9 @@ def test_a_content_filter_answer_keeps_its_calls_and_usage(backend, model, respo
     assert got is not None, f"token_usage is None; the filtered answer reported usage {usage}"
     assert (got.input_tokens, got.output_tokens) == usage, (
         f"token_usage input={got.input_tokens} output={got.output_tokens}; the wire said {usage}")
+    on_message = getattr(message, "finish_reason", None)
+    assert isinstance(on_message, str) and on_message.split(":")[0] == reasons[0], (
+        f"message.finish_reason is {on_message!r}; the wire's finish reason was {reasons[0]!r}")
 
 
 # -- the endpoint -------------------------------------------------------------------------------
