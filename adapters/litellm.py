@@ -74,7 +74,7 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
     if isinstance(exc, litellm.Timeout) or "timed out" in lowered or "timeout" in type(exc).__name__.lower():
         return transport_error(backend, "timeout", exc)
     if any(marker in lowered for marker in _MALFORMED_MARKERS):
-        return transport_error(backend, "malformed", exc, _request_id_of_error(exc))
+        return transport_error(backend, "malformed", exc)
     if any(marker in lowered for marker in _TRUNCATED_MARKERS):
         return BackendError(f"the stream ended without a finish_reason from the provider (truncated): "
                             f"{_LITELLM_PREFIX.sub('', text)[:300]}", backend=backend, status=200, kind="truncated")
@@ -93,13 +93,6 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
     said, _ = provider_message(body) if body else (None, None)
     return http_error(backend, status, headers=headers, body=body if isinstance(body, dict) else None,
                       message=said or _LITELLM_PREFIX.sub("", text)[:300] or None)
-
-
-def _request_id_of_error(exc: Exception) -> str | None:
-    """The x-request-id header of the answer a litellm exception comes from, where it kept the headers."""
-    headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers",
-                                                                         None)
-    return (headers.get("x-request-id") or None) if headers else None
 
 
 def _provider_stream(stream: Any) -> Any:
