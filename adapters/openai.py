@@ -26,21 +26,14 @@ def translate_openai_error(exc: Exception, backend: str) -> BackendError | None:
     if isinstance(exc, openai.APIConnectionError):
         return transport_error(backend, "connection", exc.__cause__ or exc)
     if isinstance(exc, openai.APIStatusError):
-        body = exc.body if exc.body is not None else _text_of(exc.response)
-        return http_error(backend, exc.status_code, headers=exc.response.headers, body=body,
-                          request_id=exc.request_id)
+        # the SDK's body is the answer's JSON, else its text (None only for a response closed unread, which has no
+        # text either); http_error reads the request id from the headers, where the SDK reads it
+        return http_error(backend, exc.status_code, headers=exc.response.headers, body=exc.body)
     if isinstance(exc, openai.APIResponseValidationError):
         return transport_error(backend, "malformed", exc)
-    if isinstance(exc, openai.APIError):  # an error event inside a stream
-        return http_error(backend, None, body=exc.body, message=exc.message)
+    if isinstance(exc, openai.APIError):  # an error event inside a stream: its body holds the message
+        return http_error(backend, None, body=exc.body)
     return translate_transport_error(exc, backend)
-
-
-def _text_of(response: Any) -> str | None:
-    try:
-        return str(response.text)
-    except Exception:  # noqa: BLE001 - a streamed body not read: there is no text to show
-        return None
 
 
 class OpenAIServerModel(ApiModel):

@@ -55,6 +55,7 @@ def test_the_report_lists_timeouts_apart_and_each_survivor_with_its_reason(tmp_p
     assert "timed out (1" in out and "x_validate_call__mutmut_4" in out.split("timed out")[1].split("\nsurvivors")[0]
     assert "x_validate_call__mutmut_2: W: wording only" in out
     assert "x_validate_call__mutmut_3: NO REASON GIVEN" in out
+    assert "harness.contract.model       W 1  ? 1" in out.split("survivors by kind")[1]
     # 1 killed of the 3 with a verdict (the timeout has none): 33.3%
     assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "33"]) == 0
 
@@ -65,6 +66,16 @@ def test_a_reason_given_for_a_pattern_covers_each_mutant_it_matches():
     assert mutation._reason_for("a.x_f__mutmut_2", reasons) == "E: its own"
     assert mutation._reason_for("a.x_f__mutmut_17", reasons) == "G: a gap"
     assert mutation._reason_for("a.x_g__mutmut_1", reasons) == "NO REASON GIVEN"
+
+
+def test_a_survivors_kind_is_the_letter_its_reason_starts_with():
+    mutation = _tool("mutation")
+    assert mutation._kind("E: equivalent") == "E"
+    assert mutation._kind("G, judged since by test_x (seen red by hand)") == "G"
+    assert mutation._kind("**U**: unreachable") == "U"
+    assert mutation._kind("Mutants 1-27: O, the branch ... 39, 40: W, the text") == "mixed"
+    assert mutation._kind("NO REASON GIVEN") == "?"
+    assert mutation._kind("Either way") == "mixed"  # a word that starts with a kind's letter is not a kind
 
 
 def test_every_listed_bug_still_applies_to_the_code_once():

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,18 @@ def _reason_for(name: str, reasons: dict[str, str]) -> str:
         return reasons[name]
     return next((why for pattern, why in reasons.items() if "*" in pattern and fnmatch(name, pattern)),
                 "NO REASON GIVEN")
+
+
+KINDS = ("E", "U", "W", "O", "G")  # docs/mutation.md: equivalent, unreachable, wording, outside the contract, gap
+
+
+def _kind(reason: str) -> str:
+    """The kind a survivor's reason starts with (``E: ...``, ``G, judged since ...``); ``?`` for no reason, ``mixed``
+    for a glob row giving several kinds (``Mutants 1-27: O, ... 39, 40: W``)."""
+    if reason == "NO REASON GIVEN":
+        return "?"
+    match = re.match(r"\s*\**([EUWOG])\**\s*[:,]", reason)
+    return match.group(1) if match else "mixed"
 
 
 def _score(statuses: Counter[str]) -> float:
@@ -325,6 +338,13 @@ def main(argv: list[str] | None = None) -> int:
               f"<judge> being {' or '.join(sorted(_workpath(b).name for b in groups))}):")
         for name, status in survivors:
             print(f"  {status:9} {name}: {_reason_for(name, reasons)}")
+        print("\nsurvivors by kind (E equivalent, U unreachable, W wording, O outside the contract, G gap, "
+              "? no reason):")
+        for target, statuses in results.items():
+            kinds = Counter(_kind(_reason_for(name, reasons)) for name, s in statuses.items()
+                            if s in ("survived", "no tests", "suspicious"))
+            if kinds:
+                print(f"  {target:28} " + "  ".join(f"{k} {kinds[k]}" for k in (*KINDS, "mixed", "?") if kinds[k]))
     if total["not run"]:
         print(f"\n{total['not run']} mutants were not run (drawn out by --sample, or the run was cut short): the "
               "scores count the judged ones; as estimates of the whole target's score, their 95% intervals:")
