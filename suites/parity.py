@@ -238,12 +238,16 @@ def check_reach(cls: type, class_name: str, parameter: str, spec: dict[str, Any]
 
 
 @contextlib.contextmanager
-def environment(variables: dict[str, str]) -> Iterator[None]:
-    """The process environment with ``variables`` set while inside, and put back as it was."""
+def environment(variables: dict[str, str | None]) -> Iterator[None]:
+    """The process environment with ``variables`` set (a None value: removed) while inside, and put back as it was."""
     import os
 
     before = {name: os.environ.get(name) for name in variables}
-    os.environ.update({name: str(value) for name, value in variables.items()})
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = str(value)
     try:
         yield
     finally:
@@ -275,6 +279,22 @@ def further_checks(cls: type, class_name: str) -> list[tuple[str, Outcome]]:
                               check_client(cls, class_name, client, spec["parameters"][client]["client"],
                                            without=(*settings, *left_out))))
     return found
+
+
+def check_missing(cls: type, class_name: str, parameter: str, spec: dict[str, Any]) -> Outcome:
+    """A setting the model cannot work without, given neither as ``parameter`` nor in the environment (``spec``'s
+    ``clear``), refuses the build with an error naming each of ``spec``'s ``names`` (the parameter and its variable)."""
+    with environment(dict.fromkeys(spec.get("clear") or (), None)):
+        try:
+            cls(**base_arguments(class_name, without=(parameter, *(spec.get("without") or ()))))
+        except Exception as exc:  # noqa: BLE001 - any type: what is asked is that the error names the setting
+            text = str(exc)
+            unnamed = [name for name in spec["names"] if name not in text]
+            if unnamed:
+                return Outcome(False, f"{type(exc).__name__} not naming {unnamed}: {text[:200]}")
+            return Outcome(True, f"{type(exc).__name__}: {text[:200]}")
+    return Outcome(False, f"built without {parameter} or {', '.join(spec.get('clear') or ())}; the setting is "
+                          "missing and nothing said so")
 
 
 def check_conflicting(cls: type, class_name: str, given: dict[str, Any]) -> Outcome:

@@ -115,6 +115,22 @@ def test_conflicting_arguments_are_an_error(reference: tuple[str, type], under_t
     assert not failures, f"{under_test.__qualname__}:\n  " + "\n  ".join(failures)
 
 
+@pytest.mark.clause("constructor.missing-setting-named")
+def test_a_missing_setting_is_named(reference: tuple[str, type], under_test: type) -> None:
+    """A setting the model cannot work without (an endpoint, an API version, a credential), given neither as its
+    parameter nor in its environment variable, is refused when the model is built, with an error naming both."""
+    name, _ = reference
+    settings = parity.load_table()[name].get("missing")
+    if not settings:
+        pytest.skip(f"{name}: the table lists no setting the model cannot be built without")
+    failures = []
+    for parameter, spec in settings.items():
+        outcome = parity.check_missing(under_test, name, parameter, spec)
+        if not outcome.ok:
+            failures.append(f"{parameter} missing: {outcome.detail}")
+    assert not failures, f"{under_test.__qualname__}:\n  " + "\n  ".join(failures)
+
+
 @pytest.mark.clause("constructor.ignored-is-error")
 def test_ignored_argument_is_an_error(reference: tuple[str, type], under_test: type) -> None:
     name, _ = reference
