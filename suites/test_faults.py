@@ -90,10 +90,11 @@ FAULTS: dict[str, Fault] = {
                          then="reset")], kind="connection", attempts=MAX_ATTEMPTS,
         # botocore reads a body cut short as the JSON it could parse, so Bedrock sees a 200 with no output
         kinds={"bedrock": ("connection", "malformed")}),
+    # a stream cut after its 200: the error names the request id the answer's headers carried
     "reset-mid-stream": Fault(lambda w: [w.stream(complete=False, then="reset")], stream=True, kind="connection",
-                              attempts=1),
+                              attempts=1, request_id=True, clauses=("errors.request-id",)),
     "truncated-stream": Fault(lambda w: [w.stream(complete=False)], stream=True, kind="truncated", status=200,
-                              attempts=1),
+                              attempts=1, request_id=True, clauses=("errors.request-id",)),
     "html-502": Fault(
         lambda w: [Reply.raw(b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>", 502,
                              "text/html")], kind="server", status=502, attempts=MAX_ATTEMPTS),
@@ -102,8 +103,8 @@ FAULTS: dict[str, Fault] = {
     "empty-choices": Fault(lambda w: [w.empty_output()], kind="malformed", attempts=1),
     "content-filter-400": Fault(lambda w: [w.content_filter_error()], kind="content_filter", status=400,
                                 attempts=1, provider_message=True, needs="content_filter_error"),
-    "length-truncated-tool-call": Fault(lambda w: [w.truncated_tool_call()], kind="truncated", attempts=1,
-                                        tools=True),
+    "length-truncated-tool-call": Fault(lambda w: [w.truncated_tool_call()], kind="truncated", status=200,
+                                        attempts=1, tools=True, request_id=True, clauses=("errors.request-id",)),
     "authentication-401": Fault(lambda w: [w.error(w.auth_status, w.auth_code)], kind="auth", attempts=1,
                                 provider_message=True),
 }

@@ -494,6 +494,22 @@ def test_an_answer_with_text_and_a_tool_call_gives_both(model, contract, weather
     assert surfaced == [("call_0", "get_weather", {"city": "Paris"})], surfaced
 
 
+@pytest.mark.requires("native_tools", "stream")
+@pytest.mark.clause("stream.tool-call-deltas-by-index")
+def test_a_tool_call_head_without_arguments_merges(backend, model, contract, weather_tool, responder):
+    """A call's first streamed fragment (id, name) may carry no `arguments` (the chunk's type has them optional):
+    the call's arguments are its later fragments alone."""
+    if backend.wire_format != "openai":
+        pytest.skip(f"{backend.wire_format}: a tool call's first event carries no arguments by the wire's own form")
+    calls = [ToolCallSpec("call_0", "get_weather", {"city": "Paris"}), ToolCallSpec("call_1", "get_weather",
+                                                                                  {"city": "Rome"})]
+    responder.reply = Reply(tool_calls=calls, argument_pieces=[4], head_without_arguments=True)
+    message = _stream(model, contract, WEATHER, tools_to_call_from=[weather_tool])
+    surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+    assert surfaced == [("call_0", "get_weather", {"city": "Paris"}), ("call_1", "get_weather", {"city": "Rome"})], \
+        surfaced
+
+
 # The finish reason a content filter answers with, per wire format.
 FILTER_REASONS = {"openai": ["content_filter"], "bedrock": ["content_filtered", "guardrail_intervened"]}
 
@@ -539,6 +555,33 @@ def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, re
             assert severity is None or severity in named[category], (
                 f"message.finish_reason {on_message!r}: {category} is filtered at severity {severity!r}")
         assert "None" not in on_message, f"message.finish_reason {on_message!r} writes out a missing value"
+
+
+@pytest.mark.parametrize("calls", [False, pytest.param(True, marks=pytest.mark.requires("native_tools"))],
+                         ids=["without-text", "with-tool-calls"])
+@pytest.mark.clause("response.content-filter-answered", "usage.mapped-from-wire")
+def test_a_content_filter_answer_keeps_its_calls_and_usage(backend, model, responder, weather_tool, calls):
+    """A filtered answer without text comes back with no text (nothing made up in its place), its tool calls
+    and its token usage as the wire sent them; one the filter emptied reports the 0 output tokens it made."""
+    reasons = FILTER_REASONS.get(backend.wire_format)
+    if not reasons:
+        pytest.skip(f"no content-filter finish reason written down for the {backend.wire_format!r} wire")
+    sent = [ToolCallSpec("call_0", "get_weather", {"city": "Paris"})] if calls else []
+    usage = (123, 7) if calls else (123, 0)
+    responder.reply = Reply(text=None, tool_calls=sent, finish_reason=reasons[0], usage=usage)
+    message = model(WEATHER, tools_to_call_from=[weather_tool])
+    assert text_of(message) == "", f"message.content is {message.content!r}; the filtered answer carried no text"
+    if calls:
+        assert message.tool_calls, "the tool calls of the filtered answer were dropped"
+        surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+        assert surfaced == [("call_0", "get_weather", {"city": "Paris"})], surfaced
+    got = message.token_usage
+    assert got is not None, f"token_usage is None; the filtered answer reported usage {usage}"
+    assert (got.input_tokens, got.output_tokens) == usage, (
+        f"token_usage input={got.input_tokens} output={got.output_tokens}; the wire said {usage}")
+    on_message = getattr(message, "finish_reason", None)
+    assert isinstance(on_message, str) and on_message.split(":")[0] == reasons[0], (
+        f"message.finish_reason is {on_message!r}; the wire's finish reason was {reasons[0]!r}")
 
 
 # -- the endpoint -------------------------------------------------------------------------------

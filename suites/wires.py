@@ -70,6 +70,8 @@ class Reply:
     # first piece of text sent in the first event, beside the role (as some servers send it)
     line_break: str = "\n"
     text_with_role: bool = False
+    # OpenAI wire, a stream: each call's first fragment carries no `arguments` (its type has them optional)
+    head_without_arguments: bool = False
 
 
 # Azure's content_filter_results: categories rated by severity (each given its own here, so that a severity
@@ -363,7 +365,11 @@ class OpenAIChatLens(WireLens):
             pieces = [""] * reply.empty_argument_piece + cut(arguments_text(call.arguments), reply.argument_pieces)
             head = {"index": index, "id": call.id, "type": "function",
                     "function": {"name": call.name, "arguments": pieces[0]}}
-            fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in pieces[1:]])
+            rest = pieces[1:]
+            if reply.head_without_arguments:
+                head["function"].pop("arguments")
+                rest = pieces
+            fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in rest])
         if reply.interleaved:
             # round-robin over the calls, the last call first: a call's fragments stay in order, the calls mix
             ordered = [f for row in itertools.zip_longest(*reversed(fragments)) for f in row if f is not None]
@@ -431,21 +437,38 @@ class OpenAIChatLens(WireLens):
         cut_call = {**_chunk(None), "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
             {"index": 0, "id": "call_1", "type": "function",
              "function": {"name": "get_weather", "arguments": '{"city": "Pa'}}]}}]}
+        without_message = {**_completion(), "choices": [{"index": 0, "finish_reason": "stop"}]}
         # a server that fails after the stream began sends an error event in place of the next chunk
         # (the OpenAI SDK raises on a chunk carrying `error`; vLLM and TGI send one)
         error_event = {"error": {"message": PROVIDER_MESSAGE, "type": "server_error", "code": None}}
         not_a_chunk = {**_chunk(None), "choices": {"index": 0, "delta": {"content": ANSWER_PIECES[-1]}}}
         return {
             "stream-without-finish-reason": dict(
-                replies=lambda: [unfinished], stream=True, kind="truncated", attempts=1),
+                replies=lambda: [unfinished], stream=True, kind="truncated", status=200, attempts=1, request_id=True,
+                clauses=("errors.request-id",)),
             # a get_weather call cut short by the token limit, in a stream (length-truncated-tool-call: in a reply)
             "stream-truncated-tool-call": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
                                               sse([cut_call, _chunk(None, "length")], True))],
-                stream=True, tools=True, kind="truncated", attempts=1),
+                stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=True,
+                clauses=("errors.request-id",)),
             "stream-without-chunks": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
-                                              sse([], True))], stream=True, kind="truncated", attempts=1),
+                                              sse([], True))], stream=True, kind="truncated", status=200, attempts=1,
+                request_id=True, clauses=("errors.request-id",)),
+            # a first choice without its message: malformed, whatever else the answer holds
+            "choice-without-message": dict(
+                replies=lambda: [StandInReply.json(without_message, headers={"x-request-id": REQUEST_ID})],
+                kind="malformed", attempts=1),
+            # an answer without choices names its request by its x-request-id header (not the completion's id) ...
+            "no-choices-named-by-its-header": dict(
+                replies=lambda: [StandInReply.json({**_completion(), "choices": []},
+                                                   headers={"x-request-id": REQUEST_ID})],
+                kind="malformed", status=200, attempts=1, request_id=True, clauses=("errors.request-id",)),
+            # ... and by the completion's own id where no such header came
+            "no-choices-named-by-its-id": dict(
+                replies=lambda: [StandInReply.json({**_completion(), "choices": [], "id": REQUEST_ID})],
+                kind="malformed", status=200, attempts=1, request_id=True, clauses=("errors.request-id",)),
             "prompt-filtered-400": dict(
                 replies=lambda: [StandInReply.json(refused, 400, headers)], kind="content_filter", status=400,
                 attempts=1, provider_message=True, azure_names=("hate", "medium", "jailbreak"),
