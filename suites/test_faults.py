@@ -259,7 +259,10 @@ def test_retry_false_sends_one_request(backend: Any, fault_model: Callable[..., 
     assert outcome != "answered", "retry=False answered after a 429: something retried"
 
 
-COOLDOWN = 3  # the Retry-After of the group's 429s, seconds: the Router cools each deployment down for as long
+# the Retry-After of the group's 429s, seconds: the Router cools each deployment down for as long, in real time
+# (the retries' own waits are not slept). Long enough that no cooldown ends inside the check on a busy machine (3 s
+# did), short enough that three waits stay within the 30 s retry budget of one call.
+COOLDOWN = 9
 
 
 @pytest.mark.clause("errors.group-cooling-down", "errors.bounded-retry")
@@ -302,7 +305,6 @@ def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
     assert attempts == 2, f"{attempts} requests: each deployment once, none while it cools down"
     # two retries after each deployment's 429, then one after the Router's own refusal: all wait COOLDOWN
     assert model.delays == [float(COOLDOWN)] * (MAX_ATTEMPTS - 1), f"waited {model.delays}, expected {COOLDOWN} s each"
-
 
 
 @pytest.mark.clause("errors.group-cooling-down")
