@@ -159,11 +159,14 @@ class LiteLLMModel(ApiModel):
                 "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self._complete(body))
         provider: list[Any] = []
+        named: list[str] = []  # the chunks' own id: it names the request where no header did
 
         def chunks() -> Iterator[Any]:
             for chunk in self._translated(stream):
                 if not provider:
                     provider.append(_provider_stream(stream))
+                if not named and getattr(chunk, "id", None):
+                    named.append(chunk.id)
                 yield chunk
 
         yield from deltas_from_chunks(chunks(), self.backend_name)
@@ -171,7 +174,8 @@ class LiteLLMModel(ApiModel):
         # litellm ends a cut-off stream with a finish_reason of its own: ask what the provider sent
         if inner is not None and not (inner.received_finish_reason or inner.intermittent_finish_reason):
             raise BackendError("the stream ended without a finish_reason from the provider (truncated)",
-                               backend=self.backend_name, status=200, kind="truncated")
+                               backend=self.backend_name, status=200, request_id=named[0] if named else None,
+                               kind="truncated")
 
 
 class LiteLLMRouterModel(LiteLLMModel):

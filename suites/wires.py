@@ -456,6 +456,17 @@ class OpenAIChatLens(WireLens):
                 # OpenAI SDK an APIError without status, litellm a 500 or a refused call), without a request id
                 stream=True, kind="server", attempts=1, provider_message=True, request_id=False,
                 kinds={"openai": ("server", "error", "client")}),
+            # a stream without an x-request-id header (a server behind no gateway): its chunks' own id names the
+            # request in the error of a stream cut without a finish_reason, or by the token limit inside a call
+            "stream-without-finish-reason-named-by-its-id": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
+                                              sse([{**_chunk(p), "id": REQUEST_ID} for p in ANSWER_PIECES], True))],
+                stream=True, kind="truncated", status=200, attempts=1, request_id=True),
+            "stream-truncated-tool-call-named-by-its-id": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
+                                              sse([{**cut_call, "id": REQUEST_ID},
+                                                   {**_chunk(None, "length"), "id": REQUEST_ID}], True))],
+                stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=True),
         }
 
 
