@@ -285,6 +285,22 @@ def test_usage_is_read_from_the_wires_fields(model, contract, responder, streame
     assert usage.total_tokens == 130
 
 
+@pytest.mark.requires("token_usage")
+@pytest.mark.parametrize("streamed", [False, pytest.param(True, marks=pytest.mark.requires("stream"))],
+                         ids=["generate", "stream"])
+@pytest.mark.parametrize("counts", [(0, 7), (123, 0)], ids=["no-prompt-tokens", "no-completion-tokens"])
+@pytest.mark.clause("usage.mapped-from-wire")
+def test_a_count_of_zero_tokens_reads_zero(model, contract, responder, streamed, counts):
+    """A count the wire reports as 0 (a server that does not count the prompt; an answer that generated nothing)
+    reads 0, neither a made-up 1 nor a missing usage."""
+    responder.reply = Reply(text="Hello.", usage=counts)
+    message = _stream(model, contract, HELLO) if streamed else model(HELLO)
+    usage = message.token_usage
+    assert usage is not None, f"token_usage is None; the wire reported usage {counts}"
+    assert (usage.input_tokens, usage.output_tokens) == counts, (
+        f"token_usage input={usage.input_tokens} output={usage.output_tokens}; the wire said {counts}")
+
+
 @pytest.mark.requires("stream")
 @pytest.mark.clause("stream.usage-requested")
 def test_a_stream_request_asks_for_usage(backend, model, contract, wire, responder):
