@@ -345,6 +345,28 @@ def test_a_whole_tool_call_at_the_token_limit_is_a_call(backend, model, contract
         surfaced
 
 
+@pytest.mark.requires("native_tools", "stream")
+@pytest.mark.parametrize("finish", ["tool_calls", "length"], ids=["finished", "at-token-limit"])
+@pytest.mark.clause("stream.tool-call-deltas-by-index", "tools.whole-call-at-token-limit")
+def test_a_tool_call_opened_without_its_function_merges(backend, model, contract, weather_tool, responder, finish):
+    """A call's first streamed fragment may carry its id and type alone, no `function` (the chunk's type has it
+    optional): the call is its name and arguments from the fragments after, whole also at the token limit."""
+    if backend.wire_format != "openai":
+        pytest.skip(f"{backend.wire_format}: a tool call's first event names its tool by the wire's own form")
+    calls = [ToolCallSpec("call_0", "get_weather", {"city": "Paris"}), ToolCallSpec("call_1", "get_weather",
+                                                                                  {"city": "Rome"})]
+    responder.reply = Reply(tool_calls=calls, argument_pieces=[4], call_opened_alone=True, finish_reason=finish)
+    message = _stream(model, contract, WEATHER, tools_to_call_from=[weather_tool])
+    parsed = model.parse_tool_calls(message).tool_calls
+    surfaced = [(c.function.name, c.function.arguments) for c in parsed]
+    assert surfaced == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})], surfaced
+    ids = [c.id for c in parsed]
+    if ids != ["call_0", "call_1"] and backend.name.startswith("litellm"):
+        pytest.skip(f"{backend.name}: litellm's stream parser rejects a fragment without `function` (its "
+                    f"ChatCompletionDeltaToolCall requires one) and makes up the calls' ids {ids}")
+    assert ids == ["call_0", "call_1"], f"the calls' ids {ids}; the wire sent call_0 and call_1"
+
+
 # The finish reason a content filter answers with, per wire format.
 FILTER_REASONS = {"openai": ["content_filter"], "bedrock": ["content_filtered", "guardrail_intervened"]}
 

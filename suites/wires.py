@@ -66,6 +66,9 @@ class Reply:
     # first piece of text sent in the first event, beside the role (as some servers send it)
     line_break: str = "\n"
     text_with_role: bool = False
+    # OpenAI wire, a stream: each tool call opens with a fragment of its id and type alone (no `function`, which
+    # the chunk's type has optional), its name and arguments in the fragments after it
+    call_opened_alone: bool = False
 
 
 # Azure's content_filter_results: categories rated by severity (each given its own here, so that a severity
@@ -360,6 +363,8 @@ class OpenAIChatLens(WireLens):
             head = {"index": index, "id": call.id, "type": "function",
                     "function": {"name": call.name, "arguments": pieces[0]}}
             fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in pieces[1:]])
+            if reply.call_opened_alone:  # a first fragment of the call's id and type alone, no `function`
+                fragments[-1].insert(0, {"index": index, "id": head.pop("id"), "type": head.pop("type")})
         if reply.interleaved:
             # round-robin over the calls, the last call first: a call's fragments stay in order, the calls mix
             ordered = [f for row in itertools.zip_longest(*reversed(fragments)) for f in row if f is not None]
