@@ -341,7 +341,7 @@ WHOLE_CALLS = {
 @pytest.mark.parametrize("streamed", [False, pytest.param(True, marks=pytest.mark.requires("stream"))],
                          ids=["generate", "stream"])
 @pytest.mark.parametrize("calls", list(WHOLE_CALLS))
-@pytest.mark.clause("tools.whole-call-at-token-limit")
+@pytest.mark.clause("tools.whole-call-at-token-limit", "tools.arguments-decoded")
 def test_a_whole_tool_call_at_the_token_limit_is_a_call(backend, model, contract, weather_tool, responder, streamed,
                                                         calls):
     """An answer that hit the token limit (the wire's `length`) right after its tool calls' arguments closed
