@@ -426,6 +426,21 @@ def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, re
         assert "None" not in on_message, f"message.finish_reason {on_message!r} writes out a missing value"
 
 
+@pytest.mark.clause("response.content-filter-answered", "response.finish-reason-visible")
+def test_a_content_filter_answer_is_the_assistants_with_its_raw_response(backend, model, responder):
+    """A filtered answer is the assistant's message like any other: its role is assistant and its raw response is
+    the wire's answer, whose finish reason stays readable there."""
+    reasons = FILTER_REASONS.get(backend.wire_format)
+    if not reasons:
+        pytest.skip(f"no content-filter finish reason written down for the {backend.wire_format!r} wire")
+    responder.reply = Reply(text="Partial.", finish_reason=reasons[0])
+    message = model(HELLO)
+    assert message.role == "assistant", f"message.role is {message.role!r}"
+    assert message.raw is not None, "message.raw is None; the filtered answer's raw response was dropped"
+    assert lens_of(backend).finish_reason(message.raw) == reasons[0], (
+        f"the raw response's finish reason is {lens_of(backend).finish_reason(message.raw)!r}, sent {reasons[0]!r}")
+
+
 # -- the endpoint -------------------------------------------------------------------------------
 
 
