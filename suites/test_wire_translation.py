@@ -121,6 +121,22 @@ def test_remove_parameter_takes_the_parameter_out(backend, model_factory, contra
     _assert_sent(_sent_fields(wire.last().raw, table["fields"]), expected)
 
 
+@pytest.mark.requires("native_tools")
+@pytest.mark.clause("model.remove-parameter")
+def test_remove_parameter_takes_out_what_the_call_itself_writes(backend, model_factory, contract, wire, responder,
+                                                                weather_tool):
+    """REMOVE_PARAMETER among the model's kwargs also takes out a field the call itself writes: `tools`, sent
+    for tools_to_call_from, goes out no more."""
+    if backend.wire_format != "openai":
+        pytest.skip(f"{backend.wire_format}: the tools go out in the wire's own field, not `tools`")
+    model = model_factory(tools=contract.REMOVE_PARAMETER)
+    responder.reply = Reply(text="Hello.")
+    model(WEATHER, tools_to_call_from=[weather_tool])
+    sent = wire.last().raw
+    assert "tools" not in sent, f"tools sent {sent.get('tools')!r} although the model's kwargs removed it"
+    assert sent.get("messages"), "the messages did not go out"
+
+
 @pytest.mark.clause("stop.sent-beside-settings", "stop.before-stop-sequence")
 def test_stops_go_out_beside_the_models_settings(backend, model_factory, wire, responder):
     """Stop sequences and the model's generation settings go out together, neither replacing the other."""
