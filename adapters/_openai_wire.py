@@ -54,6 +54,16 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+def request_id_of(answer: Any) -> str | None:
+    """The x-request-id header an SDK kept with an answer or a stream (openai: ``_request_id``, a stream's
+    ``response``; litellm: ``_response_headers``), or None."""
+    found = _get(answer, "_request_id")
+    for headers in (_get(_get(answer, "response"), "headers"), _get(answer, "_response_headers")):
+        if not found and headers:
+            found = headers.get("x-request-id")
+    return found or None
+
+
 def usage_of(usage: Any) -> TokenUsage | None:
     if not usage:
         return None
@@ -77,7 +87,8 @@ def raise_if_cut_tool_call(arguments: Iterable[Any], backend: str, request_id: s
 
 def message_from_completion(response: Any, backend: str, request_id: str | None = None) -> ChatMessage:
     """A ChatMessage from a chat-completions response, or a typed error: never half filled."""
-    request_id = request_id or _get(response, "_request_id") or _get(response, "id")
+    # the header names the request; the completion's own id only where no header came
+    request_id = request_id or request_id_of(response) or _get(response, "id")
     choices = _get(response, "choices") or []
     if not choices:
         raise BackendError("the response has no choices", backend=backend, status=200, request_id=request_id,
@@ -129,21 +140,37 @@ def _tool_call_deltas(raw_calls: Iterable[Any]) -> list[ChatMessageToolCallStrea
     return deltas
 
 
-def deltas_from_chunks(chunks: Iterable[Any], backend: str) -> Iterator[ChatMessageStreamDelta]:
+def deltas_from_chunks(chunks: Iterable[Any], backend: str, request_id: str | None = None
+                       ) -> Iterator[ChatMessageStreamDelta]:
     """Stream deltas from chat-completion chunks of the first choice; usage yielded once, at the end.
 
     Servers that repeat usage send running totals, so the last one counts. A stream that ends
-    without any finish_reason was cut off: that is an error, not a shorter answer.
+    without any finish_reason was cut off: that is an error, not a shorter answer. ``request_id``:
+    the stream's x-request-id header; without one, the chunks' own id names the errors.
     """
+    try:
+        yield from _deltas_from_chunks(chunks, backend, request_id)
+    except BackendError as exc:  # a stream broken after its headers: the error names the request they named
+        named = exc.naming_request(request_id)
+        if named is exc:
+            raise
+        raise named from exc.__cause__
+
+
+def _deltas_from_chunks(chunks: Iterable[Any], backend: str, request_id: str | None
+                        ) -> Iterator[ChatMessageStreamDelta]:
     usage = None
     finished = False
     finish_reason = None
     arguments: dict[Any, str] = {}
-    request_id = None
     for chunk in chunks:
         request_id = request_id or _get(chunk, "id")
         usage = usage_of(_get(chunk, "usage")) or usage
-        for choice in _get(chunk, "choices") or []:
+        choices = _get(chunk, "choices") or []
+        if not isinstance(choices, list):  # an event that is no chunk: never skipped as if it said nothing
+            raise BackendError(f"a stream chunk whose choices are a {type(choices).__name__}, not a list (malformed)",
+                               backend=backend, status=200, request_id=request_id, kind="malformed")
+        for choice in choices:
             if _get(choice, "index") not in (0, None):
                 continue
             finish = _get(choice, "finish_reason")

@@ -7,6 +7,7 @@ import inspect
 import os
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from huggingface_hub import InferenceClient
@@ -50,10 +51,34 @@ def _sse_lines(chunks: Iterator[str]) -> Iterator[str]:
         yield pending.rstrip("\r")
 
 
+# the x-request-id header of the last answer this context's client received: InferenceClient returns the body
+# (or its lines) alone, and a malformed or cut answer's error names its request by it
+_ANSWER_REQUEST_ID: ContextVar[str | None] = ContextVar("answer_request_id", default=None)
+
+
 def _keeping_unicode_line_breaks(inner_post: Any) -> Any:
-    """``InferenceClient._inner_post`` whose streamed lines are read by :func:`_sse_lines` from the response."""
+    """``InferenceClient._inner_post`` whose streamed lines are read by :func:`_sse_lines` from the response,
+    and whose answer's x-request-id header is kept in :data:`_ANSWER_REQUEST_ID`."""
+    stack = getattr(getattr(inner_post, "__self__", None), "exit_stack", None)
+
     def post(*args: Any, **kwargs: Any) -> Any:
-        result = inner_post(*args, **kwargs)
+        _ANSWER_REQUEST_ID.set(None)
+        entered: list[Any] = []
+        if stack is not None:  # the client enters the HTTP response in its exit stack: see it there
+            enter = stack.enter_context
+
+            def entering(cm: Any) -> Any:
+                entered.append(enter(cm))
+                return entered[-1]
+
+            stack.enter_context = entering
+        try:
+            result = inner_post(*args, **kwargs)
+        finally:
+            if stack is not None:
+                del stack.enter_context
+        headers = getattr(entered[-1], "headers", None) if entered else None
+        _ANSWER_REQUEST_ID.set(headers.get("x-request-id") if headers is not None else None)
         # a stream is the response's own iter_lines generator, not started yet: its frame holds the
         # response, whose text is read instead (anything else is returned as it came)
         frame = getattr(result, "gi_frame", None)
@@ -163,12 +188,12 @@ class InferenceClientModel(ApiModel):
     def _generate(self, request: Request) -> ChatMessage:
         body = self._body(request)
         response = self._call(lambda: self.client.chat_completion(**body))
-        return message_from_completion(response, self.backend_name)
+        return message_from_completion(response, self.backend_name, _ANSWER_REQUEST_ID.get())
 
     def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self.client.chat_completion(**body))
-        yield from deltas_from_chunks(self._translated(stream), self.backend_name)
+        yield from deltas_from_chunks(self._translated(stream), self.backend_name, _ANSWER_REQUEST_ID.get())
 
 
 HfApiModel = InferenceClientModel

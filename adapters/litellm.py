@@ -14,7 +14,12 @@ from typing import Any, ClassVar  # noqa: E402
 import litellm  # noqa: E402
 import openai  # noqa: E402
 
-from adapters._openai_wire import completion_kwargs, deltas_from_chunks, message_from_completion  # noqa: E402
+from adapters._openai_wire import (  # noqa: E402
+    completion_kwargs,
+    deltas_from_chunks,
+    message_from_completion,
+    request_id_of,
+)
 from adapters.openai import translate_openai_error  # noqa: E402
 from harness.contract.errors import (
     BackendError,
@@ -49,7 +54,8 @@ def without_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
 _NETWORK_MARKERS = ("connection error", "peer closed", "connecterror", "readerror", "remoteprotocolerror",
                     "connection reset", "incomplete chunked read", "server disconnected")
 _MALFORMED_MARKERS = ("received response - <apiresponse [2", "jsondecodeerror", "expecting value",
-                      "unterminated string", "codec can't decode", "invalid \\escape", "extra data")
+                      "unterminated string", "codec can't decode", "invalid \\escape", "extra data",
+                      "invalid response object")  # litellm's own words for a 200 it cannot convert
 # litellm 1.110 checks a stream itself and raises this (as a synthetic HTTP 500) when it ends without one
 _TRUNCATED_MARKERS = ("stream ended before a finish_reason",)
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: )?(?:\w+: )?(?:\w+Exception - )?")
@@ -67,6 +73,9 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
     lowered = text.lower()
     if isinstance(exc, litellm.Timeout) or "timed out" in lowered or "timeout" in type(exc).__name__.lower():
         return transport_error(backend, "timeout", exc)
+    if "invalid response object" in lowered:  # an HTTP 200 litellm could not convert (it keeps no headers of it)
+        return BackendError(f"the response could not be read: {_LITELLM_PREFIX.sub('', text)[:300]}",
+                            backend=backend, status=200, kind="malformed")
     if any(marker in lowered for marker in _MALFORMED_MARKERS):
         return transport_error(backend, "malformed", exc)
     if any(marker in lowered for marker in _TRUNCATED_MARKERS):
@@ -169,12 +178,13 @@ class LiteLLMModel(ApiModel):
                     named.append(chunk.id)
                 yield chunk
 
-        yield from deltas_from_chunks(chunks(), self.backend_name)
+        yield from deltas_from_chunks(chunks(), self.backend_name, request_id_of(stream))
         inner = provider[0] if provider else _provider_stream(stream)
         # litellm ends a cut-off stream with a finish_reason of its own: ask what the provider sent
         if inner is not None and not (inner.received_finish_reason or inner.intermittent_finish_reason):
             raise BackendError("the stream ended without a finish_reason from the provider (truncated)",
-                               backend=self.backend_name, status=200, request_id=named[0] if named else None,
+                               backend=self.backend_name, status=200,
+                               request_id=request_id_of(stream) or (named[0] if named else None),
                                kind="truncated")
 
 
@@ -220,6 +230,14 @@ class LiteLLMRouterModel(LiteLLMModel):
         models = [str((entry.get("litellm_params") or {}).get("model", "")) for entry in self.model_list
                   if entry.get("model_name") == self.model_id]
         return super()._stop_rule() and all(supports_stop_parameter(m) for m in models)
+
+    def _translate_error(self, exc: Exception) -> BackendError | None:
+        error = super()._translate_error(exc)
+        if error is None and isinstance(exc, ValueError) and str(exc).startswith("No deployments available"):
+            # the Router's own refusal when its group's limits (rpm, tpm) leave no deployment: a rate limit
+            return BackendError(f"no deployment of the group is available: {str(exc)[:300]}",
+                                backend=self.backend_name, status=429, kind="throttled")
+        return error
 
     def create_client(self) -> Any:
         from litellm.router import Router

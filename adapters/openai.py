@@ -11,6 +11,7 @@ from adapters._openai_wire import (
     completion_kwargs,
     deltas_from_chunks,
     message_from_completion,
+    request_id_of,
     translate_transport_error,
 )
 from harness.contract.errors import BackendError, http_error, transport_error
@@ -89,7 +90,7 @@ class OpenAIServerModel(ApiModel):
     def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self.client.chat.completions.create(**body))
-        yield from deltas_from_chunks(self._translated(stream), self.backend_name)
+        yield from deltas_from_chunks(self._translated(stream), self.backend_name, request_id_of(stream))
 
 
 OpenAIModel = OpenAIServerModel

@@ -90,10 +90,11 @@ FAULTS: dict[str, Fault] = {
                          then="reset")], kind="connection", attempts=MAX_ATTEMPTS,
         # botocore reads a body cut short as the JSON it could parse, so Bedrock sees a 200 with no output
         kinds={"bedrock": ("connection", "malformed")}),
+    # a stream cut after its 200: the error names the request id the answer's headers carried
     "reset-mid-stream": Fault(lambda w: [w.stream(complete=False, then="reset")], stream=True, kind="connection",
-                              attempts=1),
+                              attempts=1, request_id=True, clauses=("errors.request-id",)),
     "truncated-stream": Fault(lambda w: [w.stream(complete=False)], stream=True, kind="truncated", status=200,
-                              attempts=1),
+                              attempts=1, request_id=True, clauses=("errors.request-id",)),
     "html-502": Fault(
         lambda w: [Reply.raw(b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>", 502,
                              "text/html")], kind="server", status=502, attempts=MAX_ATTEMPTS),
@@ -102,8 +103,8 @@ FAULTS: dict[str, Fault] = {
     "empty-choices": Fault(lambda w: [w.empty_output()], kind="malformed", attempts=1),
     "content-filter-400": Fault(lambda w: [w.content_filter_error()], kind="content_filter", status=400,
                                 attempts=1, provider_message=True, needs="content_filter_error"),
-    "length-truncated-tool-call": Fault(lambda w: [w.truncated_tool_call()], kind="truncated", attempts=1,
-                                        tools=True),
+    "length-truncated-tool-call": Fault(lambda w: [w.truncated_tool_call()], kind="truncated", status=200,
+                                        attempts=1, tools=True, request_id=True, clauses=("errors.request-id",)),
     "authentication-401": Fault(lambda w: [w.error(w.auth_status, w.auth_code)], kind="auth", attempts=1,
                                 provider_message=True),
 }
@@ -128,11 +129,14 @@ def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
     cls = backend.load() if subject == "adapters" else load_smolagents_class(backend)
     delays: list[float] = []
 
-    def build(url: str, timeout: float = TIMEOUT, **settings: Any) -> Any:
-        # the backend's own settings for the stand-in (its registration), not a table of backends here
+    def build(url: str, timeout: float = TIMEOUT, adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+              **settings: Any) -> Any:
+        # the backend's own settings for the stand-in (its registration), not a table of backends here;
+        # `adjust` reshapes them where a case needs more than the registration builds
         target = Target(mode="stand-in", base_url=f"{url}/v1", served_model_id=STAND_IN_MODEL,
                         api_key=STAND_IN_KEY, timeout=timeout)
-        model = cls(**backend.settings(target), **settings)
+        own = backend.settings(target)
+        model = cls(**(adjust(own) if adjust else own), **settings)
         if hasattr(model, "_sleep"):
             model._sleep = delays.append
         else:
@@ -199,6 +203,8 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
         assert PROVIDER_MESSAGE in text, text
     if fault.provider_message if fault.request_id is None else fault.request_id:
         assert REQUEST_ID in text, text
+        assert error.request_id == REQUEST_ID, f"{fault_name}: request_id {error.request_id!r}, the answer's was " \
+                                               f"{REQUEST_ID!r}: {text}"
     azure = "azure_endpoint" in backend.settings(Target(mode="replay"))
     for word in fault.names + (fault.azure_names if azure else ()):
         assert word in text, f"{fault_name}: the error does not say {word!r}: {text}"
@@ -210,7 +216,9 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
             current = current.__cause__ or current.__context__
         echoed = [f"{type(e).__name__}: {e}" for e in chain if STAND_IN_KEY in str(e) or STAND_IN_KEY in repr(e.args)]
         assert not echoed, f"{fault_name}: the credential is in the error chain: {echoed}"
-    expected_attempts = fault.attempts if error.kind == fault.kind else (MAX_ATTEMPTS if error.kind in RETRYABLE else 1)
+    # a stream that has begun is never sent again, whatever kind its error is; else the kind decides
+    expected_attempts = (fault.attempts if error.kind == fault.kind or fault.stream
+                         else (MAX_ATTEMPTS if error.kind in RETRYABLE else 1))
     assert attempts == expected_attempts, f"{fault_name}: {attempts} attempts, expected {expected_attempts}"
     assert sum(model.delays) <= model.max_total_wait
 
@@ -239,3 +247,138 @@ def test_retry_false_sends_one_request(backend: Any, fault_model: Callable[..., 
         attempts = len(server.requests)
     assert attempts == 1, f"retry=False sent {attempts} requests for one 429, then {outcome}"
     assert outcome != "answered", "retry=False answered after a 429: something retried"
+
+
+COOLDOWN = 3  # the Retry-After of the group's 429s, seconds: the Router cools each deployment down for as long
+
+
+@pytest.mark.clause("errors.group-cooling-down", "errors.bounded-retry")
+def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
+                                   fault_model: Callable[..., Any]) -> None:
+    """A Router group of two deployments that both answer 429 with Retry-After: the Router cools each down
+    and then refuses the call itself. The caller gets a throttled error naming the backend, each retry waits
+    the Retry-After, then the cooldown, and no cooled-down deployment is called again."""
+    from urllib.parse import urlsplit
+
+    from harness.recording.network import block_network, hub_clients_online
+
+    def two_deployments(settings: dict[str, Any]) -> dict[str, Any]:
+        if "model_list" not in settings:
+            pytest.skip(f"{backend.name} is built without a Router's model_list: no group to cool down")
+        (deployment,) = settings["model_list"]
+        # the same stand-in twice, told apart by their ids (the Router otherwise reads them as one)
+        group = [{**deployment, "model_info": {"id": f"deployment-{n}"}} for n in (1, 2)]
+        return {**settings, "model_list": group}
+
+    wire = lens_of(backend)
+    with FaultInjector([wire.error(429, wire.throttled_code, {"Retry-After": str(COOLDOWN)})]) as server, \
+            hub_clients_online(), block_network(f"backend {backend.name}, a group cooling down",
+                                                allow=("127.0.0.1", urlsplit(server.url).port or 80)):
+        model = fault_model(server.url, TIMEOUT, adjust=two_deployments)
+        error: BaseException | None = None
+        try:
+            model.generate(PROMPT)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            error = exc
+        attempts = len(server.requests)
+    if attempts:
+        mark_backend_reached(request.node)
+    from harness.contract.errors import BackendError
+
+    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
+    text = str(error)
+    assert error.kind == "throttled" and error.status == 429 and "status=429" in text, text
+    assert backend.name in text and "cool" in text.lower(), f"the error does not say the group is cooling down: {text}"
+    assert attempts == 2, f"{attempts} requests: each deployment once, none while it cools down"
+    # two retries after each deployment's 429, then one after the Router's own refusal: all wait COOLDOWN
+    assert model.delays == [float(COOLDOWN)] * (MAX_ATTEMPTS - 1), f"waited {model.delays}, expected {COOLDOWN} s each"
+
+
+
+@pytest.mark.clause("errors.group-cooling-down")
+def test_router_group_limit_reached(request: pytest.FixtureRequest, backend: Any,
+                                    fault_model: Callable[..., Any]) -> None:
+    """A Router group whose one deployment may take one request a minute (rpm 1, usage-based routing): the
+    first call is answered, the second is refused by the Router itself, as a throttled error naming the
+    backend, and never reaches the provider."""
+    from urllib.parse import urlsplit
+
+    from harness.recording.network import block_network, hub_clients_online
+
+    def one_request_a_minute(settings: dict[str, Any]) -> dict[str, Any]:
+        if "model_list" not in settings:
+            pytest.skip(f"{backend.name} is built without a Router's model_list: no group limit to reach")
+        (deployment,) = settings["model_list"]
+        limited = {**deployment, "litellm_params": {**deployment["litellm_params"], "rpm": 1}}
+        options = {**(settings.get("client_kwargs") or {}), "routing_strategy": "usage-based-routing-v2"}
+        return {**settings, "model_list": [limited], "client_kwargs": options}
+
+    wire = lens_of(backend)
+    with FaultInjector([wire.ok()]) as server, hub_clients_online(), block_network(
+            f"backend {backend.name}, a group limit reached", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
+        model = fault_model(server.url, TIMEOUT, adjust=one_request_a_minute)
+        first = model.generate(PROMPT)
+        error: BaseException | None = None
+        try:
+            model.generate(PROMPT)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            error = exc
+        attempts = len(server.requests)
+    if attempts:
+        mark_backend_reached(request.node)
+    from harness.contract.errors import BackendError
+
+    assert first.content == ANSWER
+    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
+    text = str(error)
+    assert error.kind == "throttled" and error.status == 429 and "status=429" in text, text
+    assert backend.name in text, text
+    assert attempts == 1, f"{attempts} requests: the second call went past the group's limit"
+    assert sum(model.delays) <= model.max_total_wait
+
+@pytest.mark.clause("errors.no-credentials")
+def test_no_credentials_anywhere(request: pytest.FixtureRequest, backend: Any, fault_model: Callable[..., Any],
+                                 monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """A Bedrock model built without credentials, where the AWS chain finds none either (no variables, empty
+    config and credentials files, no instance metadata): the call fails as an error of kind auth naming the
+    backend, before any request is sent, and is not retried."""
+    from urllib.parse import urlsplit
+
+    from harness.recording.network import block_network, hub_clients_online
+
+    def without_keys(settings: dict[str, Any]) -> dict[str, Any]:
+        options = settings.get("client_kwargs") or {}
+        if "aws_secret_access_key" not in options:
+            pytest.skip(f"{backend.name} is not built with AWS credentials: none to leave out")
+        kept = {k: v for k, v in options.items() if k not in ("aws_access_key_id", "aws_secret_access_key")}
+        return {**settings, "client_kwargs": kept}
+
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "config").write_text("")
+    (tmp_path / "credentials").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to ask for
+
+    wire = lens_of(backend)
+    with FaultInjector([wire.ok()]) as server, hub_clients_online(), block_network(
+            f"backend {backend.name}, no credentials", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
+        model = fault_model(server.url, TIMEOUT, adjust=without_keys)
+        error: BaseException | None = None
+        try:
+            model.generate(PROMPT)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            error = exc
+        attempts = len(server.requests)
+    from harness.contract.errors import BackendError
+
+    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
+    text = str(error)
+    assert error.kind == "auth" and "kind=auth" in text, text
+    assert backend.name in text, text
+    assert attempts == 0, f"{attempts} requests sent without credentials"
+    assert model.delays == [], f"retried without credentials, waiting {model.delays}"

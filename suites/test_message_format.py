@@ -178,6 +178,8 @@ BAD_CONVERSATIONS = {
                                                               {"type": "text", "text": 5}]}],
                                (TypeError, ValueError), r"messages\[0\]\.content\[1\]"),
     "not_a_list": ("Hi.", TypeError, r"messages must be a list.*\bstr\b"),
+    "empty": ([], ValueError, r"\bmessages\b.*\bempty\b"),
+    "not_a_sequence": (42, TypeError, r"\bmessages\b.*\bint\b"),
 }
 
 

@@ -7,9 +7,11 @@ in the backend's wire format) and the returned call. Tests that hand a message t
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
+from responder import Reply
 
 from conftest import tool_parameters
 
@@ -49,6 +51,67 @@ def test_tools_offered_on_the_request(model, wire, backend, weather_tool):
     assert call.function.name == "get_weather", f"returned {message.content!r} {message.tool_calls!r}"
 
 
+FORECAST_INPUTS = {
+    "city": {"type": "string", "description": "The city name"},
+    "when": {"type": "any", "description": "A date, or a number of days from today"},
+    "days": {"type": "integer", "anyOf": [{"type": "integer"}, {"type": "null"}], "nullable": True,
+             "description": "How many days to forecast"},
+    "units": {"type": "string", "anyOf": [{"type": "string", "enum": ["celsius", "fahrenheit"]}, {"type": "integer"},
+                                          {"type": "null"}],
+              "nullable": True, "description": "A unit name, or a unit code"},
+    "detail": {"type": "any", "anyOf": [{"type": "null"}, {"type": "any"}], "nullable": True,
+               "description": "Anything else to report on"},
+}
+
+
+class ForecastTool:
+    """A tool whose inputs are typed as smolagents' tools write them: an input of type ``any``, inputs marked
+    ``nullable``, and inputs whose ``anyOf`` lists several types (Tool subclasses and tools converted from
+    JSON schemas, such as MCP tools, from Optional[...] and Union[...] types)."""
+
+    name = "get_forecast"
+    description = "Get the weather forecast for a city."
+    output_type = "string"
+
+    def __init__(self) -> None:
+        self.inputs = copy.deepcopy(FORECAST_INPUTS)  # each tool its own, so that a change shows on this one only
+
+    def __call__(self, city: str, when: object, days: int | None = None, units: str | int | None = None,
+                 detail: object = None) -> str:
+        return f"Sunny in {city}"
+
+
+# Written down from smolagents' get_tool_json_schema (smolagents.models): an input of type "any" goes out as a
+# string; an input marked nullable is not required; an anyOf becomes the "type" (one type, or the list of the
+# types it names, "any" read as "string"), its enum the input's enum, and a "null" among them makes it nullable.
+FORECAST_PARAMETERS = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "description": "The city name"},
+        "when": {"type": "string", "description": "A date, or a number of days from today"},
+        "days": {"type": "integer", "nullable": True, "description": "How many days to forecast"},
+        "units": {"type": ["string", "integer"], "enum": ["celsius", "fahrenheit"], "nullable": True,
+                  "description": "A unit name, or a unit code"},
+        "detail": {"type": "string", "nullable": True, "description": "Anything else to report on"},
+    },
+    "required": ["city", "when"],
+}
+
+
+@pytest.mark.requires("tools")
+@pytest.mark.no_cassette
+@pytest.mark.clause("tools.input-schema", "tools.not-mutated")
+def test_tool_inputs_go_out_as_smolagents_writes_them(backend, model, wire, responder):
+    """Request side: the inputs of a tool typed `any`, nullable and anyOf go out as the JSON schema smolagents'
+    get_tool_json_schema writes for them; the caller's tool is left as it was given."""
+    tool = ForecastTool()
+    responder.reply = Reply(text="Sunny.")
+    model(WEATHER, tools_to_call_from=[tool])
+    sent = tool_parameters(backend, wire.last().raw)
+    assert sent == FORECAST_PARAMETERS, f"the tool's parameters went out as {json.dumps(sent)}"
+    assert tool.inputs == FORECAST_INPUTS, f"the caller's tool inputs became {tool.inputs!r}"
+
+
 TEXT_FORMS = {
     "json_blob": '{"name": "get_weather", "arguments": {"city": "Paris"}}',
     "fenced_block": 'Action:\n```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```',
@@ -72,6 +135,7 @@ def test_text_tool_call_forms(model, contract, form):
     message = contract.ChatMessage(role=contract.MessageRole.ASSISTANT, content=TEXT_FORMS[form])
     parsed = model.parse_tool_calls(message)
     assert len(parsed.tool_calls) == 1
+    assert parsed.role == "assistant", f"the message after parse_tool_calls has role {parsed.role!r}"
     call = parsed.tool_calls[0]
     assert call.function.name == "get_weather"
     assert call.function.arguments == {"city": "Paris"}

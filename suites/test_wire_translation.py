@@ -121,6 +121,27 @@ def test_remove_parameter_takes_the_parameter_out(backend, model_factory, contra
     _assert_sent(_sent_fields(wire.last().raw, table["fields"]), expected)
 
 
+# Per wire format: the request field a call's stop sequences travel in (Converse: inferenceConfig.stopSequences)
+STOP_FIELD = {"openai": "stop", "bedrock": "inferenceConfig"}
+
+
+@pytest.mark.parametrize("sentinel", ["contract", "smolagents"])
+@pytest.mark.clause("model.remove-parameter", "stop.trimmed-client-side")
+def test_remove_parameter_takes_out_the_field_stop_sequences_travel_in(backend, model_factory, contract, wire,
+                                                                       responder, sentinel):
+    """The field a call's stop sequences would go out in, set to REMOVE_PARAMETER on the model, stays out of the
+    request although the call gives stop sequences; the answer is still cut at the first stop."""
+    field = STOP_FIELD.get(backend.wire_format)
+    if field is None:
+        pytest.skip(f"{backend.name}: no stop field written down for the {backend.wire_format!r} wire")
+    remove = contract.REMOVE_PARAMETER if sentinel == "contract" else pytest.importorskip(
+        "smolagents.models").REMOVE_PARAMETER
+    model = model_factory(**{field: remove})
+    responder.reply = Reply(text="Monday, Tuesday, END Wednesday")
+    message = model(HELLO, stop_sequences=["END"])
+    sent = wire.last().raw
+    assert field not in sent, f"{field} set to REMOVE_PARAMETER went out as {sent[field]!r}"
+    assert text_of(message) == "Monday, Tuesday, ", f"the answer {text_of(message)!r} is not cut at the stop 'END'"
 @pytest.mark.requires("native_tools")
 @pytest.mark.clause("model.remove-parameter")
 def test_remove_parameter_takes_out_what_the_call_itself_writes(backend, model_factory, contract, wire, responder,
@@ -210,12 +231,14 @@ DESCRIBED_FORMAT = {"type": "json_schema", "json_schema": {
 
 
 @pytest.mark.requires("structured_output")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
 @pytest.mark.clause("structured.on-the-wire")
-def test_a_response_formats_description_goes_out(backend, model, wire, responder):
+def test_a_response_formats_description_goes_out(backend, model, contract, wire, responder, streamed):
     """The description of a json_schema response_format reaches the wire's structured-output request, with its
-    name and schema."""
+    name and schema, from generate and from a stream alike."""
     responder.reply = Reply(text='{"city": "Paris"}')
-    message = model(WEATHER, response_format=DESCRIBED_FORMAT)
+    message = (_stream(model, contract, WEATHER, response_format=DESCRIBED_FORMAT) if streamed
+               else model(WEATHER, response_format=DESCRIBED_FORMAT))
     sent = wire.last().raw
     if (sent.get("response_format") or {}).get("type") == "json_object":
         pytest.skip(f"{backend.name}'s SDK sends TGI's grammar form of a json_schema, which has no description")
@@ -224,6 +247,80 @@ def test_a_response_formats_description_goes_out(backend, model, wire, responder
     assert lens.response_description(sent) == "The city the user asks about.", (
         f"description sent {lens.response_description(sent)!r}")
     assert text_of(message) == '{"city": "Paris"}'
+
+
+# Per wire format: the request field a structured-output request travels in.
+STRUCTURED_FIELD = {"openai": "response_format", "bedrock": "outputConfig"}
+
+
+@pytest.mark.requires("structured_output")
+@pytest.mark.clause("structured.on-the-wire", "model.kwargs-at-instantiation")
+def test_a_models_response_format_goes_out_with_every_call(backend, model_factory, wire, responder):
+    """A response_format the model was built with is the structured-output request of each call, in the wire's
+    form, as one given to the call is."""
+    model = model_factory(response_format=DESCRIBED_FORMAT)
+    responder.reply = Reply(text='{"city": "Paris"}')
+    message = model(WEATHER)
+    sent = wire.last().raw
+    if (sent.get("response_format") or {}).get("type") == "json_object":
+        pytest.skip(f"{backend.name}'s SDK sends TGI's grammar form of a json_schema, which has no description")
+    lens = lens_of(backend)
+    assert lens.response_schema(sent) == ("city", DESCRIBED_SCHEMA), f"sent {sent!r}"
+    assert lens.response_description(sent) == "The city the user asks about."
+    assert "response_format" not in sent or backend.wire_format == "openai", (
+        f"a raw response_format field went out beside the {backend.wire_format} wire's own: {sent!r}")
+    assert text_of(message) == '{"city": "Paris"}'
+
+
+@pytest.mark.requires("structured_output")
+@pytest.mark.parametrize("sentinel", ["contract", "smolagents"])
+@pytest.mark.clause("model.remove-parameter")
+def test_remove_parameter_takes_the_response_format_out(backend, model_factory, contract, wire, responder,
+                                                        sentinel):
+    """A model built with response_format=REMOVE_PARAMETER sends no structured-output request, also when a call
+    asks for one."""
+    field = STRUCTURED_FIELD.get(backend.wire_format)
+    if field is None:
+        pytest.skip(f"{backend.name}: no structured-output field written down for the {backend.wire_format!r} wire")
+    remove = contract.REMOVE_PARAMETER if sentinel == "contract" else pytest.importorskip(
+        "smolagents.models").REMOVE_PARAMETER
+    model = model_factory(response_format=remove)
+    responder.reply = Reply(text='{"city": "Paris"}')
+    message = model(WEATHER, response_format=DESCRIBED_FORMAT)
+    sent = wire.last().raw
+    assert field not in sent and "response_format" not in sent, f"a structured-output request went out: {sent!r}"
+    assert text_of(message) == '{"city": "Paris"}'
+
+
+# Per wire format: the parameters through which a model's REMOVE_PARAMETER keeps a call's stop sequences off the
+# wire (the stop parameter itself; on Converse also inferenceConfig, the field the stop sequences travel in), with
+# the fields that must then be absent from the request.
+REMOVE_STOP: dict[str, dict[str, tuple[str, ...]]] = {
+    "openai": {"stop": ("stop",)},
+    "bedrock": {"stop": ("stopSequences",), "inferenceConfig": ("inferenceConfig",)},
+}
+
+
+@pytest.mark.parametrize("removed", ["stop", "inferenceConfig"])
+@pytest.mark.clause("model.remove-parameter", "stop.before-stop-sequence")
+def test_remove_parameter_keeps_a_calls_stops_off_the_wire(backend, model_factory, contract, wire, responder,
+                                                           removed):
+    """A model built with REMOVE_PARAMETER for the parameter a call's stop sequences travel in sends none of
+    them; the text is still cut before the first stop sequence."""
+    if "stop_parameter" not in backend.capabilities:
+        pytest.skip(f"{backend.name} stops inside the engine: no stop parameter goes out")
+    absent = REMOVE_STOP.get(backend.wire_format, {}).get(removed)
+    if absent is None:
+        pytest.skip(f"the {backend.wire_format} wire carries its stop sequences in no {removed!r} field")
+    model = model_factory(**{removed: contract.REMOVE_PARAMETER})
+    text = "Monday, Tuesday, END Wednesday"
+    responder.reply = Reply(text=text)
+    message = model(HELLO, stop_sequences=["END"])
+    sent = wire.last()
+    assert sent.stop is None, f"stop sequences on the wire: {sent.stop!r}, the model removes {removed!r}"
+    present = [name for name in absent if name in sent.raw or name in (sent.raw.get("inferenceConfig") or {})]
+    assert not present, f"the request carries {present} although the model removes {removed!r}: {sent.raw!r}"
+    assert text_of(message) == cut_at_first_stop(text, ["END"])
 
 
 # -- the stop rule per model family -------------------------------------------------------------
@@ -270,6 +367,29 @@ def test_stop_is_sent_only_to_families_that_accept_it(backend, model_factory, wi
     assert text_of(message) == cut_at_first_stop(text, ["END"])
 
 
+@pytest.mark.parametrize("family,accepts_stop", [("o3", False), ("gpt-4o", True)], ids=["o3", "gpt-4o"])
+@pytest.mark.clause("stop.not-sent-where-rejected", "stop.before-stop-sequence")
+def test_stop_rule_of_a_model_id_beside_base_url(backend, model_factory, wire, responder, family, accepts_stop):
+    """An endpoint given as ``base_url`` and the model as ``model_id``, no ``model`` setting (the form
+    InferenceClientModel documents beside an endpoint URL as model_id): the family rule reads model_id."""
+    if "stop_parameter" not in backend.capabilities:
+        pytest.skip(f"{backend.name} stops inside the engine: no stop parameter goes out")
+    settings = _serving(backend, family)
+    endpoint = settings.get("model_id")
+    if settings.get("model") != family or not str(endpoint).startswith(("http://", "https://")):
+        pytest.skip(f"{backend.name} is not built as an endpoint URL with the served model beside it")
+    # model=None: no `model` setting (the factory lays these over the backend's own, which name one)
+    model = model_factory(**{**settings, "model_id": family, "base_url": endpoint, "model": None})
+    text = "Monday, Tuesday, END Wednesday"
+    responder.reply = Reply(text=text)
+    message = model(HELLO, stop_sequences=["END"])
+    sent = wire.last()
+    assert sent.stop == (["END"] if accepts_stop else None), (
+        f"model_id {family!r} beside base_url: stop on the wire {sent.stop!r}, expected "
+        f"{'[END]' if accepts_stop else 'none'}")
+    assert text_of(message) == cut_at_first_stop(text, ["END"])
+
+
 @pytest.mark.parametrize("family,switch", [("gpt-4o", False), ("o3", True)], ids=["off", "on"])
 @pytest.mark.clause("stop.parameter-switch", "stop.before-stop-sequence")
 def test_supports_stop_parameter_overrides_the_family_rule(backend, model_factory, wire, responder, family, switch):
@@ -301,20 +421,34 @@ def test_usage_is_read_from_the_wires_fields(model, contract, responder, streame
     assert usage.total_tokens == 130
 
 
+# Answers whose text the wire carries in pieces (Converse: several text blocks, a stream: several deltas) or not
+# at all (an empty answer), and the content each must give: a string, the pieces joined as they are.
+TEXTS = {"pieces": (Reply(text="Monday, Tuesday, Friday", text_pieces=[7, 16]), "Monday, Tuesday, Friday"),
+         "empty": (Reply(text=""), "")}
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.parametrize("case", list(TEXTS))
+@pytest.mark.clause("model.returns-content", "stream.agglomerates-to-generate")
+def test_the_answers_text_is_its_pieces_joined(model, contract, responder, case, streamed):
+    """content is the answer's text as one string: its pieces joined with nothing between them, "" when empty."""
+    reply, expected = TEXTS[case]
+    responder.reply = Reply(**reply.__dict__)
+    message = _stream(model, contract, HELLO) if streamed else model(HELLO)
+    assert message.content == expected, f"content {message.content!r}; the answer's text was {expected!r}"
+
+
 @pytest.mark.requires("token_usage")
-@pytest.mark.parametrize("streamed", [False, pytest.param(True, marks=pytest.mark.requires("stream"))],
-                         ids=["generate", "stream"])
-@pytest.mark.parametrize("counts", [(0, 7), (123, 0)], ids=["no-prompt-tokens", "no-completion-tokens"])
-@pytest.mark.clause("usage.mapped-from-wire")
-def test_a_count_of_zero_tokens_reads_zero(model, contract, responder, streamed, counts):
-    """A count the wire reports as 0 (a server that does not count the prompt; an answer that generated nothing)
-    reads 0, neither a made-up 1 nor a missing usage."""
-    responder.reply = Reply(text="Hello.", usage=counts)
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("usage.mapped-from-wire", "usage.token-usage")
+def test_a_usage_of_zero_tokens_is_read_as_zero(model, contract, responder, streamed):
+    """A count the wire reports as 0 is 0 in token_usage, not a default of the reader's own."""
+    responder.reply = Reply(text="Hello.", usage=(0, 0))
     message = _stream(model, contract, HELLO) if streamed else model(HELLO)
     usage = message.token_usage
-    assert usage is not None, f"token_usage is None; the wire reported usage {counts}"
-    assert (usage.input_tokens, usage.output_tokens) == counts, (
-        f"token_usage input={usage.input_tokens} output={usage.output_tokens}; the wire said {counts}")
+    assert usage is not None, "token_usage is None although the wire reported usage"
+    assert (usage.input_tokens, usage.output_tokens) == (0, 0), (
+        f"token_usage input={usage.input_tokens} output={usage.output_tokens}; the wire said input 0, output 0")
 
 
 @pytest.mark.requires("stream")
@@ -343,39 +477,74 @@ def test_interleaved_tool_call_fragments_merge_by_index(model, contract, weather
     assert surfaced == [(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)], surfaced
 
 
-# Whole tool calls an answer at the token limit may end with: two calls (their arguments streamed in pieces),
-# and a call whose arguments are empty (a tool without inputs; an empty string is no JSON cut short).
-WHOLE_CALLS = {
-    "two-calls": ([ToolCallSpec("call_0", "get_weather", {"city": "Paris"}),
-                   ToolCallSpec("call_1", "get_weather", {"city": "Rome"})],
-                  [("call_0", "get_weather", {"city": "Paris"}), ("call_1", "get_weather", {"city": "Rome"})]),
-    "empty-arguments": ([ToolCallSpec("call_0", "get_weather", "")], [("call_0", "get_weather", {})]),
-}
+@pytest.mark.requires("native_tools")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("tools.complete-calls-at-token-limit", "tools.parallel-calls")
+def test_complete_tool_calls_stopped_by_the_token_limit_come_back(model, contract, weather_tool, responder, streamed):
+    """An answer the token limit stopped (OpenAI finish_reason length, Converse stopReason max_tokens) after two
+    whole calls, their arguments sent in fragments (an empty one first), gives the two calls: only a call cut inside
+    its arguments is an error."""
+    cities = ["Paris", "Rome"]
+    calls = [ToolCallSpec(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)]
+    responder.reply = Reply(tool_calls=calls, argument_pieces=[3, 9], empty_argument_piece=True,
+                            finish_reason=responder.lens.finish_reasons["length"])
+    kwargs = {"tools_to_call_from": [weather_tool]}
+    message = _stream(model, contract, WEATHER, **kwargs) if streamed else model(WEATHER, **kwargs)
+    surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+    assert surfaced == [(f"call_{i}", "get_weather", {"city": c}) for i, c in enumerate(cities)], surfaced
+
+
+@pytest.mark.requires("native_tools")
+@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.clause("model.returns-content", "tools.native-calls-surface")
+def test_an_answer_with_text_and_a_tool_call_gives_both(model, contract, weather_tool, responder, streamed):
+    """The text an answer carries beside a tool call (a model saying what it is about to do) stays its content."""
+    text = "Let me look that up."
+    responder.reply = Reply(text=text, tool_calls=[ToolCallSpec("call_0", "get_weather", {"city": "Paris"})])
+    kwargs = {"tools_to_call_from": [weather_tool]}
+    message = _stream(model, contract, WEATHER, **kwargs) if streamed else model(WEATHER, **kwargs)
+    assert message.content == text, f"content {message.content!r}; the answer's text was {text!r}"
+    surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+    assert surfaced == [("call_0", "get_weather", {"city": "Paris"})], surfaced
+
+
+@pytest.mark.requires("native_tools", "stream")
+@pytest.mark.clause("stream.tool-call-deltas-by-index")
+def test_a_tool_call_head_without_arguments_merges(backend, model, contract, weather_tool, responder):
+    """A call's first streamed fragment (id, name) may carry no `arguments` (the chunk's type has them optional):
+    the call's arguments are its later fragments alone."""
+    if backend.wire_format != "openai":
+        pytest.skip(f"{backend.wire_format}: a tool call's first event carries no arguments by the wire's own form")
+    calls = [ToolCallSpec("call_0", "get_weather", {"city": "Paris"}), ToolCallSpec("call_1", "get_weather",
+                                                                                  {"city": "Rome"})]
+    responder.reply = Reply(tool_calls=calls, argument_pieces=[4], head_without_arguments=True)
+    message = _stream(model, contract, WEATHER, tools_to_call_from=[weather_tool])
+    surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+    assert surfaced == [("call_0", "get_weather", {"city": "Paris"}), ("call_1", "get_weather", {"city": "Rome"})], \
+        surfaced
 
 
 @pytest.mark.requires("native_tools")
 @pytest.mark.parametrize("streamed", [False, pytest.param(True, marks=pytest.mark.requires("stream"))],
                          ids=["generate", "stream"])
-@pytest.mark.parametrize("calls", list(WHOLE_CALLS))
-@pytest.mark.clause("tools.whole-call-at-token-limit", "tools.arguments-decoded")
-def test_a_whole_tool_call_at_the_token_limit_is_a_call(backend, model, contract, weather_tool, responder, streamed,
-                                                        calls):
-    """An answer that hit the token limit (the wire's `length`) right after its tool calls' arguments closed
-    holds whole calls: they come back as calls, not as an answer cut inside a call (streamed: in pieces)."""
-    if calls == "empty-arguments" and backend.wire_format != "openai":
+@pytest.mark.clause("tools.complete-calls-at-token-limit", "tools.arguments-decoded")
+def test_a_call_with_empty_arguments_at_the_token_limit_comes_back(backend, model, contract, weather_tool,
+                                                                   responder, streamed):
+    """An answer the token limit stopped after a call whose arguments are an empty string (a tool without inputs)
+    gives that call, its arguments {}: an empty string is no JSON cut short."""
+    if backend.wire_format != "openai":
         pytest.skip(f"{backend.wire_format}: a tool call's input is a JSON object on the wire, never an empty string")
-    sent, expected = WHOLE_CALLS[calls]
-    limit = lens_of(backend).finish_reasons["length"]
-    responder.reply = Reply(tool_calls=sent, argument_pieces=[3, 9], finish_reason=limit)
+    responder.reply = Reply(tool_calls=[ToolCallSpec("call_0", "get_weather", "")],
+                            finish_reason=responder.lens.finish_reasons["length"])
     kwargs = {"tools_to_call_from": [weather_tool]}
     message = _stream(model, contract, WEATHER, **kwargs) if streamed else model(WEATHER, **kwargs)
     surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
-    assert surfaced == expected, surfaced
+    assert surfaced == [("call_0", "get_weather", {})], surfaced
 
 
 @pytest.mark.requires("native_tools", "stream")
 @pytest.mark.parametrize("finish", ["tool_calls", "length"], ids=["finished", "at-token-limit"])
-@pytest.mark.clause("stream.tool-call-deltas-by-index", "tools.whole-call-at-token-limit")
+@pytest.mark.clause("stream.tool-call-deltas-by-index", "tools.complete-calls-at-token-limit")
 def test_a_tool_call_opened_without_its_function_merges(backend, model, contract, weather_tool, responder, finish):
     """A call's first streamed fragment may carry its id and type alone, no `function` (the chunk's type has it
     optional): the call is its name and arguments from the fragments after, whole also at the token limit."""
@@ -442,6 +611,31 @@ def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, re
         assert "None" not in on_message, f"message.finish_reason {on_message!r} writes out a missing value"
 
 
+@pytest.mark.parametrize("calls", [False, pytest.param(True, marks=pytest.mark.requires("native_tools"))],
+                         ids=["without-text", "with-tool-calls"])
+@pytest.mark.clause("response.content-filter-answered", "usage.mapped-from-wire")
+def test_a_content_filter_answer_keeps_its_calls_and_usage(backend, model, responder, weather_tool, calls):
+    """A filtered answer without text comes back with no text (nothing made up in its place), its tool calls
+    and its token usage as the wire sent them; one the filter emptied reports the 0 output tokens it made."""
+    reasons = FILTER_REASONS.get(backend.wire_format)
+    if not reasons:
+        pytest.skip(f"no content-filter finish reason written down for the {backend.wire_format!r} wire")
+    sent = [ToolCallSpec("call_0", "get_weather", {"city": "Paris"})] if calls else []
+    usage = (123, 7) if calls else (123, 0)
+    responder.reply = Reply(text=None, tool_calls=sent, finish_reason=reasons[0], usage=usage)
+    message = model(WEATHER, tools_to_call_from=[weather_tool])
+    assert text_of(message) == "", f"message.content is {message.content!r}; the filtered answer carried no text"
+    if calls:
+        assert message.tool_calls, "the tool calls of the filtered answer were dropped"
+        surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+        assert surfaced == [("call_0", "get_weather", {"city": "Paris"})], surfaced
+    got = message.token_usage
+    assert got is not None, f"token_usage is None; the filtered answer reported usage {usage}"
+    assert (got.input_tokens, got.output_tokens) == usage, (
+        f"token_usage input={got.input_tokens} output={got.output_tokens}; the wire said {usage}")
+    on_message = getattr(message, "finish_reason", None)
+    assert isinstance(on_message, str) and on_message.split(":")[0] == reasons[0], (
+        f"message.finish_reason is {on_message!r}; the wire's finish reason was {reasons[0]!r}")
 @pytest.mark.clause("response.content-filter-answered", "response.finish-reason-visible")
 def test_a_content_filter_answer_is_the_assistants_with_its_raw_response(backend, model, responder):
     """A filtered answer is the assistant's message like any other: its role is assistant and its raw response is

@@ -52,8 +52,12 @@ class Reply:
 
     text: str | None = None
     tool_calls: list[ToolCallSpec] = field(default_factory=list)
-    text_pieces: Sequence[int] = ()  # character offsets where content deltas are cut
+    # character offsets where content deltas are cut (and, in a Converse answer, where its text blocks end)
+    text_pieces: Sequence[int] = ()
     argument_pieces: Sequence[int] = ()  # character offsets where tool-call argument deltas are cut
+    # a stream: each call's arguments open with an empty fragment (OpenAI: arguments "" beside the call's name,
+    # Converse: a toolUse delta whose input is "")
+    empty_argument_piece: bool = False
     byte_cuts: Sequence[int] = ()  # byte offsets where the transport delivers the body in chunks
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None  # (input, output) tokens reported, in place of the recorded usage
@@ -66,6 +70,8 @@ class Reply:
     # first piece of text sent in the first event, beside the role (as some servers send it)
     line_break: str = "\n"
     text_with_role: bool = False
+    # OpenAI wire, a stream: each call's first fragment carries no `arguments` (its type has them optional)
+    head_without_arguments: bool = False
     # OpenAI wire, a stream: each tool call opens with a fragment of its id and type alone (no `function`, which
     # the chunk's type has optional), its name and arguments in the fragments after it
     call_opened_alone: bool = False
@@ -359,10 +365,14 @@ class OpenAIChatLens(WireLens):
             out += [chunk({"content": piece}) for piece in pieces]
         fragments: list[list[dict[str, Any]]] = []
         for index, call in enumerate(reply.tool_calls):
-            pieces = cut(arguments_text(call.arguments), reply.argument_pieces)
+            pieces = [""] * reply.empty_argument_piece + cut(arguments_text(call.arguments), reply.argument_pieces)
             head = {"index": index, "id": call.id, "type": "function",
                     "function": {"name": call.name, "arguments": pieces[0]}}
-            fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in pieces[1:]])
+            rest = pieces[1:]
+            if reply.head_without_arguments:
+                head["function"].pop("arguments")
+                rest = pieces
+            fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in rest])
             if reply.call_opened_alone:  # a first fragment of the call's id and type alone, no `function`
                 fragments[-1].insert(0, {"index": index, "id": head.pop("id"), "type": head.pop("type")})
         if reply.interleaved:
@@ -432,20 +442,39 @@ class OpenAIChatLens(WireLens):
         cut_call = {**_chunk(None), "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
             {"index": 0, "id": "call_1", "type": "function",
              "function": {"name": "get_weather", "arguments": '{"city": "Pa'}}]}}]}
+        without_message = {**_completion(), "choices": [{"index": 0, "finish_reason": "stop"}]}
         # a server that fails after the stream began sends an error event in place of the next chunk
         # (the OpenAI SDK raises on a chunk carrying `error`; vLLM and TGI send one)
         error_event = {"error": {"message": PROVIDER_MESSAGE, "type": "server_error", "code": None}}
+        not_a_chunk = {**_chunk(None), "choices": {"index": 0, "delta": {"content": ANSWER_PIECES[-1]}}}
         return {
             "stream-without-finish-reason": dict(
-                replies=lambda: [unfinished], stream=True, kind="truncated", attempts=1),
+                replies=lambda: [unfinished], stream=True, kind="truncated", status=200, attempts=1, request_id=True,
+                clauses=("errors.request-id",)),
             # a get_weather call cut short by the token limit, in a stream (length-truncated-tool-call: in a reply)
             "stream-truncated-tool-call": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
                                               sse([cut_call, _chunk(None, "length")], True))],
-                stream=True, tools=True, kind="truncated", attempts=1),
+                stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=True,
+                clauses=("errors.request-id",)),
             "stream-without-chunks": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
-                                              sse([], True))], stream=True, kind="truncated", attempts=1),
+                                              sse([], True))], stream=True, kind="truncated", status=200, attempts=1,
+                request_id=True, clauses=("errors.request-id",)),
+            # a first choice without its message: malformed, whatever else the answer holds
+            "choice-without-message": dict(
+                replies=lambda: [StandInReply.json(without_message, headers={"x-request-id": REQUEST_ID})],
+                # (not its request id: litellm keeps no header of a 200 it cannot convert)
+                kind="malformed", status=200, attempts=1),
+            # an answer without choices names its request by its x-request-id header (not the completion's id) ...
+            "no-choices-named-by-its-header": dict(
+                replies=lambda: [StandInReply.json({**_completion(), "choices": []},
+                                                   headers={"x-request-id": REQUEST_ID})],
+                kind="malformed", status=200, attempts=1, request_id=True, clauses=("errors.request-id",)),
+            # ... and by the completion's own id where no such header came
+            "no-choices-named-by-its-id": dict(
+                replies=lambda: [StandInReply.json({**_completion(), "choices": [], "id": REQUEST_ID})],
+                kind="malformed", status=200, attempts=1, request_id=True, clauses=("errors.request-id",)),
             "prompt-filtered-400": dict(
                 replies=lambda: [StandInReply.json(refused, 400, headers)], kind="content_filter", status=400,
                 attempts=1, provider_message=True, azure_names=("hate", "medium", "jailbreak"),
@@ -461,17 +490,26 @@ class OpenAIChatLens(WireLens):
                 # OpenAI SDK an APIError without status, litellm a 500 or a refused call), without a request id
                 stream=True, kind="server", attempts=1, provider_message=True, request_id=False,
                 kinds={"openai": ("server", "error", "client")}),
+            # an event that is no chunk of the wire (`choices` an object, not a list) after a first good one
+            "openai-stream-event-not-a-chunk": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                              sse([_chunk(ANSWER_PIECES[0]), not_a_chunk, _chunk(None, "stop")],
+                                                  True))],
+                # litellm raises on it as a synthetic 500 (litellm.completion) or an error of its own (the Router)
+                stream=True, kind="malformed", attempts=1, kinds={"openai": ("malformed", "server", "client")}),
             # a stream without an x-request-id header (a server behind no gateway): its chunks' own id names the
             # request in the error of a stream cut without a finish_reason, or by the token limit inside a call
             "stream-without-finish-reason-named-by-its-id": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
                                               sse([{**_chunk(p), "id": REQUEST_ID} for p in ANSWER_PIECES], True))],
-                stream=True, kind="truncated", status=200, attempts=1, request_id=True),
+                stream=True, kind="truncated", status=200, attempts=1, request_id=True,
+                clauses=("errors.request-id",)),
             "stream-truncated-tool-call-named-by-its-id": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
                                               sse([{**cut_call, "id": REQUEST_ID},
                                                    {**_chunk(None, "length"), "id": REQUEST_ID}], True))],
-                stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=True),
+                stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=True,
+                clauses=("errors.request-id",)),
         }
 
 
@@ -488,6 +526,11 @@ def _event(kind: str, payload: dict[str, Any]) -> bytes:
 def _exception_event(kind: str, message: str = PROVIDER_MESSAGE) -> bytes:
     headers = {":exception-type": kind, ":content-type": "application/json", ":message-type": "exception"}
     return encode_event_message(headers, json.dumps({"message": message}).encode())
+
+
+def _corrupt(message: bytes) -> bytes:
+    """An event-stream message whose closing CRC-32 no longer matches its bytes (its last byte flipped)."""
+    return message[:-1] + bytes([message[-1] ^ 0xFF])
 
 
 def _converse(text: str = ANSWER) -> dict[str, Any]:
@@ -601,7 +644,9 @@ class ConverseLens(WireLens):
 
     def plain_body(self, recorded: Any, reply: Reply) -> bytes:
         body = json.loads(recorded["body"]["string"])
-        content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
+        # a Converse answer may hold its text in several text blocks: one per piece of text_pieces
+        content: list[dict[str, Any]] = [{"text": piece} for piece in cut(reply.text, reply.text_pieces)] \
+            if reply.text else []
         for call in reply.tool_calls:
             arguments = json.loads(call.arguments) if isinstance(call.arguments, str) else call.arguments
             content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}})
@@ -636,7 +681,7 @@ class ConverseLens(WireLens):
         for call in reply.tool_calls:
             start = {"toolUse": {"name": call.name, "toolUseId": call.id}}
             out.append(frame("contentBlockStart", {"contentBlockIndex": block, "start": start}))
-            for piece in cut(arguments_text(call.arguments), reply.argument_pieces):
+            for piece in [""] * reply.empty_argument_piece + cut(arguments_text(call.arguments), reply.argument_pieces):
                 out.append(frame("contentBlockDelta",
                                  {"contentBlockIndex": block, "delta": {"toolUse": {"input": piece}}}))
             out.append(frame("contentBlockStop", {"contentBlockIndex": block}))
@@ -707,6 +752,25 @@ class ConverseLens(WireLens):
                 replies=lambda: [StandInReply.json({**_converse(), "output": {"message": {"role": "assistant"}}},
                                                    headers={"x-amzn-RequestId": REQUEST_ID})],
                 kind="malformed", status=200, attempts=1, request_id=True),
+            # a stream cut after its headers (x-amzn-RequestId): the error names the request it cut
+            "bedrock-stream-reset-names-request": dict(
+                replies=lambda: [self.stream(complete=False, then="reset")], stream=True, kind="connection",
+                attempts=1, request_id=True),
+            "bedrock-stream-cut-names-request": dict(
+                replies=lambda: [self.stream(complete=False)], stream=True, kind="truncated", status=200, attempts=1,
+                request_id=True),
+            # a stream the context window stopped (stopReason model_context_window_exceeded) inside a tool call's
+            # input is cut as one the token limit stopped: an error carrying the stream's request id, not a call
+            "bedrock-context-window-cut-tool-call": dict(
+                replies=lambda: [_converse_stream(self.truncated_tool_call().chunks[:-1] + [
+                    _event("messageStop", {"stopReason": "model_context_window_exceeded"})])],
+                kind="truncated", attempts=1, tools=True, request_id=True,
+                clauses=("tools.complete-calls-at-token-limit",)),
+            # a stream event whose message checksum does not match its bytes (the CRC that ends each event-stream
+            # message): a malformed answer, an error carrying the stream's request id
+            "bedrock-stream-checksum-mismatch": dict(
+                replies=lambda: [_converse_stream(CONVERSE_START + [_corrupt(CONVERSE_END[0])] + CONVERSE_END[1:])],
+                stream=True, kind="malformed", attempts=1, request_id=True),
             "bedrock-malformed_tool_use-stream": dict(
                 replies=lambda: [_converse_stream(CONVERSE_START + CONVERSE_END[:2] + [
                     _event("messageStop", {"stopReason": "malformed_tool_use"}), CONVERSE_END[3]])],

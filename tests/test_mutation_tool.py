@@ -137,3 +137,35 @@ def test_a_sample_is_drawn_per_target_reproducibly_and_its_score_has_an_interval
     assert drawn == mutation._draw(statuses, 10, seed=5) and drawn != mutation._draw(statuses, 10, seed=6)
     low, high = mutation._interval(8, 10)  # Wilson's interval for 8 of 10: [0.490, 0.943]
     assert round(low, 1) == 49.0 and round(high, 1) == 94.3
+
+
+def test_a_rerun_of_survivors_is_judged_by_the_suites_as_they_are_now_and_refuses_changed_mutated_code(
+        tmp_path, monkeypatch, capsys):
+    mutation = _tool("mutation")
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(mutation, "REASONS", tmp_path / "mutation.md")
+    judged: list[list[str]] = []
+    monkeypatch.setattr(mutation, "_run_mutmut", lambda globs, *a, **k: judged.append(globs) or 0)
+    (tmp_path / "pyproject.toml").write_text('[tool.mutmut]\nonly_mutate = ["adapters/hf.py"]\n', encoding="utf-8")
+    (tmp_path / "cassettes").mkdir()
+    sources = {"adapters/hf.py": "A = 1\n", "harness/errors.py": "B = 1\n", "suites/test_x.py": "old\n"}
+    for path, text in sources.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text, encoding="utf-8")
+    work = mutation._workdir("inference-client")
+    meta = work / "mutants" / "adapters" / "hf.py.meta"
+    meta.parent.mkdir(parents=True)
+    codes = {"adapters.hf.x_f__mutmut_1": 1, "adapters.hf.x_f__mutmut_2": 0}
+    meta.write_text(json.dumps({"exit_code_by_key": codes}), encoding="utf-8")
+    # the suites and an unmutated module changed since the copy was made: both are taken again, the survivor judged
+    (tmp_path / "suites" / "test_x.py").write_text("new\n", encoding="utf-8")
+    (tmp_path / "harness" / "errors.py").write_text("B = 2\n", encoding="utf-8")
+    assert mutation.main(["--only", "adapters.hf", "--rerun-survivors"]) == 0
+    assert judged == [["adapters.hf.x_f__mutmut_2"]]
+    assert (work / "suites" / "test_x.py").read_text(encoding="utf-8") == "new\n"
+    assert (work / "harness" / "errors.py").read_text(encoding="utf-8") == "B = 2\n"
+    # a mutated module changed: its mutants are not this code's, so nothing is judged
+    (tmp_path / "adapters" / "hf.py").write_text("A = 2\n", encoding="utf-8")
+    assert mutation.main(["--only", "adapters.hf", "--rerun-survivors"]) == 2
+    assert judged == [["adapters.hf.x_f__mutmut_2"]]
+    assert "adapters/hf.py changed since" in capsys.readouterr().err

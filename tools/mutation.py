@@ -8,10 +8,12 @@ Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the target
 ``pytest suites`` replaying cassettes as the only judge, then prints killed / survived per target
 and every survivor (``mutmut show NAME`` prints its diff). The score is the share killed of the
 mutants with a verdict: a mutant whose run timed out is listed apart, with no verdict, and never
-counted as killed. Work happens in ``mutants/<judge>/``, a copy of the tree per group of targets judged by the
-same backends, which a run of that group starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
-survivors (and timed-out mutants) again, with the suites as they are now (mutmut copies ``suites/`` again and collects
-coverage for the new tests; killed verdicts stand). The table gives each target's killed / survived /
+counted as killed. Work happens in ``mutants/<judge>/``, a copy of the tree per group of targets judged by the same
+backends, which a run of that group starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
+survivors (and timed-out mutants) again, with the suites as they are now (the group's copy takes the project's
+``suites/`` and unmutated modules again, mutmut copies them on and collects coverage for the new tests; killed
+verdicts stand; a mutated file changed since the copy was made means its target must be run afresh, and the rerun
+refuses). The table gives each target's killed / survived /
 timeout / no-tests counts and score; timeouts are listed apart, and every survivor with the reason
 ``docs/mutation.md`` gives for it (or NO REASON GIVEN). Exit status: 0, or 1 when the score over all the
 targets run is under ``--fail-under``, or 2 when mutmut itself failed.
@@ -206,6 +208,40 @@ def _workdir(backends: str) -> Path:
     return work
 
 
+def _mutated_files() -> list[str]:
+    """The files mutmut mutates (``only_mutate`` in pyproject.toml's ``[tool.mutmut]``)."""
+    import tomllib
+
+    return list(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]["only_mutate"])
+
+
+def _refresh(backends: str) -> list[str]:
+    """Before judging a group's survivors again: its copy of the project made the project's own again (``suites/``,
+    pyproject.toml, and the modules nobody mutates), so that the code and suites as they are now are the judge.
+    Returns the mutated files that changed since the copy was made: their mutants are not this code's, and such a
+    target must be run afresh (nothing is refreshed then)."""
+    work = _workpath(backends)
+    mutated = set(_mutated_files())
+    changed = [name for name in sorted(mutated) if not (work / name).is_file()
+               or (work / name).read_bytes() != (ROOT / name).read_bytes()]
+    if changed:
+        return changed
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.rmtree(work / "suites")
+    shutil.copytree(ROOT / "suites", work / "suites", ignore=ignore)
+    shutil.copy2(ROOT / "pyproject.toml", work / "pyproject.toml")
+    for name in ("harness", "adapters"):
+        for path in sorted((ROOT / name).rglob("*.py")):
+            relative = path.relative_to(ROOT)
+            if "__pycache__" in relative.parts or str(relative) in mutated:
+                continue
+            copy = work / relative
+            if not copy.is_file() or copy.read_bytes() != path.read_bytes():
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, copy)  # newer than mutmut's copy under mutants/: mutmut copies it again
+    return []
+
+
 def _run_mutmut(globs: list[str], backends: str, jobs: int, log: Path) -> int:
     work = log.parent
     env = dict(os.environ)
@@ -274,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     for backends, targets in ([] if args.report_only else groups.items()):
         log = _workdir(backends) / "mutmut-run.log"
         if args.rerun_survivors:
+            changed = _refresh(backends)
+            if changed:
+                print(f"{', '.join(changed)} changed since {_workpath(backends).relative_to(ROOT)} was made: the "
+                      f"mutants judged there are not this code's; run {', '.join(targets)} without "
+                      "--rerun-survivors", file=sys.stderr)
+                return 2
             statuses = _results(log.parent, {t: TARGETS[t] for t in targets})
             run = [name for by_name in statuses.values() for name, s in by_name.items() if s in UNFINISHED]
             print(f"{', '.join(targets)}: judging {len(run)} survivors and timed-out mutants again; judge: "

@@ -62,10 +62,18 @@ class BackendError(HarnessError):
         from harness.contract.secrets import scrub_text  # a provider may echo the key it refused
 
         message = scrub_text(message)
+        self.message = message
         super().__init__(
             f"{backend}: {message} (kind={kind}, status={status if status is not None else '-'}, "
             f"request_id={request_id or '-'})"
         )
+
+    def naming_request(self, request_id: str | None) -> BackendError:
+        """This error naming ``request_id`` where it names none (a stream broken after its headers named it)."""
+        if self.request_id or not request_id:
+            return self
+        return type(self)(self.message, backend=self.backend, status=self.status, request_id=request_id,
+                          retry_after=self.retry_after, kind=self.kind)
 
     @property
     def retryable(self) -> bool:
