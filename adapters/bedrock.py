@@ -253,7 +253,9 @@ def translate_bedrock_error(
         return BackendError(f"no usable AWS credentials: {exc} (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                             "AWS_PROFILE or AWS_BEARER_TOKEN_BEDROCK, or pass client_kwargs)", backend=backend,
                             request_id=request_id, kind="auth")
-    if isinstance(exc, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)):
+    # urllib3's own timeout: a read that stalls inside a stream's body, after botocore handed the body over
+    if isinstance(exc, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError,
+                        urllib3.exceptions.TimeoutError)):
         return transport_error(backend, "timeout", exc, request_id)
     if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
                         botocore.exceptions.ResponseStreamingError, botocore.exceptions.IncompleteReadError,

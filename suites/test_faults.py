@@ -108,6 +108,16 @@ FAULTS: dict[str, Fault] = {
     "authentication-401": Fault(lambda w: [w.error(w.auth_status, w.auth_code)], kind="auth", attempts=1,
                                 provider_message=True),
 }
+# a stream that stops mid-way and stays silent: the client's read timeout must end it as a timeout (not as a
+# cut or a server error), whatever layer of the SDK notices it
+FAULTS["stall-mid-stream"] = Fault(lambda w: [w.stream(complete=False, then="hang")], stream=True, kind="timeout",
+                                   attempts=1, timeout=SHORT_TIMEOUT)
+# a proxy in front of the provider refusing a request too large for it (an HTML page, no JSON): final, not retried;
+# litellm raises its generic APIError for a 413 of an OpenAI-compatible server, with neither the response nor its body
+FAULTS["html-413"] = Fault(
+    lambda w: [Reply.raw(b"<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>",
+                         413, "text/html", {"x-request-id": REQUEST_ID})], kind="validation", status=413, attempts=1,
+    request_id=True, names=("Request Entity Too Large",))
 # the faults only one wire has, run on the backends that speak it
 for _lens in WIRES.values():
     for _name, _fault in _lens.own_faults().items():

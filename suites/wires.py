@@ -752,13 +752,6 @@ class ConverseLens(WireLens):
                 replies=lambda: [StandInReply.json({**_converse(), "output": {"message": {"role": "assistant"}}},
                                                    headers={"x-amzn-RequestId": REQUEST_ID})],
                 kind="malformed", status=200, attempts=1, request_id=True),
-            # a stream cut after its headers (x-amzn-RequestId): the error names the request it cut
-            "bedrock-stream-reset-names-request": dict(
-                replies=lambda: [self.stream(complete=False, then="reset")], stream=True, kind="connection",
-                attempts=1, request_id=True),
-            "bedrock-stream-cut-names-request": dict(
-                replies=lambda: [self.stream(complete=False)], stream=True, kind="truncated", status=200, attempts=1,
-                request_id=True),
             # a stream the context window stopped (stopReason model_context_window_exceeded) inside a tool call's
             # input is cut as one the token limit stopped: an error carrying the stream's request id, not a call
             "bedrock-context-window-cut-tool-call": dict(
