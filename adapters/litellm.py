@@ -73,6 +73,9 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
     lowered = text.lower()
     if isinstance(exc, litellm.Timeout) or "timed out" in lowered or "timeout" in type(exc).__name__.lower():
         return transport_error(backend, "timeout", exc)
+    if "invalid response object" in lowered:  # an HTTP 200 litellm could not convert (it keeps no headers of it)
+        return BackendError(f"the response could not be read: {_LITELLM_PREFIX.sub('', text)[:300]}",
+                            backend=backend, status=200, kind="malformed")
     if any(marker in lowered for marker in _MALFORMED_MARKERS):
         return transport_error(backend, "malformed", exc)
     if any(marker in lowered for marker in _TRUNCATED_MARKERS):
@@ -165,11 +168,14 @@ class LiteLLMModel(ApiModel):
                 "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self._complete(body))
         provider: list[Any] = []
+        named: list[str] = []  # the chunks' own id: it names the request where no header did
 
         def chunks() -> Iterator[Any]:
             for chunk in self._translated(stream):
                 if not provider:
                     provider.append(_provider_stream(stream))
+                if not named and getattr(chunk, "id", None):
+                    named.append(chunk.id)
                 yield chunk
 
         yield from deltas_from_chunks(chunks(), self.backend_name, request_id_of(stream))
@@ -177,7 +183,8 @@ class LiteLLMModel(ApiModel):
         # litellm ends a cut-off stream with a finish_reason of its own: ask what the provider sent
         if inner is not None and not (inner.received_finish_reason or inner.intermittent_finish_reason):
             raise BackendError("the stream ended without a finish_reason from the provider (truncated)",
-                               backend=self.backend_name, status=200, request_id=request_id_of(stream),
+                               backend=self.backend_name, status=200,
+                               request_id=request_id_of(stream) or (named[0] if named else None),
                                kind="truncated")
 
 

@@ -142,6 +142,20 @@ def test_remove_parameter_takes_out_the_field_stop_sequences_travel_in(backend, 
     sent = wire.last().raw
     assert field not in sent, f"{field} set to REMOVE_PARAMETER went out as {sent[field]!r}"
     assert text_of(message) == "Monday, Tuesday, ", f"the answer {text_of(message)!r} is not cut at the stop 'END'"
+@pytest.mark.requires("native_tools")
+@pytest.mark.clause("model.remove-parameter")
+def test_remove_parameter_takes_out_what_the_call_itself_writes(backend, model_factory, contract, wire, responder,
+                                                                weather_tool):
+    """REMOVE_PARAMETER among the model's kwargs also takes out a field the call itself writes: `tools`, sent
+    for tools_to_call_from, goes out no more."""
+    if backend.wire_format != "openai":
+        pytest.skip(f"{backend.wire_format}: the tools go out in the wire's own field, not `tools`")
+    model = model_factory(tools=contract.REMOVE_PARAMETER)
+    responder.reply = Reply(text="Hello.")
+    model(WEATHER, tools_to_call_from=[weather_tool])
+    sent = wire.last().raw
+    assert "tools" not in sent, f"tools sent {sent.get('tools')!r} although the model's kwargs removed it"
+    assert sent.get("messages"), "the messages did not go out"
 
 
 @pytest.mark.clause("stop.sent-beside-settings", "stop.before-stop-sequence")
@@ -510,6 +524,46 @@ def test_a_tool_call_head_without_arguments_merges(backend, model, contract, wea
         surfaced
 
 
+@pytest.mark.requires("native_tools")
+@pytest.mark.parametrize("streamed", [False, pytest.param(True, marks=pytest.mark.requires("stream"))],
+                         ids=["generate", "stream"])
+@pytest.mark.clause("tools.complete-calls-at-token-limit", "tools.arguments-decoded")
+def test_a_call_with_empty_arguments_at_the_token_limit_comes_back(backend, model, contract, weather_tool,
+                                                                   responder, streamed):
+    """An answer the token limit stopped after a call whose arguments are an empty string (a tool without inputs)
+    gives that call, its arguments {}: an empty string is no JSON cut short."""
+    if backend.wire_format != "openai":
+        pytest.skip(f"{backend.wire_format}: a tool call's input is a JSON object on the wire, never an empty string")
+    responder.reply = Reply(tool_calls=[ToolCallSpec("call_0", "get_weather", "")],
+                            finish_reason=responder.lens.finish_reasons["length"])
+    kwargs = {"tools_to_call_from": [weather_tool]}
+    message = _stream(model, contract, WEATHER, **kwargs) if streamed else model(WEATHER, **kwargs)
+    surfaced = [(c.id, c.function.name, c.function.arguments) for c in model.parse_tool_calls(message).tool_calls]
+    assert surfaced == [("call_0", "get_weather", {})], surfaced
+
+
+@pytest.mark.requires("native_tools", "stream")
+@pytest.mark.parametrize("finish", ["tool_calls", "length"], ids=["finished", "at-token-limit"])
+@pytest.mark.clause("stream.tool-call-deltas-by-index", "tools.complete-calls-at-token-limit")
+def test_a_tool_call_opened_without_its_function_merges(backend, model, contract, weather_tool, responder, finish):
+    """A call's first streamed fragment may carry its id and type alone, no `function` (the chunk's type has it
+    optional): the call is its name and arguments from the fragments after, whole also at the token limit."""
+    if backend.wire_format != "openai":
+        pytest.skip(f"{backend.wire_format}: a tool call's first event names its tool by the wire's own form")
+    calls = [ToolCallSpec("call_0", "get_weather", {"city": "Paris"}), ToolCallSpec("call_1", "get_weather",
+                                                                                  {"city": "Rome"})]
+    responder.reply = Reply(tool_calls=calls, argument_pieces=[4], call_opened_alone=True, finish_reason=finish)
+    message = _stream(model, contract, WEATHER, tools_to_call_from=[weather_tool])
+    parsed = model.parse_tool_calls(message).tool_calls
+    surfaced = [(c.function.name, c.function.arguments) for c in parsed]
+    assert surfaced == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})], surfaced
+    ids = [c.id for c in parsed]
+    if ids != ["call_0", "call_1"] and backend.name.startswith("litellm"):
+        pytest.skip(f"{backend.name}: litellm's stream parser rejects a fragment without `function` (its "
+                    f"ChatCompletionDeltaToolCall requires one) and makes up the calls' ids {ids}")
+    assert ids == ["call_0", "call_1"], f"the calls' ids {ids}; the wire sent call_0 and call_1"
+
+
 # The finish reason a content filter answers with, per wire format.
 FILTER_REASONS = {"openai": ["content_filter"], "bedrock": ["content_filtered", "guardrail_intervened"]}
 
@@ -582,6 +636,19 @@ def test_a_content_filter_answer_keeps_its_calls_and_usage(backend, model, respo
     on_message = getattr(message, "finish_reason", None)
     assert isinstance(on_message, str) and on_message.split(":")[0] == reasons[0], (
         f"message.finish_reason is {on_message!r}; the wire's finish reason was {reasons[0]!r}")
+@pytest.mark.clause("response.content-filter-answered", "response.finish-reason-visible")
+def test_a_content_filter_answer_is_the_assistants_with_its_raw_response(backend, model, responder):
+    """A filtered answer is the assistant's message like any other: its role is assistant and its raw response is
+    the wire's answer, whose finish reason stays readable there."""
+    reasons = FILTER_REASONS.get(backend.wire_format)
+    if not reasons:
+        pytest.skip(f"no content-filter finish reason written down for the {backend.wire_format!r} wire")
+    responder.reply = Reply(text="Partial.", finish_reason=reasons[0])
+    message = model(HELLO)
+    assert message.role == "assistant", f"message.role is {message.role!r}"
+    assert message.raw is not None, "message.raw is None; the filtered answer's raw response was dropped"
+    assert lens_of(backend).finish_reason(message.raw) == reasons[0], (
+        f"the raw response's finish reason is {lens_of(backend).finish_reason(message.raw)!r}, sent {reasons[0]!r}")
 
 
 # -- the endpoint -------------------------------------------------------------------------------

@@ -72,6 +72,9 @@ class Reply:
     text_with_role: bool = False
     # OpenAI wire, a stream: each call's first fragment carries no `arguments` (its type has them optional)
     head_without_arguments: bool = False
+    # OpenAI wire, a stream: each tool call opens with a fragment of its id and type alone (no `function`, which
+    # the chunk's type has optional), its name and arguments in the fragments after it
+    call_opened_alone: bool = False
 
 
 # Azure's content_filter_results: categories rated by severity (each given its own here, so that a severity
@@ -370,6 +373,8 @@ class OpenAIChatLens(WireLens):
                 head["function"].pop("arguments")
                 rest = pieces
             fragments.append([head] + [{"index": index, "function": {"arguments": p}} for p in rest])
+            if reply.call_opened_alone:  # a first fragment of the call's id and type alone, no `function`
+                fragments[-1].insert(0, {"index": index, "id": head.pop("id"), "type": head.pop("type")})
         if reply.interleaved:
             # round-robin over the calls, the last call first: a call's fragments stay in order, the calls mix
             ordered = [f for row in itertools.zip_longest(*reversed(fragments)) for f in row if f is not None]
@@ -459,7 +464,8 @@ class OpenAIChatLens(WireLens):
             # a first choice without its message: malformed, whatever else the answer holds
             "choice-without-message": dict(
                 replies=lambda: [StandInReply.json(without_message, headers={"x-request-id": REQUEST_ID})],
-                kind="malformed", attempts=1),
+                # (not its request id: litellm keeps no header of a 200 it cannot convert)
+                kind="malformed", status=200, attempts=1),
             # an answer without choices names its request by its x-request-id header (not the completion's id) ...
             "no-choices-named-by-its-header": dict(
                 replies=lambda: [StandInReply.json({**_completion(), "choices": []},
@@ -491,6 +497,19 @@ class OpenAIChatLens(WireLens):
                                                   True))],
                 # litellm raises on it as a synthetic 500 (litellm.completion) or an error of its own (the Router)
                 stream=True, kind="malformed", attempts=1, kinds={"openai": ("malformed", "server", "client")}),
+            # a stream without an x-request-id header (a server behind no gateway): its chunks' own id names the
+            # request in the error of a stream cut without a finish_reason, or by the token limit inside a call
+            "stream-without-finish-reason-named-by-its-id": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
+                                              sse([{**_chunk(p), "id": REQUEST_ID} for p in ANSWER_PIECES], True))],
+                stream=True, kind="truncated", status=200, attempts=1, request_id=True,
+                clauses=("errors.request-id",)),
+            "stream-truncated-tool-call-named-by-its-id": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
+                                              sse([{**cut_call, "id": REQUEST_ID},
+                                                   {**_chunk(None, "length"), "id": REQUEST_ID}], True))],
+                stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=True,
+                clauses=("errors.request-id",)),
         }
 
 
