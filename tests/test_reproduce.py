@@ -76,8 +76,8 @@ def test_a_failed_check_of_smolagents_class_carries_its_reproduction(tmp_path):
     results = tmp_path / "rows.jsonl"
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)}
     subprocess.run([sys.executable, "-m", "pytest", "suites/test_message_format.py::test_flatten_messages_as_text",
-                    "-q", "-p", "no:randomly", "--backend=openai", "--subject=smolagents", "--server=transformers-serve",
-                    "-k", "not smolagents_types", f"--results={results}"],
+                    "-q", "-p", "no:randomly", "--backend=openai", "--subject=smolagents",
+                    "--server=transformers-serve", "-k", "not smolagents_types", f"--results={results}"],
                    cwd=root, env=env, capture_output=True, text=True, timeout=600)
     [row] = [json.loads(line) for line in results.read_text().splitlines()]
     assert row["outcome"] == "failed" and "string indices must be integers" in row["message"]
