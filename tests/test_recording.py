@@ -249,8 +249,11 @@ def test_a_bad_record_mode_lists_the_valid_ones(pytester):
 def start(project: pytest.Pytester, url: str) -> subprocess.Popen[str]:
     env = {**os.environ, "STAND_IN_URL": url}
     args = record_args(project, select="two_requests and dicts")
+    # SIGINT as a terminal delivers it: a run started in the background (nohup, `&` without job control) has it
+    # ignored, the child inherits that, and Python then installs no KeyboardInterrupt for it
     return subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=project.path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:
