@@ -265,9 +265,24 @@ def test_retry_false_sends_one_request(backend: Any, fault_model: Callable[..., 
 COOLDOWN = 9
 
 
+# litellm keeps every Router's callbacks (its cooldown and usage tracking among them) in module-wide lists and silently
+# drops a new one past its MAX_CALLBACKS: after the Routers of earlier checks in the same process, a new Router would
+# neither cool down nor count usage. The Router checks start from empty lists; monkeypatch puts the old ones back.
+_LITELLM_CALLBACK_LISTS = ("input_callback", "success_callback", "failure_callback", "_async_success_callback",
+                           "_async_failure_callback", "callbacks")
+
+
+@pytest.fixture
+def fresh_litellm_callbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm
+
+    for name in _LITELLM_CALLBACK_LISTS:
+        monkeypatch.setattr(litellm, name, [])
+
+
 @pytest.mark.clause("errors.group-cooling-down", "errors.bounded-retry")
 def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
-                                   fault_model: Callable[..., Any]) -> None:
+                                   fault_model: Callable[..., Any], fresh_litellm_callbacks: None) -> None:
     """A Router group of two deployments that both answer 429 with Retry-After: the Router cools each down
     and then refuses the call itself. The caller gets a throttled error naming the backend, each retry waits
     the Retry-After, then the cooldown, and no cooled-down deployment is called again."""
@@ -309,7 +324,7 @@ def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
 
 @pytest.mark.clause("errors.group-cooling-down")
 def test_router_group_limit_reached(request: pytest.FixtureRequest, backend: Any,
-                                    fault_model: Callable[..., Any]) -> None:
+                                    fault_model: Callable[..., Any], fresh_litellm_callbacks: None) -> None:
     """A Router group whose one deployment may take one request a minute (rpm 1, usage-based routing): the
     first call is answered, the second is refused by the Router itself, as a throttled error naming the
     backend, and never reaches the provider."""
