@@ -54,38 +54,30 @@ def _sse_lines(chunks: Iterator[str]) -> Iterator[str]:
 # the x-request-id header of the last answer this context's client received: InferenceClient returns the body
 # (or its lines) alone, and a malformed or cut answer's error names its request by it
 _ANSWER_REQUEST_ID: ContextVar[str | None] = ContextVar("answer_request_id", default=None)
-# the last context manager this context's call entered in a client's exit stack (the HTTP response): a context
-# variable, so calls from several threads on one client each see their own
-_ENTERED: ContextVar[Any] = ContextVar("entered_response", default=None)
-
-
-def _recording_entered(stack: Any) -> None:
-    """The client's exit stack, once, made to keep what each call enters in :data:`_ENTERED`."""
-    if getattr(stack, "_records_entered", False):
-        return
-    enter = stack.enter_context
-
-    def entering(cm: Any) -> Any:
-        entered = enter(cm)
-        _ENTERED.set(entered)
-        return entered
-
-    stack.enter_context = entering
-    stack._records_entered = True
 
 
 def _keeping_unicode_line_breaks(inner_post: Any) -> Any:
     """``InferenceClient._inner_post`` whose streamed lines are read by :func:`_sse_lines` from the response,
     and whose answer's x-request-id header is kept in :data:`_ANSWER_REQUEST_ID`."""
     stack = getattr(getattr(inner_post, "__self__", None), "exit_stack", None)
-    if stack is not None:  # the client enters the HTTP response in its exit stack: see it there
-        _recording_entered(stack)
 
     def post(*args: Any, **kwargs: Any) -> Any:
         _ANSWER_REQUEST_ID.set(None)
-        _ENTERED.set(None)
-        result = inner_post(*args, **kwargs)
-        headers = getattr(_ENTERED.get(), "headers", None)
+        entered: list[Any] = []
+        if stack is not None:  # the client enters the HTTP response in its exit stack: see it there
+            enter = stack.enter_context
+
+            def entering(cm: Any) -> Any:
+                entered.append(enter(cm))
+                return entered[-1]
+
+            stack.enter_context = entering
+        try:
+            result = inner_post(*args, **kwargs)
+        finally:
+            if stack is not None:
+                del stack.enter_context
+        headers = getattr(entered[-1], "headers", None) if entered else None
         _ANSWER_REQUEST_ID.set(headers.get("x-request-id") if headers is not None else None)
         # a stream is the response's own iter_lines generator, not started yet: its frame holds the
         # response, whose text is read instead (anything else is returned as it came)
