@@ -178,7 +178,13 @@ class LiteLLMModel(ApiModel):
                     named.append(chunk.id)
                 yield chunk
 
-        yield from deltas_from_chunks(chunks(), self.backend_name, request_id_of(stream))
+        try:
+            yield from deltas_from_chunks(chunks(), self.backend_name, request_id_of(stream))
+        except BackendError as exc:  # litellm 1.110 ends a cut-off stream with an error of its own, naming nothing
+            named_error = exc.naming_request(request_id_of(stream) or (named[0] if named else None))
+            if named_error is exc:
+                raise
+            raise named_error from exc
         inner = provider[0] if provider else _provider_stream(stream)
         # litellm ends a cut-off stream with a finish_reason of its own: ask what the provider sent
         if inner is not None and not (inner.received_finish_reason or inner.intermittent_finish_reason):
