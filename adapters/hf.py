@@ -12,6 +12,7 @@ from typing import Any
 
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
+from huggingface_hub.inference import _client as _client_module
 
 from adapters._openai_wire import (
     completion_kwargs,
@@ -54,41 +55,71 @@ def _sse_lines(chunks: Iterator[str]) -> Iterator[str]:
 # the x-request-id header of the last answer this context's client received: InferenceClient returns the body
 # (or its lines) alone, and a malformed or cut answer's error names its request by it
 _ANSWER_REQUEST_ID: ContextVar[str | None] = ContextVar("answer_request_id", default=None)
+# the HTTP responses of the call this context's client is making, seen as huggingface_hub checks their status
+_RESPONSES: ContextVar[list[Any] | None] = ContextVar("hf_responses", default=None)
+# the streamed responses a call of this context opened, for the model to close once it has read them: one left
+# open stays in the client's exit stack and, once garbage, is closed by the collector whenever it runs, possibly
+# inside the lock of the shared connection pool that closing takes again (a deadlock)
+_STREAMED: ContextVar[list[Any] | None] = ContextVar("hf_streamed", default=None)
 
 
-def _keeping_unicode_line_breaks(inner_post: Any) -> Any:
-    """``InferenceClient._inner_post`` whose streamed lines are read by :func:`_sse_lines` from the response,
-    and whose answer's x-request-id header is kept in :data:`_ANSWER_REQUEST_ID`."""
-    stack = getattr(getattr(inner_post, "__self__", None), "exit_stack", None)
+def _seeing_responses(raise_for_status: Any) -> Any:
+    """huggingface_hub's ``hf_raise_for_status``, which first shows the response to a client call of this module.
 
-    def post(*args: Any, **kwargs: Any) -> Any:
+    InferenceClient checks every answer with it, streamed or not, before it returns the body or its lines;
+    outside such a call (no list in :data:`_RESPONSES`) it behaves exactly as before."""
+
+    def checked(response: Any, *args: Any, **kwargs: Any) -> Any:
+        seen = _RESPONSES.get()
+        if seen is not None:
+            seen.append(response)
+        return raise_for_status(response, *args, **kwargs)
+
+    checked.sees_responses = True  # type: ignore[attr-defined]
+    checked.__wrapped__ = raise_for_status  # type: ignore[attr-defined]
+    return checked
+
+
+def _see_responses() -> None:
+    """Install :func:`_seeing_responses` in huggingface_hub's client module unless it is there, under any wrappers
+    (someone who patched the function and restored it since has removed it)."""
+    check = _client_module.hf_raise_for_status
+    while check is not None:
+        if getattr(check, "sees_responses", False):
+            return
+        check = getattr(check, "__wrapped__", None)
+    _client_module.hf_raise_for_status = _seeing_responses(_client_module.hf_raise_for_status)
+
+
+class _InferenceClient(InferenceClient):
+    """``InferenceClient`` whose streamed lines are read by :func:`_sse_lines` and whose answer's x-request-id
+    header is kept in :data:`_ANSWER_REQUEST_ID`."""
+
+    def _inner_post(self, request_parameters: Any, *, stream: bool = False) -> Any:  # type: ignore[override]
         _ANSWER_REQUEST_ID.set(None)
-        entered: list[Any] = []
-        if stack is not None:  # the client enters the HTTP response in its exit stack: see it there
-            enter = stack.enter_context
-
-            def entering(cm: Any) -> Any:
-                entered.append(enter(cm))
-                return entered[-1]
-
-            stack.enter_context = entering
+        _see_responses()
+        seen: list[Any] = []
+        token = _RESPONSES.set(seen)
         try:
-            result = inner_post(*args, **kwargs)
+            result = super()._inner_post(request_parameters, stream=stream)
+        except BaseException:
+            for response in seen:  # an error's body was read; a body cut short is closed now, not by the collector
+                response.close()
+            raise
         finally:
-            if stack is not None:
-                del stack.enter_context
-        headers = getattr(entered[-1], "headers", None) if entered else None
+            _RESPONSES.reset(token)
+        response = seen[-1] if seen else None
+        headers = getattr(response, "headers", None)
         _ANSWER_REQUEST_ID.set(headers.get("x-request-id") if headers is not None else None)
-        # a stream is the response's own iter_lines generator, not started yet: its frame holds the
-        # response, whose text is read instead (anything else is returned as it came)
-        frame = getattr(result, "gi_frame", None)
-        response = frame.f_locals.get("self") if frame is not None else None
-        if response is None or not hasattr(response, "iter_text"):
+        if not stream or response is None or not hasattr(response, "iter_text"):
             return result
-        result.close()
+        close = getattr(result, "close", None)
+        if close is not None:  # the client's own iter_lines generator, not started
+            close()
+        streamed = _STREAMED.get()
+        if streamed is not None:
+            streamed.append(response)
         return _sse_lines(response.iter_text())
-
-    return post
 
 
 def translate_hf_error(exc: Exception, backend: str) -> BackendError | None:
@@ -171,9 +202,7 @@ class InferenceClientModel(ApiModel):
             options["base_url"] = self.base_url
         else:
             options["model"] = self.model_id
-        client = InferenceClient(**options)
-        client._inner_post = _keeping_unicode_line_breaks(client._inner_post)  # type: ignore[method-assign]
-        return client
+        return _InferenceClient(**options)
 
     def _translate_error(self, exc: Exception) -> BackendError | None:
         return super()._translate_error(exc) or translate_hf_error(exc, self.backend_name)
@@ -192,8 +221,17 @@ class InferenceClientModel(ApiModel):
 
     def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
-        stream = self._call(lambda: self.client.chat_completion(**body))
-        yield from deltas_from_chunks(self._translated(stream), self.backend_name, _ANSWER_REQUEST_ID.get())
+        streamed: list[Any] = []
+        token = _STREAMED.set(streamed)
+        try:
+            stream = self._call(lambda: self.client.chat_completion(**body))
+        finally:
+            _STREAMED.reset(token)
+        try:
+            yield from deltas_from_chunks(self._translated(stream), self.backend_name, _ANSWER_REQUEST_ID.get())
+        finally:  # closed here, in the reading thread, when the stream ends, fails or is closed
+            for response in streamed:
+                response.close()
 
 
 HfApiModel = InferenceClientModel

@@ -84,6 +84,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            if server.cut_body:  # the connection drops halfway through the announced body
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(data)
             return
         self.send_response(200)
@@ -108,6 +113,7 @@ class FakeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.events: list[Any] = []
         self.completion: dict[str, Any] = {}
+        self.cut_body = False
         self.requests: list[dict[str, Any]] = []
 
     @property
@@ -173,6 +179,56 @@ def test_a_stream_cut_before_its_finish_reason_is_an_error(server, name):
     with pytest.raises(BackendError, match="truncated") as caught:
         list(model.generate_stream(USER))
     assert caught.value.backend == name and caught.value.kind == "truncated"
+
+
+@pytest.fixture
+def hf_responses(monkeypatch) -> list[Any]:
+    """Every HTTP response InferenceClient checks the status of, as it checks it (streamed or not)."""
+    from huggingface_hub.inference import _client
+
+    seen: list[Any] = []
+    check = _client.hf_raise_for_status
+
+    def checking(response: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(response)
+        return check(response, *args, **kwargs)
+
+    monkeypatch.setattr(_client, "hf_raise_for_status", checking)
+    return seen
+
+
+# A response left open stays in InferenceClient's exit stack until the garbage collector closes it, whenever it
+# runs: inside the lock of huggingface_hub's shared connection pool, closing takes that lock again and the
+# process hangs. So each is closed when the model is done with it.
+
+
+def test_inference_client_closes_a_stream_that_fails(server, hf_responses):
+    server.events = [_chunk({"role": "assistant", "content": "Hel"}),
+                     {**_chunk(), "choices": {"index": 0, "delta": {"content": "lo"}}}, _chunk(finish="stop")]
+    with pytest.raises(BackendError) as caught:
+        list(_model("inference-client", server).generate_stream(USER))
+    assert caught.value.kind == "malformed"
+    assert len(hf_responses) == 1 and hf_responses[0].is_closed
+
+
+def test_inference_client_closes_a_stream_left_unfinished(server, hf_responses):
+    server.events = STOP_STREAM
+    deltas = _model("inference-client", server).generate_stream(USER)
+    assert next(deltas).content == "Thought: x\nObser"
+    assert not hf_responses[0].is_closed  # still being read
+    deltas.close()
+    assert len(hf_responses) == 1 and hf_responses[0].is_closed
+
+
+def test_inference_client_closes_an_answer_cut_short(server, hf_responses):
+    server.completion = {"id": "x", "object": "chat.completion", "created": 1, "model": "fake-model",
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": "Hello " * 200}}]}
+    server.cut_body = True
+    with pytest.raises(BackendError) as caught:
+        _model("inference-client", server, retry=False).generate(USER)
+    assert caught.value.kind in ("connection", "truncated")
+    assert len(hf_responses) == 1 and hf_responses[0].is_closed
 
 
 # -- the shared chunk translation -------------------------------------------------------------
