@@ -83,7 +83,7 @@ def _seeing_responses(raise_for_status: Any) -> Any:
 def _see_responses() -> None:
     """Install :func:`_seeing_responses` in huggingface_hub's client module unless it is there, under any wrappers
     (someone who patched the function and restored it since has removed it)."""
-    check = _client_module.hf_raise_for_status
+    check: Any = _client_module.hf_raise_for_status
     while check is not None:
         if getattr(check, "sees_responses", False):
             return
