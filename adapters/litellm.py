@@ -61,6 +61,15 @@ _TRUNCATED_MARKERS = ("stream ended before a finish_reason",)
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: )?(?:\w+: )?(?:\w+Exception - )?")
 
 
+def _text_of(response: Any) -> str | None:
+    """The body of the provider's HTTP response an error carries, if it was read (litellm's own stand-in
+    responses have none)."""
+    try:
+        return str(response.text) or None
+    except Exception:  # noqa: BLE001 - a streamed body never read, or no httpx response at all
+        return None
+
+
 def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None:
     """A litellm exception as the harness's typed error (status, request id, the provider's message)."""
     cooldown = getattr(exc, "cooldown_time", None)
@@ -93,6 +102,8 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
     if headers is None and response is not None:
         headers = getattr(response, "headers", None)
     body = getattr(exc, "body", None)
+    if body is None and response is not None:  # a body that is no JSON: litellm 1.110 says only "Error code: 413"
+        body = _text_of(response)
     said, _ = provider_message(body) if body else (None, None)
     return http_error(backend, status, headers=headers, body=body if isinstance(body, dict) else None,
                       message=said or _LITELLM_PREFIX.sub("", text)[:300] or None)

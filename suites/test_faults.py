@@ -113,7 +113,8 @@ FAULTS: dict[str, Fault] = {
 FAULTS["stall-mid-stream"] = Fault(lambda w: [w.stream(complete=False, then="hang")], stream=True, kind="timeout",
                                    attempts=1, timeout=SHORT_TIMEOUT)
 # a proxy in front of the provider refusing a request too large for it (an HTML page, no JSON): final, not retried;
-# litellm raises its generic APIError for a 413 of an OpenAI-compatible server, with neither the response nor its body
+# litellm raises its generic APIError for a 413 of an OpenAI-compatible server, without the body as JSON (1.110: its
+# message only "Error code: 413", the page in the response beside it)
 FAULTS["html-413"] = Fault(
     lambda w: [Reply.raw(b"<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>",
                          413, "text/html", {"x-request-id": REQUEST_ID})], kind="validation", status=413, attempts=1,

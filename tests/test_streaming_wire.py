@@ -424,3 +424,22 @@ def test_litellm_router_cooldown_is_a_retryable_throttle():
         "litellm-router",
     )
     assert error is not None and error.retryable and error.retry_after == 5.0 and error.status == 429
+
+
+def test_litellm_error_without_a_json_body_names_the_page_the_provider_sent():
+    # litellm 1.110 raises its APIError for an HTML 413 with only "Error code: 413" as its message, the response
+    # (read) beside it; litellm's stand-in responses carry no body at all
+    import litellm
+
+    from adapters.litellm import translate_litellm_error
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    html = "<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>"
+    page = httpx.Response(413, request=request, headers={"x-request-id": "req-413"}, text=html)
+    raised = litellm.APIError(413, "Error code: 413", "openai", "m", request=request)
+    raised.response = page  # as litellm 1.110 sets it (earlier releases take no `response` argument)
+    error = translate_litellm_error(raised, "litellm")
+    assert error is not None and error.status == 413 and error.request_id == "req-413"
+    assert "413 Request Entity Too Large" in str(error) and "nginx" not in str(error)
+    error = translate_litellm_error(litellm.APIError(413, "Error code: 413", "openai", "m", request=request), "litellm")
+    assert error is not None and "Error code: 413" in str(error)
