@@ -242,23 +242,31 @@ def test_engine_tool_keys_read_text_tool_calls(engine_variant: Any, contract: An
 CREDENTIAL = "conformance-credential-0123456789"
 
 
-@pytest.mark.clause("model.to-dict-without-credentials")
-def test_to_dict_leaves_the_credentials_out(request: pytest.FixtureRequest, backend: Any, subject: str) -> None:
-    """to_dict exports the model's settings (its model_id) but not the credential it was built with (an API key, a
-    token, an AWS secret key in client_kwargs), as smolagents' to_dict leaves out api_key and token."""
+def _built_with_the_credential(request: pytest.FixtureRequest, backend: Any, subject: str,
+                               why_not_http: str) -> tuple[Any, dict[str, Any]]:
+    """The class under judgement and the backend's own settings for a loopback stand-in (nothing is called),
+    with :data:`CREDENTIAL` where the backend takes it; skips a backend not reached over HTTP (``why_not_http``)
+    or unavailable here."""
     from harness.backends.registry import Target
 
     if backend.kind != "http":
-        pytest.skip(f"{backend.name} is not reached over HTTP: it is built without a credential")
+        pytest.skip(f"{backend.name} is not reached over HTTP: {why_not_http}")
     reason = backend.unavailable_reason()
     if reason:
         pytest.skip(f"{backend.name}: {reason}")
     declare(request.node, "none")
     cls = backend.load() if subject == "adapters" else load_smolagents_class(backend)
-    # the backend's own settings for a loopback stand-in (nothing is called): the credential where the backend
-    # takes it
     settings = backend.settings(Target(mode="stand-in", base_url="http://127.0.0.1:9/v1", served_model_id="m",
                                        api_key=CREDENTIAL, timeout=5.0))
+    return cls, settings
+
+
+@pytest.mark.clause("model.to-dict-without-credentials")
+def test_to_dict_leaves_the_credentials_out(request: pytest.FixtureRequest, backend: Any, subject: str) -> None:
+    """to_dict exports the model's settings (its model_id) but not the credential it was built with (an API key, a
+    token, an AWS secret key in client_kwargs), as smolagents' to_dict leaves out api_key and token."""
+    cls, settings = _built_with_the_credential(request, backend, subject,
+                                               "it is built without a credential")
     assert CREDENTIAL in repr(settings), f"{backend.name}'s stand-in settings carry no credential: {settings!r}"
     exported = cls(**settings).to_dict()
     assert exported.get("model_id") == settings["model_id"], f"to_dict exported model_id {exported.get('model_id')!r}"
@@ -300,17 +308,7 @@ def test_to_dict_exports_every_setting_but_the_credential(request: pytest.Fixtur
     """to_dict exports each setting the model was built with (where it is reached: an api_base, an endpoint, a
     Router's deployments), at the same place and with the same value, so that from_dict rebuilds the same model
     once the credential is given again; only the credential is left out."""
-    from harness.backends.registry import Target
-
-    if backend.kind != "http":
-        pytest.skip(f"{backend.name} is not reached over HTTP: its settings are an engine's")
-    reason = backend.unavailable_reason()
-    if reason:
-        pytest.skip(f"{backend.name}: {reason}")
-    declare(request.node, "none")
-    cls = backend.load() if subject == "adapters" else load_smolagents_class(backend)
-    settings = backend.settings(Target(mode="stand-in", base_url="http://127.0.0.1:9/v1", served_model_id="m",
-                                       api_key=CREDENTIAL, timeout=5.0))
+    cls, settings = _built_with_the_credential(request, backend, subject, "its settings are an engine's")
     exported = cls(**settings).to_dict()
     lost = {"/".join(map(str, path)): (value, _at(exported, path)) for path, value in _settings_leaves(settings)
             if _at(exported, path) != value}

@@ -281,15 +281,42 @@ def fresh_litellm_callbacks(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(litellm, name, [])
 
 
+def _refused_call(request: pytest.FixtureRequest, backend: Any, fault_model: Callable[..., Any], replies: list[Any],
+                  adjust: Callable[[dict[str, Any]], dict[str, Any]], purpose: str,
+                  answered_first: bool = False) -> tuple[Any, Any, Any, int]:
+    """Build the backend (its settings changed by ``adjust``) against a stand-in answering ``replies``, the
+    network closed but to it; with ``answered_first`` make one call that must be answered; then one call that
+    must raise a BackendError. Returns (the model, the first answer or None, the error, the requests the stand-in
+    received)."""
+    from urllib.parse import urlsplit
+
+    from harness.contract.errors import BackendError
+    from harness.recording.network import block_network, hub_clients_online
+
+    first = None
+    with FaultInjector(replies) as server, hub_clients_online(), block_network(
+            f"backend {backend.name}, {purpose}", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
+        model = fault_model(server.url, TIMEOUT, adjust=adjust)
+        if answered_first:
+            first = model.generate(PROMPT)
+        error: BaseException | None = None
+        try:
+            model.generate(PROMPT)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            error = exc
+        attempts = len(server.requests)
+    if attempts:
+        mark_backend_reached(request.node)
+    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
+    return model, first, error, attempts
+
+
 @pytest.mark.clause("errors.group-cooling-down", "errors.bounded-retry")
 def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
                                    fault_model: Callable[..., Any], fresh_litellm_callbacks: None) -> None:
     """A Router group of two deployments that both answer 429 with Retry-After: the Router cools each down
     and then refuses the call itself. The caller gets a throttled error naming the backend, each retry waits
     the Retry-After, then the cooldown, and no cooled-down deployment is called again."""
-    from urllib.parse import urlsplit
-
-    from harness.recording.network import block_network, hub_clients_online
 
     def two_deployments(settings: dict[str, Any]) -> dict[str, Any]:
         if "model_list" not in settings:
@@ -300,21 +327,9 @@ def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
         return {**settings, "model_list": group}
 
     wire = lens_of(backend)
-    with FaultInjector([wire.error(429, wire.throttled_code, {"Retry-After": str(COOLDOWN)})]) as server, \
-            hub_clients_online(), block_network(f"backend {backend.name}, a group cooling down",
-                                                allow=("127.0.0.1", urlsplit(server.url).port or 80)):
-        model = fault_model(server.url, TIMEOUT, adjust=two_deployments)
-        error: BaseException | None = None
-        try:
-            model.generate(PROMPT)
-        except Exception as exc:  # noqa: BLE001 - judged below
-            error = exc
-        attempts = len(server.requests)
-    if attempts:
-        mark_backend_reached(request.node)
-    from harness.contract.errors import BackendError
-
-    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
+    model, _, error, attempts = _refused_call(
+        request, backend, fault_model, [wire.error(429, wire.throttled_code, {"Retry-After": str(COOLDOWN)})],
+        two_deployments, "a group cooling down")
     text = str(error)
     assert error.kind == "throttled" and error.status == 429 and "status=429" in text, text
     assert backend.name in text and "cool" in text.lower(), f"the error does not say the group is cooling down: {text}"
@@ -329,9 +344,6 @@ def test_router_group_limit_reached(request: pytest.FixtureRequest, backend: Any
     """A Router group whose one deployment may take one request a minute (rpm 1, usage-based routing): the
     first call is answered, the second is refused by the Router itself, as a throttled error naming the
     backend, and never reaches the provider."""
-    from urllib.parse import urlsplit
-
-    from harness.recording.network import block_network, hub_clients_online
 
     def one_request_a_minute(settings: dict[str, Any]) -> dict[str, Any]:
         if "model_list" not in settings:
@@ -341,23 +353,10 @@ def test_router_group_limit_reached(request: pytest.FixtureRequest, backend: Any
         options = {**(settings.get("client_kwargs") or {}), "routing_strategy": "usage-based-routing-v2"}
         return {**settings, "model_list": [limited], "client_kwargs": options}
 
-    wire = lens_of(backend)
-    with FaultInjector([wire.ok()]) as server, hub_clients_online(), block_network(
-            f"backend {backend.name}, a group limit reached", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
-        model = fault_model(server.url, TIMEOUT, adjust=one_request_a_minute)
-        first = model.generate(PROMPT)
-        error: BaseException | None = None
-        try:
-            model.generate(PROMPT)
-        except Exception as exc:  # noqa: BLE001 - judged below
-            error = exc
-        attempts = len(server.requests)
-    if attempts:
-        mark_backend_reached(request.node)
-    from harness.contract.errors import BackendError
-
+    model, first, error, attempts = _refused_call(
+        request, backend, fault_model, [lens_of(backend).ok()], one_request_a_minute, "a group limit reached",
+        answered_first=True)
     assert first.content == ANSWER
-    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
     text = str(error)
     assert error.kind == "throttled" and error.status == 429 and "status=429" in text, text
     assert backend.name in text, text
@@ -370,9 +369,7 @@ def test_no_credentials_anywhere(request: pytest.FixtureRequest, backend: Any, f
     """A Bedrock model built without credentials, where the AWS chain finds none either (no variables, empty
     config and credentials files, no instance metadata): the call fails as an error of kind auth naming the
     backend, before any request is sent, and is not retried."""
-    from urllib.parse import urlsplit
 
-    from harness.recording.network import block_network, hub_clients_online
 
     def without_keys(settings: dict[str, Any]) -> dict[str, Any]:
         options = settings.get("client_kwargs") or {}
@@ -392,19 +389,8 @@ def test_no_credentials_anywhere(request: pytest.FixtureRequest, backend: Any, f
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to ask for
 
-    wire = lens_of(backend)
-    with FaultInjector([wire.ok()]) as server, hub_clients_online(), block_network(
-            f"backend {backend.name}, no credentials", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
-        model = fault_model(server.url, TIMEOUT, adjust=without_keys)
-        error: BaseException | None = None
-        try:
-            model.generate(PROMPT)
-        except Exception as exc:  # noqa: BLE001 - judged below
-            error = exc
-        attempts = len(server.requests)
-    from harness.contract.errors import BackendError
-
-    assert isinstance(error, BackendError), f"raw {type(error).__module__}.{type(error).__name__}: {error}"
+    model, _, error, attempts = _refused_call(request, backend, fault_model, [lens_of(backend).ok()], without_keys,
+                                              "no credentials")
     text = str(error)
     assert error.kind == "auth" and "kind=auth" in text, text
     assert backend.name in text, text

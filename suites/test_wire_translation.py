@@ -407,18 +407,25 @@ def test_supports_stop_parameter_overrides_the_family_rule(backend, model_factor
 # -- what the wire answers ----------------------------------------------------------------------
 
 
+# (prompt, completion) counts on the wire: told apart (123 and 7), and 0 read as 0, not a default of the reader's own
+USAGES = {"told-apart": (123, 7), "zero": (0, 0)}
+
+
 @pytest.mark.requires("token_usage")
 @pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
+@pytest.mark.parametrize("counts", list(USAGES))
 @pytest.mark.clause("usage.mapped-from-wire", "usage.token-usage")
-def test_usage_is_read_from_the_wires_fields(model, contract, responder, streamed):
-    """input_tokens is the wire's prompt count, output_tokens its completion count (told apart: 123 and 7)."""
-    responder.reply = Reply(text="Hello.", usage=(123, 7))
+def test_usage_is_read_from_the_wires_fields(model, contract, responder, counts, streamed):
+    """input_tokens is the wire's prompt count, output_tokens its completion count; a count of 0 is 0."""
+    prompt, completion = USAGES[counts]
+    responder.reply = Reply(text="Hello.", usage=(prompt, completion))
     message = _stream(model, contract, HELLO) if streamed else model(HELLO)
     usage = message.token_usage
     assert usage is not None, "token_usage is None although the wire reported usage"
-    assert (usage.input_tokens, usage.output_tokens) == (123, 7), (
-        f"token_usage input={usage.input_tokens} output={usage.output_tokens}; the wire said input 123, output 7")
-    assert usage.total_tokens == 130
+    assert (usage.input_tokens, usage.output_tokens) == (prompt, completion), (
+        f"token_usage input={usage.input_tokens} output={usage.output_tokens}; the wire said input {prompt}, "
+        f"output {completion}")
+    assert usage.total_tokens == prompt + completion
 
 
 # Answers whose text the wire carries in pieces (Converse: several text blocks, a stream: several deltas) or not
@@ -436,19 +443,6 @@ def test_the_answers_text_is_its_pieces_joined(model, contract, responder, case,
     responder.reply = Reply(**reply.__dict__)
     message = _stream(model, contract, HELLO) if streamed else model(HELLO)
     assert message.content == expected, f"content {message.content!r}; the answer's text was {expected!r}"
-
-
-@pytest.mark.requires("token_usage")
-@pytest.mark.parametrize("streamed", [False, True], ids=["generate", "stream"])
-@pytest.mark.clause("usage.mapped-from-wire", "usage.token-usage")
-def test_a_usage_of_zero_tokens_is_read_as_zero(model, contract, responder, streamed):
-    """A count the wire reports as 0 is 0 in token_usage, not a default of the reader's own."""
-    responder.reply = Reply(text="Hello.", usage=(0, 0))
-    message = _stream(model, contract, HELLO) if streamed else model(HELLO)
-    usage = message.token_usage
-    assert usage is not None, "token_usage is None although the wire reported usage"
-    assert (usage.input_tokens, usage.output_tokens) == (0, 0), (
-        f"token_usage input={usage.input_tokens} output={usage.output_tokens}; the wire said input 0, output 0")
 
 
 @pytest.mark.requires("stream")
