@@ -63,32 +63,21 @@ _RESPONSES: ContextVar[list[Any] | None] = ContextVar("hf_responses", default=No
 _STREAMED: ContextVar[list[Any] | None] = ContextVar("hf_streamed", default=None)
 
 
-def _seeing_responses(raise_for_status: Any) -> Any:
-    """huggingface_hub's ``hf_raise_for_status``, which first shows the response to a client call of this module.
+def _checked_status(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """huggingface_hub's ``hf_raise_for_status``, which first keeps the response in the list of the client call
+    this context is making (:data:`_RESPONSES`); outside such a call it behaves exactly as before.
 
-    InferenceClient checks every answer with it, streamed or not, before it returns the body or its lines;
-    outside such a call (no list in :data:`_RESPONSES`) it behaves exactly as before."""
-
-    def checked(response: Any, *args: Any, **kwargs: Any) -> Any:
-        seen = _RESPONSES.get()
-        if seen is not None:
-            seen.append(response)
-        return raise_for_status(response, *args, **kwargs)
-
-    checked.sees_responses = True  # type: ignore[attr-defined]
-    checked.__wrapped__ = raise_for_status  # type: ignore[attr-defined]
-    return checked
+    InferenceClient checks every answer with it, streamed or not, before it returns the body or its lines."""
+    seen = _RESPONSES.get()
+    if seen is not None:
+        seen.append(response)
+    return _hf_raise_for_status(response, *args, **kwargs)
 
 
-def _see_responses() -> None:
-    """Install :func:`_seeing_responses` in huggingface_hub's client module unless it is there, under any wrappers
-    (someone who patched the function and restored it since has removed it)."""
-    check: Any = _client_module.hf_raise_for_status
-    while check is not None:
-        if getattr(check, "sees_responses", False):
-            return
-        check = getattr(check, "__wrapped__", None)
-    _client_module.hf_raise_for_status = _seeing_responses(_client_module.hf_raise_for_status)
+# installed once, at import, in place of the function huggingface_hub's client module calls (not twice on reload)
+_hf_raise_for_status = getattr(_client_module.hf_raise_for_status, "checks_unseen", _client_module.hf_raise_for_status)
+_checked_status.checks_unseen = _hf_raise_for_status  # type: ignore[attr-defined]
+_client_module.hf_raise_for_status = _checked_status
 
 
 class _InferenceClient(InferenceClient):
@@ -96,8 +85,6 @@ class _InferenceClient(InferenceClient):
     header is kept in :data:`_ANSWER_REQUEST_ID`."""
 
     def _inner_post(self, request_parameters: Any, *, stream: bool = False) -> Any:  # type: ignore[override]
-        _ANSWER_REQUEST_ID.set(None)
-        _see_responses()
         seen: list[Any] = []
         token = _RESPONSES.set(seen)
         try:
@@ -108,14 +95,11 @@ class _InferenceClient(InferenceClient):
             raise
         finally:
             _RESPONSES.reset(token)
-        response = seen[-1] if seen else None
-        headers = getattr(response, "headers", None)
-        _ANSWER_REQUEST_ID.set(headers.get("x-request-id") if headers is not None else None)
-        if not stream or response is None or not hasattr(response, "iter_text"):
+        response = seen[-1] if seen else None  # an httpx response
+        _ANSWER_REQUEST_ID.set(response.headers.get("x-request-id") if response is not None else None)
+        if not stream or response is None:
             return result
-        close = getattr(result, "close", None)
-        if close is not None:  # the client's own iter_lines generator, not started
-            close()
+        # the client's own lines (its iter_lines generator, not started) are dropped for the text read here
         streamed = _STREAMED.get()
         if streamed is not None:
             streamed.append(response)

@@ -186,6 +186,8 @@ def hf_responses(monkeypatch) -> list[Any]:
     """Every HTTP response InferenceClient checks the status of, as it checks it (streamed or not)."""
     from huggingface_hub.inference import _client
 
+    import adapters.hf  # noqa: F401 - its own check of the status goes in first, and stays after this fixture
+
     seen: list[Any] = []
     check = _client.hf_raise_for_status
 
