@@ -17,7 +17,7 @@ from botocore.config import Config
 
 from adapters._openai_wire import raise_if_cut_tool_call
 from harness.contract.errors import BackendError, http_error, redact_chain, transport_error
-from harness.contract.model import ApiModel, Request
+from harness.contract.model import ApiModel, Request, close_stream
 from harness.contract.secrets import is_secret_name
 from harness.contract.tool_calls import ensure_unique_ids, make_tool_call
 from harness.contract.types import (
@@ -349,6 +349,8 @@ class AmazonBedrockServerModel(ApiModel):
                 raise
             redact_chain(exc)
             raise error from exc
+        finally:
+            close_stream(response["stream"])
 
 
 AmazonBedrockModel = AmazonBedrockServerModel

@@ -27,7 +27,7 @@ from harness.contract.errors import (
     provider_message,
     transport_error,
 )  # noqa: E402
-from harness.contract.model import ApiModel, Request, supports_stop_parameter  # noqa: E402
+from harness.contract.model import ApiModel, Request, close_stream, supports_stop_parameter  # noqa: E402
 from harness.contract.secrets import is_secret_name  # noqa: E402
 from harness.contract.types import ChatMessage, ChatMessageStreamDelta  # noqa: E402
 
@@ -196,6 +196,8 @@ class LiteLLMModel(ApiModel):
             if named_error is exc:
                 raise
             raise named_error from exc
+        finally:  # the provider's own stream under litellm's wrapper, whose sync side has no close of its own
+            close_stream(getattr(provider[0] if provider else _provider_stream(stream), "completion_stream", None))
         inner = provider[0] if provider else _provider_stream(stream)
         # litellm ends a cut-off stream with a finish_reason of its own: ask what the provider sent
         if inner is not None and not (inner.received_finish_reason or inner.intermittent_finish_reason):

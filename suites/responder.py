@@ -130,6 +130,9 @@ class RecordedReplyResponder:
                 def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
                     yield from self._chunks
 
+                def close(self) -> None:  # as urllib3's response, which botocore's EventStream closes
+                    self._chunks = []
+
             def send(self: Any, request: Any) -> Any:
                 body = request.body
                 try:

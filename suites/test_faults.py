@@ -234,6 +234,34 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
     assert sum(model.delays) <= model.max_total_wait
 
 
+# how long the stand-in waits for a client to close a connection it holds open (a close comes at once when it comes)
+RELEASE_WAIT = 5.0
+
+
+@pytest.mark.clause("stream.released-when-closed")
+def test_a_stream_closed_by_its_reader_releases_its_connection(request: pytest.FixtureRequest, backend: Any,
+                                                               fault_model: Callable[..., Any]) -> None:
+    """A stream whose reader takes its first delta and then closes the generator (as a caller that has what it
+    needs does): the model closes the HTTP response, so the connection is released at once, not left open (and the
+    provider generating) until the garbage collector runs."""
+    from urllib.parse import urlsplit
+
+    from harness.recording.network import block_network, hub_clients_online
+
+    wire = lens_of(backend)
+    with FaultInjector([wire.stream(complete=False, then="hold")]) as server, hub_clients_online(), block_network(
+            f"backend {backend.name}, a stream closed by its reader",
+            allow=("127.0.0.1", urlsplit(server.url).port or 80)):
+        model = fault_model(server.url, TIMEOUT)
+        deltas = model.generate_stream(PROMPT)
+        first = next(iter(deltas))
+        mark_backend_reached(request.node)
+        deltas.close()
+        released = server.released.wait(RELEASE_WAIT)
+    assert ANSWER.startswith(first.content or "") and first.content, f"first delta {first!r}"
+    assert released, f"the connection was still open {RELEASE_WAIT} s after the stream's reader closed it"
+
+
 @pytest.mark.clause("constructor.same-effect")
 def test_retry_false_sends_one_request(backend: Any, fault_model: Callable[..., Any]) -> None:
     """retry=False (ApiModel's parameter): a 429 that a retry would cure is raised after one request.

@@ -383,6 +383,14 @@ class RateLimiter:
             self._sleep(wait)
 
 
+def close_stream(stream: Any) -> None:
+    """Close an SDK's stream (the OpenAI SDK's Stream, botocore's EventStream, a generator), releasing its HTTP
+    response now rather than when the garbage collector finds it; a stream without ``close`` is left as it is."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
 class ApiModel(Model):
     """A model behind an API: a client, a rate limit and a bounded retry on 429 and 5xx."""
 
@@ -489,7 +497,8 @@ class ApiModel(Model):
         raise AssertionError("unreachable")
 
     def _translated(self, stream: Iterable[T]) -> Iterator[T]:
-        """Iterate a streamed response, its SDK's errors translated as :meth:`_call` translates them."""
+        """Iterate a streamed response, its SDK's errors translated as :meth:`_call` translates them; the SDK's
+        stream is closed when this ends, fails or is closed (its HTTP connection released at once)."""
         try:
             yield from stream
         except Exception as exc:
@@ -501,6 +510,8 @@ class ApiModel(Model):
                 raise
             redact_chain(exc)
             raise error from exc
+        finally:
+            close_stream(stream)
 
     def _translate_error(self, exc: Exception) -> BackendError | None:
         """The SDK's exception as a BackendError, or None to let it through unchanged."""

@@ -9,6 +9,7 @@ that are not JSON or not UTF-8. It binds 127.0.0.1 only.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import struct
 import threading
@@ -27,7 +28,8 @@ class Reply:
 
     ``chunks`` are written one by one (chunked transfer encoding unless ``content_length`` is
     set); ``then`` says how the answer ends: ``"end"`` cleanly, ``"reset"`` with a TCP reset
-    where the body stops, ``"hang"`` by stalling (a client timeout must fire).
+    where the body stops, ``"hang"`` by stalling (a client timeout must fire), ``"hold"`` by keeping the
+    connection open until the client closes it (:attr:`FaultInjector.released` is then set).
     """
 
     status: int = 200
@@ -79,6 +81,7 @@ class FaultInjector:
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.released = threading.Event()  # a client closed a connection held open (a reply ending in "hold")
         injector = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -125,6 +128,23 @@ class FaultInjector:
             pass
         handler.connection.close()
 
+    def _hold(self, handler: BaseHTTPRequestHandler) -> None:
+        """Keep the connection open, sending nothing more, until the client closes it (or the stand-in stops)."""
+        connection = handler.connection
+        while not self._stop.is_set():
+            readable, _, _ = select.select([connection], [], [], 0.02)
+            if not readable:
+                continue
+            try:
+                closed = connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:  # reset by the client
+                closed = True
+            if closed:
+                self.released.set()
+                handler.close_connection = True
+                return
+            self._stop.wait(0.02)  # bytes of a next request on this connection: not a close
+
     def _answer(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
         if reply.stall_before:
             self._stop.wait(reply.stall_before)
@@ -150,6 +170,9 @@ class FaultInjector:
                 return
             if reply.then == "hang":
                 self._stop.wait(30)
+                return
+            if reply.then == "hold":
+                self._hold(handler)
                 return
             if chunked:
                 handler.wfile.write(b"0\r\n\r\n")
