@@ -15,7 +15,7 @@ from adapters._openai_wire import (
     translate_transport_error,
 )
 from harness.contract.errors import BackendError, http_error, transport_error
-from harness.contract.model import ApiModel, Request
+from harness.contract.model import ApiModel, Request, close_stream
 from harness.contract.types import ChatMessage, ChatMessageStreamDelta
 
 
@@ -90,7 +90,10 @@ class OpenAIServerModel(ApiModel):
     def _generate_stream(self, request: Request) -> Iterator[ChatMessageStreamDelta]:
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self.client.chat.completions.create(**body))
-        yield from deltas_from_chunks(self._translated(stream), self.backend_name, request_id_of(stream))
+        try:
+            yield from deltas_from_chunks(self._translated(stream), self.backend_name, request_id_of(stream))
+        finally:  # also when the chunks' reader failed, whose traceback keeps the chunks' iterator unclosed
+            close_stream(stream)
 
 
 OpenAIModel = OpenAIServerModel

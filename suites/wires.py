@@ -223,6 +223,10 @@ class WireLens:
         """An error answer carrying ``PROVIDER_MESSAGE`` and ``REQUEST_ID``; ``code`` in the wire's words."""
         raise NotImplementedError
 
+    def broken_stream(self, then: str = "end") -> StandInReply:
+        """A stream of the first piece of ``ANSWER``, then an event no reader of the wire can read."""
+        raise NotImplementedError
+
     # the error codes of the faults every wire has, in this wire's words
     throttled_code: str | None = None
     server_code: str | None = None
@@ -405,6 +409,11 @@ class OpenAIChatLens(WireLens):
         events = [_chunk(p) for p in ANSWER_PIECES] + [_chunk(None, "stop")] if complete else [_chunk(ANSWER_PIECES[0])]
         return StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
                             sse(events, complete), then=then)
+
+    def broken_stream(self, then: str = "end") -> StandInReply:
+        not_a_chunk = {**_chunk(None), "choices": {"index": 0, "delta": {"content": ANSWER_PIECES[-1]}}}
+        return StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                            sse([_chunk(ANSWER_PIECES[0]), not_a_chunk], False), then=then)
 
     def error(self, status: int, code: str | None, headers: dict[str, str] | None = None) -> StandInReply:
         body = {"error": {"message": PROVIDER_MESSAGE, "type": "invalid_request_error", "code": code}}
@@ -698,6 +707,9 @@ class ConverseLens(WireLens):
 
     def stream(self, complete: bool = True, then: str = "end") -> StandInReply:
         return _converse_stream(CONVERSE_START + CONVERSE_END if complete else CONVERSE_START, then)
+
+    def broken_stream(self, then: str = "end") -> StandInReply:
+        return _converse_stream(CONVERSE_START + [_corrupt(CONVERSE_END[0])], then)
 
     def error(self, status: int, code: str | None, headers: dict[str, str] | None = None) -> StandInReply:
         return StandInReply.json({"message": PROVIDER_MESSAGE}, status, {
