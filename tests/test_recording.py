@@ -452,3 +452,18 @@ def test_every_match_of_a_pattern_contains_its_required_text(index):
         assert match is not None and any(part in match.group(0) for part in required), (text, required)
 
     check()
+
+
+def test_a_held_reply_says_when_the_client_closes_the_connection_and_not_before():
+    """The fault stand-in's ``then="hold"``: the first chunks are sent, the connection is kept open, and
+    ``released`` is set only once the client closes it (the judge of clause stream.released-when-closed)."""
+    with FaultInjector([Reply(200, {"Content-Type": "text/event-stream"}, [b"data: 1\n\n"], then="hold")]) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}")
+        received = b""
+        while b"data: 1" not in received:
+            received += client.recv(4096)
+        assert not server.released.wait(0.5), "released while the client still held the connection open"
+        client.close()
+        assert server.released.wait(5), "not released after the client closed the connection"
