@@ -497,8 +497,7 @@ class ApiModel(Model):
         raise AssertionError("unreachable")
 
     def _translated(self, stream: Iterable[T]) -> Iterator[T]:
-        """Iterate a streamed response, its SDK's errors translated as :meth:`_call` translates them; the SDK's
-        stream is closed when this ends, fails or is closed (its HTTP connection released at once)."""
+        """Iterate a streamed response, its SDK's errors translated as :meth:`_call` translates them."""
         try:
             yield from stream
         except Exception as exc:
@@ -510,8 +509,6 @@ class ApiModel(Model):
                 raise
             redact_chain(exc)
             raise error from exc
-        finally:
-            close_stream(stream)
 
     def _translate_error(self, exc: Exception) -> BackendError | None:
         """The SDK's exception as a BackendError, or None to let it through unchanged."""
