@@ -58,6 +58,22 @@ def test_the_report_lists_timeouts_apart_and_each_survivor_with_its_reason(tmp_p
     assert "harness.contract.model       W 1  ? 1" in out.split("survivors by kind")[1]
     # 1 killed of the 3 with a verdict (the timeout has none): 33.3%
     assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "33"]) == 0
+    # a survivor given as equivalent (E) leaves the gate's denominator; one of any other kind counts against it
+    doc.write_text("| `harness.contract.model.x_validate_call__mutmut_2` | E: no test can tell it |\n"
+                   "| `harness.contract.model.x_validate_call__mutmut_3` | U: unreachable |\n", encoding="utf-8")
+    capsys.readouterr()
+    assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "51"]) == 1
+    assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "50"]) == 0
+    assert "harness.contract.model             4       1        2       1        0       0   33.3%    1   50.0%" \
+        in capsys.readouterr().out
+
+
+def test_the_score_without_equivalent_survivors_is_killed_of_the_rest():
+    mutation = _tool("mutation")
+    counts = Counter({"killed": 18, "survived": 4, "timeout": 3})
+    assert mutation._score(counts, 2) == 100.0 * 18 / 20
+    assert mutation._score(counts) == 100.0 * 18 / 22
+    assert mutation._score(Counter({"survived": 2}), 2) == 0.0  # nothing left to judge is no score, not a division
 
 
 def test_a_reason_given_for_a_pattern_covers_each_mutant_it_matches():

@@ -4,19 +4,21 @@
         [--backends openai,bedrock]   # one judge for every target (default: each target's own, below)
     python tools/mutation.py --rerun-survivors [--only ...]   # after strengthening the suites
 
-Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the targets below, with
-``pytest suites`` replaying cassettes as the only judge, then prints killed / survived per target
-and every survivor (``mutmut show NAME`` prints its diff). The score is the share killed of the
-mutants with a verdict: a mutant whose run timed out is listed apart, with no verdict, and never
-counted as killed. Work happens in ``mutants/<judge>/``, a copy of the tree per group of targets judged by the same
-backends, which a run of that group starts afresh; ``--rerun-survivors`` keeps it and judges only the last run's
-survivors (and timed-out mutants) again, with the suites as they are now (the group's copy takes the project's
-``suites/`` and unmutated modules again, mutmut copies them on and collects coverage for the new tests; killed
-verdicts stand; a mutated file changed since the copy was made means its target must be run afresh, and the rerun
-refuses). The table gives each target's killed / survived /
-timeout / no-tests counts and score; timeouts are listed apart, and every survivor with the reason
-``docs/mutation.md`` gives for it (or NO REASON GIVEN). Exit status: 0, or 1 when the score over all the
-targets run is under ``--fail-under``, or 2 when mutmut itself failed.
+Runs mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) on the targets below, with ``pytest suites``
+replaying cassettes as the only judge, then prints killed / survived per target and every survivor (``mutmut show
+NAME`` prints its diff). The score is the share killed of the mutants with a verdict: a mutant whose run timed out
+is listed apart, with no verdict, and never counted as killed. Beside it, the score without the survivors
+docs/mutation.md gives as equivalent (kind E: no test can tell them from the code), the usual definition of a
+mutation score, which ``--fail-under`` reads; every other survivor (unreachable, wording, outside the contract,
+gap) counts against it. Work happens in ``mutants/<judge>/``, a copy of the tree per group of targets judged by the
+same backends, which a run of that group starts afresh; ``--rerun-survivors`` keeps it and judges only the last
+run's survivors (and timed-out mutants) again, with the suites as they are now (the group's copy takes the
+project's ``suites/`` and unmutated modules again, mutmut copies them on and collects coverage for the new tests;
+killed verdicts stand; a mutated file changed since the copy was made means its target must be run afresh, and the
+rerun refuses). The table gives each target's killed / survived / timeout / no-tests counts and score; timeouts are
+listed apart, and every survivor with the reason ``docs/mutation.md`` gives for it (or NO REASON GIVEN). Exit
+status: 0, or 1 when the score over all the targets run (equivalent survivors left out) is under ``--fail-under``,
+or 2 when mutmut itself failed.
 """
 
 from __future__ import annotations
@@ -155,11 +157,13 @@ def _kind(reason: str) -> str:
     return match.group(1) if match else "mixed"
 
 
-def _score(statuses: Counter[str]) -> float:
+def _score(statuses: Counter[str], equivalent: int = 0) -> float:
     """Percent killed of the mutants with a verdict: only a failing suite kills; a timeout is reported apart,
-    never counted as a kill; "no tests" counts as survived."""
-    judged = sum(statuses.values()) - sum(statuses[s] for s in UNDECIDED)
-    return 100.0 * statuses["killed"] / judged if judged else 0.0
+    never counted as a kill; "no tests" counts as survived. ``equivalent`` survivors (those whose reason in
+    docs/mutation.md is of kind E: no test of any judge can tell them from the code) leave the denominator, as in
+    the usual definition of a mutation score; every other survivor counts against it, whatever its reason."""
+    judged = sum(statuses.values()) - sum(statuses[s] for s in UNDECIDED) - equivalent
+    return 100.0 * statuses["killed"] / judged if judged > 0 else 0.0
 
 
 def _groups(chosen: list[str], backends: str | None) -> dict[str, list[str]]:
@@ -281,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help=f"comma list of targets (default: all of {', '.join(TARGETS)})")
     parser.add_argument("--fail-under", type=float, default=None,
                         help="exit 1 when the score over all targets run (percent killed of the mutants with a "
-                             "verdict; timeouts have none) is lower")
+                             "verdict, timeouts having none, less the survivors docs/mutation.md gives as "
+                             "equivalent, kind E) is lower")
     parser.add_argument("--sample", type=int, default=None, metavar="N",
                         help="judge N mutants per target drawn at random (seeded) instead of all of them: the score "
                              "is then an estimate, printed with its 95%% interval")
@@ -349,20 +354,28 @@ def main(argv: list[str] | None = None) -> int:
     results = {t: {} for t in chosen}
     for backends, targets in groups.items():
         results.update(_results(_workpath(backends), {t: TARGETS[t] for t in targets}))
+    reasons = _reasons()
     total: Counter[str] = Counter()
+    total_equivalent = 0
     print(f"\n{'target':28} {'mutants':>7} {'killed':>7} {'survived':>8} {'timeout':>7} {'no tests':>8} "
-          f"{'not run':>7} {'score':>7}")
+          f"{'not run':>7} {'score':>7} {'E':>4} {'E out':>7}")
 
-    def row(name: str, counts: Counter[str]) -> None:
+    def row(name: str, counts: Counter[str], equivalent: int) -> None:
         print(f"{name:28} {sum(counts.values()):7} {counts['killed']:7} {counts['survived']:8} "
-              f"{counts['timeout']:7} {counts['no tests']:8} {counts['not run']:7} {_score(counts):6.1f}%")
+              f"{counts['timeout']:7} {counts['no tests']:8} {counts['not run']:7} {_score(counts):6.1f}% "
+              f"{equivalent:4} {_score(counts, equivalent):6.1f}%")
 
     for target, statuses in results.items():
         counts = Counter(statuses.values())
+        equivalent = sum(1 for name, s in statuses.items()
+                         if s in ("survived", "no tests") and _kind(_reason_for(name, reasons)) == "E")
         total += counts
-        row(target, counts)
+        total_equivalent += equivalent
+        row(target, counts, equivalent)
     if len(results) > 1:
-        row("all targets", total)
+        row("all targets", total, total_equivalent)
+    print("(score: killed of the mutants with a verdict; E: survivors whose reason is of kind E, equivalent; "
+          "E out: the score without them, which --fail-under reads)")
     timeouts = [name for statuses in results.values() for name, s in statuses.items() if s == "timeout"]
     if timeouts:
         # no verdict: on a machine busier than during mutmut's stats run a slow survivor can time out too
@@ -370,7 +383,6 @@ def main(argv: list[str] | None = None) -> int:
               "--rerun-survivors on a quieter machine):")
         for name in timeouts:
             print(f"  {name}")
-    reasons = _reasons()
     survivors = [(name, s) for statuses in results.values() for name, s in statuses.items()
                  if s in ("survived", "no tests", "suspicious")]
     if survivors:
@@ -396,8 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             if counts["not run"] and judged:
                 low, high = _interval(counts["killed"], judged)
                 print(f"  {target:28} {_score(counts):5.1f}% of {judged} judged: [{low:.1f}, {high:.1f}]%")
-    if args.fail_under is not None and _score(total) < args.fail_under:
-        print(f"\nscore {_score(total):.1f}% is under --fail-under {args.fail_under}", file=sys.stderr)
+    if args.fail_under is not None and _score(total, total_equivalent) < args.fail_under:
+        print(f"\nscore {_score(total, total_equivalent):.1f}% (equivalent survivors left out; "
+              f"{_score(total):.1f}% with them) is under --fail-under {args.fail_under}", file=sys.stderr)
         return 1
     return 0
 
