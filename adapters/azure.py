@@ -34,17 +34,16 @@ def _from_env(value: str | None, parameter: str, variable: str) -> str:
 
 
 def filtered_categories(results: Any) -> list[str]:
-    """The categories an Azure content-filter result marks as filtered, e.g. ``['violence (high)']``."""
+    """The categories an Azure content-filter result (a choice's ``content_filter_results``, an error's
+    ``innererror.content_filter_result``: one object, category -> verdict) marks as filtered, e.g.
+    ``['violence (high)']``; nothing for anything else."""
+    if not isinstance(results, Mapping):
+        return []
     out = []
-    for entry in results if isinstance(results, list) else [results]:
-        if isinstance(entry, Mapping) and "content_filter_results" in entry:
-            entry = entry["content_filter_results"]
-        if not isinstance(entry, Mapping):
-            continue
-        for category, verdict in entry.items():
-            if isinstance(verdict, Mapping) and verdict.get("filtered"):
-                detail = verdict.get("severity") or ("detected" if verdict.get("detected") else None)
-                out.append(f"{category} ({detail})" if detail else str(category))
+    for category, verdict in results.items():
+        if isinstance(verdict, Mapping) and verdict.get("filtered"):
+            detail = verdict.get("severity") or ("detected" if verdict.get("detected") else None)
+            out.append(f"{category} ({detail})" if detail else str(category))
     return out
 
 
@@ -57,7 +56,7 @@ class AzureOpenAIServerModel(OpenAIServerModel):
     """A deployment on Azure OpenAI; ``model_id`` is the deployment name.
 
     Whether ``stop`` is sent follows smolagents' rule on the deployment name (``supports_stop_parameter``
-    overrides it; ``send_stop`` is its older name); the stop contract is kept client-side either way.
+    overrides it); the stop contract is kept client-side either way.
     """
 
     backend_name = "azure"
@@ -74,8 +73,6 @@ class AzureOpenAIServerModel(OpenAIServerModel):
         api_version: str | None = None,
         client_kwargs: dict[str, Any] | None = None,
         custom_role_conversions: dict[str, str] | None = None,
-        *,
-        send_stop: bool | None = None,
         **kwargs: Any,
     ) -> None:
         client_kwargs = dict(client_kwargs or {})
@@ -101,11 +98,6 @@ class AzureOpenAIServerModel(OpenAIServerModel):
                 )
         self.azure_endpoint = azure_endpoint
         self.api_version = api_version
-        if send_stop is not None:
-            if kwargs.get("supports_stop_parameter") not in (None, send_stop):
-                raise ValueError("AzureOpenAIServerModel got send_stop and supports_stop_parameter with different "
-                                 "values; pass supports_stop_parameter alone (send_stop is its older name)")
-            kwargs["supports_stop_parameter"] = send_stop
         super().__init__(
             model_id=model_id,
             api_key=api_key,

@@ -117,7 +117,7 @@ def test_entra_id_token_provider_needs_no_key():
 
 def test_to_dict_round_trips_without_the_key():
     model = AzureOpenAIServerModel("d", azure_endpoint=ENDPOINT, api_key="secret-key-123", api_version=VERSION,
-                                   requests_per_minute=60, send_stop=False, max_tokens=10)
+                                   requests_per_minute=60, supports_stop_parameter=False, max_tokens=10)
     data = model.to_dict()
     assert "secret-key-123" not in json.dumps(data, default=str) and "api_key" not in data
     assert "api_base" not in data  # not an Azure parameter; it would be sent to the API as a kwarg
@@ -148,7 +148,8 @@ def test_stop_is_sent_and_the_contract_holds():
 
 def test_a_deployment_that_cannot_take_stop_trims_client_side():
     server = Server(_reply(_completion("one two three")))
-    message = _model(server, send_stop=False)([{"role": "user", "content": "Count"}], stop_sequences=["two"])
+    model = _model(server, supports_stop_parameter=False)
+    message = model([{"role": "user", "content": "Count"}], stop_sequences=["two"])
     assert "stop" not in server.body()
     assert message.content == "one "
 
