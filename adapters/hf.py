@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from huggingface_hub import InferenceClient
-from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
+from huggingface_hub.errors import HfHubHTTPError, TextGenerationError
 from huggingface_hub.inference import _client as _client_module
 
 from adapters._openai_wire import (
@@ -20,7 +20,7 @@ from adapters._openai_wire import (
     message_from_completion,
     translate_transport_error,
 )
-from harness.contract.errors import BackendError, http_error, transport_error
+from harness.contract.errors import BackendError, http_error
 from harness.contract.model import ApiModel, Request, supports_stop_parameter
 from harness.contract.types import ChatMessage, ChatMessageStreamDelta
 
@@ -107,9 +107,8 @@ class _InferenceClient(InferenceClient):
 
 
 def translate_hf_error(exc: Exception, backend: str) -> BackendError | None:
-    """A huggingface_hub or httpx exception as the harness's typed error."""
-    if isinstance(exc, InferenceTimeoutError):
-        return transport_error(backend, "timeout", exc)
+    """A huggingface_hub or httpx exception as the harness's typed error. Python's own kinds are typed before it
+    is asked (``generic_error``): huggingface_hub's ``InferenceTimeoutError`` is a ``TimeoutError``."""
     if isinstance(exc, HfHubHTTPError):
         response = exc.response
         body = None
