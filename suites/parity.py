@@ -16,6 +16,7 @@ import functools
 import importlib
 import inspect
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -289,7 +290,7 @@ def check_missing(cls: type, class_name: str, parameter: str, spec: dict[str, An
             cls(**base_arguments(class_name, without=(parameter, *(spec.get("without") or ()))))
         except Exception as exc:  # noqa: BLE001 - any type: what is asked is that the error names the setting
             text = str(exc)
-            unnamed = [name for name in spec["names"] if name not in text]
+            unnamed = [name for name in spec["names"] if not names(text, name)]
             if unnamed:
                 return Outcome(False, f"{type(exc).__name__} not naming {unnamed}: {text[:200]}")
             return Outcome(True, f"{type(exc).__name__}: {text[:200]}")
@@ -297,13 +298,24 @@ def check_missing(cls: type, class_name: str, parameter: str, spec: dict[str, An
                           "missing and nothing said so")
 
 
+def names(text: str, name: str) -> bool:
+    """``text`` names ``name`` as a word of its own, spelt as it is: ``api_key`` is named by "pass `api_key`" and
+    "api_key=...", not by "XXapi_keyXX", "API_KEY" or "AZURE_OPENAI_API_KEY"."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
+
+
 def check_conflicting(cls: type, class_name: str, given: dict[str, Any]) -> Outcome:
-    """Arguments of which one would be ignored beside the other are refused with a ValueError."""
+    """Arguments of which one would be ignored beside the other are refused with a ValueError naming each of them
+    (as the caller spelt it)."""
     given = _fill(given)
     try:
         cls(**{**base_arguments(class_name, without=tuple(given)), **given})
     except ValueError as exc:
-        return Outcome(True, f"ValueError: {str(exc)[:200]}")
+        text = str(exc)
+        unnamed = [name for name in given if not names(text, name)]
+        if unnamed:
+            return Outcome(False, f"ValueError not naming {unnamed}: {text[:200]}")
+        return Outcome(True, f"ValueError: {text[:200]}")
     except Exception as exc:  # noqa: BLE001
         return Outcome(False, f"{type(exc).__name__} instead of a ValueError: {str(exc)[:200]}")
     return Outcome(False, f"accepted {', '.join(f'{k}={v!r}' for k, v in given.items())}; one of them is ignored")

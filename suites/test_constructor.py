@@ -102,7 +102,8 @@ def test_defaults_and_environment(reference: tuple[str, type], under_test: type)
 @pytest.mark.clause("constructor.ignored-is-error")
 def test_conflicting_arguments_are_an_error(reference: tuple[str, type], under_test: type) -> None:
     """Arguments of which one would be ignored beside the other (a token and its alias api_key, a URL as
-    model_id and a base_url) are a ValueError."""
+    model_id and a base_url, an Azure endpoint and a deployment's URL) are a ValueError naming each of them as the
+    caller spelt it."""
     name, _ = reference
     sets = parity.load_table()[name].get("conflicting")
     if not sets:
