@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from parity import names
 from wires import ANSWER, PROVIDER_MESSAGE, REQUEST_ID, STAND_IN_KEY, WIRES, WireLens, lens_of
 
 from conftest import mark_backend_reached
@@ -45,7 +46,8 @@ class Fault:
     # the request id the answer carried must be in str(exc): None, where the provider's message must be; True or
     # False, whatever that is (an error event inside a 200 stream carries no request id of its own)
     request_id: bool | None = None
-    # words str(exc) must hold besides its kind (a stopReason of the wire's answer, the setting to change, say)
+    # words str(exc) must hold, each as words of its own (parity.names), besides its kind (a stopReason of the
+    # wire's answer, the setting to change, say)
     names: tuple[str, ...] = ()
     # the credential the answer echoes is in no error's text: the one raised, nor any it was raised from
     credential_free: bool = False
@@ -219,7 +221,7 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
                                                f"{REQUEST_ID!r}: {text}"
     azure = "azure_endpoint" in backend.settings(Target(mode="replay"))
     for word in fault.names + (fault.azure_names if azure else ()):
-        assert word in text, f"{fault_name}: the error does not say {word!r}: {text}"
+        assert names(text, word), f"{fault_name}: the error does not say {word!r} (as words of their own): {text}"
     if fault.credential_free:
         chain: list[BaseException] = []
         current: BaseException | None = error
