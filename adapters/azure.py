@@ -116,13 +116,6 @@ class AzureOpenAIServerModel(OpenAIServerModel):
         }
         return openai.AzureOpenAI(**options)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        for name in ("api_base", "organization", "project"):  # OpenAIServerModel's, kept only when set
-            if data.get(name) is None:
-                data.pop(name, None)
-        return data
-
     def _translate_error(self, exc: Exception) -> BackendError | None:
         error = super()._translate_error(exc)
         if isinstance(error, ContentFilterError) and isinstance(exc, openai.APIStatusError):

@@ -120,10 +120,12 @@ def test_to_dict_round_trips_without_the_key():
                                    requests_per_minute=60, supports_stop_parameter=False, max_tokens=10)
     data = model.to_dict()
     assert "secret-key-123" not in json.dumps(data, default=str) and "api_key" not in data
-    assert "api_base" not in data  # not an Azure parameter; it would be sent to the API as a kwarg
+    # OpenAIServerModel's settings left unset are exported unset, as smolagents' to_dict does (an attribute it has)
+    assert (data["api_base"], data["organization"], data["project"]) == (None, None, None)
     rebuilt = AzureOpenAIServerModel.from_dict({**data, "api_key": "k"})
     assert (rebuilt.azure_endpoint, rebuilt.api_version, rebuilt.supports_stop_parameter, rebuilt.kwargs) == (
         ENDPOINT, VERSION, False, {"max_tokens": 10})
+    assert rebuilt.to_dict() == data  # none of them became a request parameter
 
 
 def test_alias():
