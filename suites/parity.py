@@ -282,6 +282,15 @@ def further_checks(cls: type, class_name: str) -> list[tuple[str, Outcome]]:
     return found
 
 
+def check_client_kwargs_kept(cls: type, class_name: str, key: str, spec: dict[str, Any]) -> Outcome:
+    """A client setting given inside ``client_kwargs`` (its parameter left out, ``spec``'s ``clear`` variables
+    removed) reaches ``spec``'s target as given: not overwritten by the parameter left unset, not refused."""
+    arguments = base_arguments(class_name, without=(key, "client_kwargs"))
+    arguments["client_kwargs"] = {key: _fill(spec["value"])}
+    with environment(dict.fromkeys(spec.get("clear") or (), None)):
+        return _reach(cls, arguments, spec)
+
+
 def check_missing(cls: type, class_name: str, parameter: str, spec: dict[str, Any]) -> Outcome:
     """A setting the model cannot work without, given neither as ``parameter`` nor in the environment (``spec``'s
     ``clear``), refuses the build with an error naming each of ``spec``'s ``names`` (the parameter and its variable)."""
@@ -384,7 +393,7 @@ def check_ignored_with_client(cls: type, class_name: str, parameter: str) -> Out
     try:
         cls(**{**base_arguments(class_name, without=tuple(settings)), "client": object(), parameter: value})
     except ValueError as exc:
-        if parameter in str(exc):
+        if names(str(exc), parameter):
             return Outcome(True, f"ValueError: {str(exc)[:200]}")
         return Outcome(False, f"ValueError without naming {parameter!r}: {str(exc)[:200]}")
     except Exception as exc:  # noqa: BLE001

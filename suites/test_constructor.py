@@ -116,6 +116,22 @@ def test_conflicting_arguments_are_an_error(reference: tuple[str, type], under_t
     assert not failures, f"{under_test.__qualname__}:\n  " + "\n  ".join(failures)
 
 
+@pytest.mark.clause("constructor.client-kwargs-kept")
+def test_client_kwargs_are_kept(reference: tuple[str, type], under_test: type) -> None:
+    """A client setting given inside client_kwargs (an Azure endpoint, API version or key), its own parameter left
+    out, reaches the SDK client as given."""
+    name, _ = reference
+    settings = parity.load_table()[name].get("client_kwargs_kept")
+    if not settings:
+        pytest.skip(f"{name}: the table lists no client setting to give inside client_kwargs")
+    failures = []
+    for key, spec in settings.items():
+        outcome = parity.check_client_kwargs_kept(under_test, name, key, spec)
+        if not outcome.ok:
+            failures.append(f"client_kwargs={{{key!r}: ...}}: {outcome.detail}")
+    assert not failures, f"{under_test.__qualname__}:\n  " + "\n  ".join(failures)
+
+
 @pytest.mark.clause("constructor.missing-setting-named")
 def test_a_missing_setting_is_named(reference: tuple[str, type], under_test: type) -> None:
     """A setting the model cannot work without (an endpoint, an API version, a credential), given neither as its
