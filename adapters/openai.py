@@ -36,6 +36,18 @@ def translate_openai_error(exc: Exception, backend: str) -> BackendError | None:
     return translate_transport_error(exc, backend)
 
 
+def lift_client_setting(owner: str, client_kwargs: dict[str, Any], key: str, parameter: str, value: Any) -> Any:
+    """``value`` (the parameter's), else the same setting given inside ``client_kwargs`` under ``key``, which is
+    taken out of it so that the setting reaches the client once, where the parameter would; both given is a
+    ValueError naming both."""
+    if key not in client_kwargs:
+        return value
+    inner = client_kwargs.pop(key)
+    if value is not None and inner is not None:
+        raise ValueError(f"{owner} got {parameter} and client_kwargs[{key!r}]; pass one")
+    return inner if value is None else value
+
+
 class OpenAIServerModel(ApiModel):
     """Any OpenAI-compatible chat-completions server (``api_base`` points at it)."""
 
@@ -57,11 +69,15 @@ class OpenAIServerModel(ApiModel):
         flatten_messages_as_text: bool = False,
         **kwargs: Any,
     ) -> None:
-        self.api_base = api_base
-        self.api_key = api_key
-        self.organization = organization
-        self.project = project
-        self.client_kwargs = dict(client_kwargs or {})
+        # a client setting given inside client_kwargs stands for its parameter (smolagents' class overwrites it
+        # with the parameter, even unset; passed on beside it, openai.OpenAI would get it twice)
+        client_kwargs = dict(client_kwargs or {})
+        owner = type(self).__name__
+        self.api_base = lift_client_setting(owner, client_kwargs, "base_url", "api_base", api_base)
+        self.api_key = lift_client_setting(owner, client_kwargs, "api_key", "api_key", api_key)
+        self.organization = lift_client_setting(owner, client_kwargs, "organization", "organization", organization)
+        self.project = lift_client_setting(owner, client_kwargs, "project", "project", project)
+        self.client_kwargs = client_kwargs
         super().__init__(
             model_id=model_id,
             custom_role_conversions=custom_role_conversions,

@@ -118,8 +118,8 @@ def test_conflicting_arguments_are_an_error(reference: tuple[str, type], under_t
 
 @pytest.mark.clause("constructor.client-kwargs-kept")
 def test_client_kwargs_are_kept(reference: tuple[str, type], under_test: type) -> None:
-    """A client setting given inside client_kwargs (an Azure endpoint, API version or key), its own parameter left
-    out, reaches the SDK client as given."""
+    """A client setting given inside client_kwargs (an API key, a base URL, an organization or project, an Azure
+    endpoint or API version), its own parameter left out, reaches the SDK client as given."""
     name, _ = reference
     settings = parity.load_table()[name].get("client_kwargs_kept")
     if not settings:

@@ -268,3 +268,33 @@ def test_record_settings_read_the_environment(monkeypatch):
     assert (settings["model_id"], settings["azure_endpoint"], settings["api_key"], settings["api_version"]) == (
         "prod", ENDPOINT, "live-key", VERSION)
     assert AzureOpenAIServerModel(**settings).model_id == "prod"
+
+
+# -- client settings given inside client_kwargs ------------------------------------------------------
+
+
+def test_a_client_setting_inside_client_kwargs_stands_for_its_parameter():
+    from adapters import OpenAIServerModel
+
+    # openai.OpenAI got them twice before (a TypeError); now each reaches the client once, where its parameter would
+    model = OpenAIServerModel("m", client_kwargs={"api_key": "key-inside", "base_url": "http://127.0.0.1:9/v1",
+                                                  "organization": "org-inside", "timeout": 7.5})
+    assert (model.api_key, model.api_base, model.organization, model.client_kwargs) == (
+        "key-inside", "http://127.0.0.1:9/v1", "org-inside", {"timeout": 7.5})
+    assert (model.client.api_key, str(model.client.base_url), model.client.organization) == (
+        "key-inside", "http://127.0.0.1:9/v1/", "org-inside")
+    assert "key-inside" not in json.dumps(model.to_dict(), default=str)  # lifted out of the exported client_kwargs
+    azure = AzureOpenAIServerModel("d", client_kwargs={"azure_endpoint": ENDPOINT, "api_version": VERSION,
+                                                       "api_key": "key-inside"})
+    assert (azure.azure_endpoint, azure.api_version, azure.api_key, azure.client_kwargs) == (
+        ENDPOINT, VERSION, "key-inside", {})
+
+
+@pytest.mark.parametrize("parameter,key", [("api_key", "api_key"), ("azure_endpoint", "azure_endpoint"),
+                                           ("api_version", "api_version"), ("api_base", "base_url")])
+def test_a_setting_given_as_its_parameter_and_inside_client_kwargs_is_refused(parameter, key):
+    arguments = {"model_id": "d", "api_key": "k", "api_version": VERSION, parameter: "https://a.example/v1"}
+    if parameter != "api_base":
+        arguments["azure_endpoint"] = arguments.get("azure_endpoint", ENDPOINT)
+    with pytest.raises(ValueError, match=rf"got {parameter} and client_kwargs\['{key}'\]; pass one"):
+        AzureOpenAIServerModel(**arguments, client_kwargs={key: "https://b.example/v1"})
