@@ -413,12 +413,18 @@ def test_router_group_limit_reached(request: pytest.FixtureRequest, backend: Any
     assert attempts == 1, f"{attempts} requests: the second call went past the group's limit"
     assert sum(model.delays) <= model.max_total_wait
 
+# where the AWS chain reads a credential from (boto3's credentials guide; AWS_BEARER_TOKEN_BEDROCK: Bedrock's API
+# keys), and the parameter a model is given one in
+CREDENTIAL_SOURCES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK", "client_kwargs")
+
+
 @pytest.mark.clause("errors.no-credentials")
 def test_no_credentials_anywhere(request: pytest.FixtureRequest, backend: Any, fault_model: Callable[..., Any],
                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """A Bedrock model built without credentials, where the AWS chain finds none either (no variables, empty
     config and credentials files, no instance metadata): the call fails as an error of kind auth naming the
-    backend, before any request is sent, and is not retried."""
+    backend and where a credential is read from (the AWS variables of a key, a profile and a Bedrock API key, and
+    the model's client_kwargs), before any request is sent, and is not retried."""
 
 
     def without_keys(settings: dict[str, Any]) -> dict[str, Any]:
@@ -444,5 +450,7 @@ def test_no_credentials_anywhere(request: pytest.FixtureRequest, backend: Any, f
     text = str(error)
     assert error.kind == "auth" and "kind=auth" in text, text
     assert backend.name in text, text
+    unnamed = [name for name in CREDENTIAL_SOURCES if not names(text, name)]
+    assert not unnamed, f"the error does not say where a credential is read from: {unnamed} unnamed: {text}"
     assert attempts == 0, f"{attempts} requests sent without credentials"
     assert model.delays == [], f"retried without credentials, waiting {model.delays}"
