@@ -57,6 +57,9 @@ class Fault:
     timeout: float = TIMEOUT
     # other kinds a backend may honestly report on a wire, with why (the SDK cannot tell the difference)
     kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the status an error of a kind must carry, where the wire allows several kinds (`kinds`) of which only some
+    # keep the answer's status (an SDK's own synthetic 500 for what it could not read keeps none)
+    status_of_kind: dict[str, int] = field(default_factory=dict)
     # words str(exc) must hold from an Azure deployment (a backend built with an azure_endpoint)
     azure_names: tuple[str, ...] = ()
     stop_sequences: list[str] | None = None  # the call's stop sequences
@@ -213,6 +216,10 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
     assert backend.name in text
     if fault.status is not None:
         assert error.status == fault.status and f"status={fault.status}" in text, text
+    if error.kind in fault.status_of_kind:
+        status = fault.status_of_kind[error.kind]
+        assert error.status == status and f"status={status}" in text, \
+            f"{fault_name}: an error of kind {error.kind}, status {error.status!r}; the answer's was {status}: {text}"
     if fault.provider_message:
         assert PROVIDER_MESSAGE in text, text
     if fault.provider_message if fault.request_id is None else fault.request_id:

@@ -504,8 +504,10 @@ class OpenAIChatLens(WireLens):
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
                                               sse([_chunk(ANSWER_PIECES[0]), not_a_chunk, _chunk(None, "stop")],
                                                   True))],
-                # litellm raises on it as a synthetic 500 (litellm.completion) or an error of its own (the Router)
-                stream=True, kind="malformed", attempts=1, kinds={"openai": ("malformed", "server", "client")}),
+                # litellm raises on it as a synthetic 500 (litellm.completion) or an error of its own (the Router);
+                # typed malformed, it keeps the status its stream was answered with
+                stream=True, kind="malformed", attempts=1, kinds={"openai": ("malformed", "server", "client")},
+                status_of_kind={"malformed": 200}),
             # a stream without an x-request-id header (a server behind no gateway): its chunks' own id names the
             # request in the error of a stream cut without a finish_reason, or by the token limit inside a call
             "stream-without-finish-reason-named-by-its-id": dict(
