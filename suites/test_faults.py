@@ -52,6 +52,7 @@ class Fault:
     # the credential the answer echoes is in no error's text: the one raised, nor any it was raised from
     credential_free: bool = False
     wire: str | None = None  # the wire the fault exists on (None: every wire)
+    backends: tuple[str, ...] = ()  # the backends whose provider answers so (empty: every backend of the wire)
     needs: str | None = None  # the wire lens's answer the fault needs (a wire without one skips)
     tools: bool = False
     timeout: float = TIMEOUT
@@ -125,6 +126,13 @@ FAULTS["html-413"] = Fault(
     lambda w: [Reply.raw(b"<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>",
                          413, "text/html", {"x-request-id": REQUEST_ID})], kind="validation", status=413, attempts=1,
     request_id=True, names=("Request Entity Too Large",))
+# Hugging Face's router answers from behind AWS: an error whose only request id is its X-Amzn-Trace-Id header, which
+# huggingface_hub names the request by (hf_raise_for_status: X-Request-Id, else X-Amzn-Trace-Id, else X-Amz-Cf-Id)
+FAULTS["400-named-by-its-trace-id"] = Fault(
+    lambda w: [Reply.json({"error": {"message": PROVIDER_MESSAGE, "type": "invalid_request_error", "code": None}}, 400,
+                          {"X-Amzn-Trace-Id": REQUEST_ID})],
+    kind="validation", status=400, attempts=1, provider_message=True, request_id=True, wire="openai",
+    backends=("inference-client",), clauses=("errors.request-id",))
 # the faults only one wire has, run on the backends that speak it
 for _lens in WIRES.values():
     for _name, _fault in _lens.own_faults().items():
@@ -173,6 +181,8 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
     wire = lens_of(backend)
     if fault.wire is not None and fault.wire != wire.name:
         pytest.skip(f"{fault_name} is a fault of the {fault.wire} wire only")
+    if fault.backends and backend.name not in fault.backends:
+        pytest.skip(f"{fault_name} is an answer of {', '.join(fault.backends)} only")
     if fault.needs and getattr(wire, fault.needs)() is None:
         pytest.skip(f"{fault_name}: the {wire.name} wire has no such answer")
     stream = fault.stream or (fault.tools and wire.truncated_tool_call_streams)
