@@ -76,10 +76,9 @@ class AzureOpenAIServerModel(OpenAIServerModel):
         **kwargs: Any,
     ) -> None:
         client_kwargs = dict(client_kwargs or {})
-        owner = type(self).__name__
-        azure_endpoint = lift_client_setting(owner, client_kwargs, "azure_endpoint", "azure_endpoint", azure_endpoint)
-        api_version = lift_client_setting(owner, client_kwargs, "api_version", "api_version", api_version)
-        api_key = lift_client_setting(owner, client_kwargs, "api_key", "api_key", api_key)
+        azure_endpoint = lift_client_setting(self, client_kwargs, "azure_endpoint", azure_endpoint)
+        api_version = lift_client_setting(self, client_kwargs, "api_version", api_version)
+        api_key = lift_client_setting(self, client_kwargs, "api_key", api_key)
         # api_base (OpenAIServerModel's parameter, as smolagents passes it on) is the client's base_url: a
         # deployment's full URL instead of the resource endpoint
         api_base = kwargs.get("api_base")
