@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import openai
 
 from adapters._openai_wire import message_from_completion
-from adapters.openai import OpenAIServerModel, lift_client_setting
+from adapters.openai import OpenAIServerModel
 from harness.contract.errors import BackendError, ContentFilterError, provider_message
 from harness.contract.model import Request
 from harness.contract.types import ChatMessage
@@ -76,9 +76,9 @@ class AzureOpenAIServerModel(OpenAIServerModel):
         **kwargs: Any,
     ) -> None:
         client_kwargs = dict(client_kwargs or {})
-        azure_endpoint = lift_client_setting(self, client_kwargs, "azure_endpoint", azure_endpoint)
-        api_version = lift_client_setting(self, client_kwargs, "api_version", api_version)
-        api_key = lift_client_setting(self, client_kwargs, "api_key", api_key)
+        azure_endpoint = self._lift_client_setting(client_kwargs, "azure_endpoint", azure_endpoint)
+        api_version = self._lift_client_setting(client_kwargs, "api_version", api_version)
+        api_key = self._lift_client_setting(client_kwargs, "api_key", api_key)
         # api_base (OpenAIServerModel's parameter, as smolagents passes it on) is the client's base_url: a
         # deployment's full URL instead of the resource endpoint
         api_base = kwargs.get("api_base")

@@ -36,20 +36,6 @@ def translate_openai_error(exc: Exception, backend: str) -> BackendError | None:
     return translate_transport_error(exc, backend)
 
 
-def lift_client_setting(model: Any, client_kwargs: dict[str, Any], parameter: str, value: Any,
-                        key: str | None = None) -> Any:
-    """``value`` (``model``'s parameter's), else the same setting given inside ``client_kwargs`` under ``key`` (the
-    parameter's name unless the client names it otherwise), which is taken out of it so that the setting reaches
-    the client once, where the parameter would; both given is a ValueError naming both."""
-    key = key or parameter
-    if key not in client_kwargs:
-        return value
-    inner = client_kwargs.pop(key)
-    if value is not None and inner is not None:
-        raise ValueError(f"{type(model).__name__} got {parameter} and client_kwargs[{key!r}]; pass one")
-    return inner if value is None else value
-
-
 class OpenAIServerModel(ApiModel):
     """Any OpenAI-compatible chat-completions server (``api_base`` points at it)."""
 
@@ -74,10 +60,10 @@ class OpenAIServerModel(ApiModel):
         # a client setting given inside client_kwargs stands for its parameter (smolagents' class overwrites it
         # with the parameter, even unset; passed on beside it, openai.OpenAI would get it twice)
         client_kwargs = dict(client_kwargs or {})
-        self.api_base = lift_client_setting(self, client_kwargs, "api_base", api_base, key="base_url")
-        self.api_key = lift_client_setting(self, client_kwargs, "api_key", api_key)
-        self.organization = lift_client_setting(self, client_kwargs, "organization", organization)
-        self.project = lift_client_setting(self, client_kwargs, "project", project)
+        self.api_base = self._lift_client_setting(client_kwargs, "api_base", api_base, key="base_url")
+        self.api_key = self._lift_client_setting(client_kwargs, "api_key", api_key)
+        self.organization = self._lift_client_setting(client_kwargs, "organization", organization)
+        self.project = self._lift_client_setting(client_kwargs, "project", project)
         self.client_kwargs = client_kwargs
         super().__init__(
             model_id=model_id,
@@ -85,6 +71,21 @@ class OpenAIServerModel(ApiModel):
             flatten_messages_as_text=flatten_messages_as_text,
             **kwargs,
         )
+
+    def _lift_client_setting(self, client_kwargs: dict[str, Any], parameter: str, value: Any,
+                             key: str | None = None) -> Any:
+        """``value`` (the parameter's), else the same setting given inside ``client_kwargs`` under ``key`` (the
+        parameter's name unless the client names it otherwise), which is taken out of it so that the setting reaches
+        the client once, where the parameter would; both given is a ValueError naming both."""
+        key = key or parameter
+        if key not in client_kwargs:
+            return value
+        inner = client_kwargs.pop(key)
+        if value is None:
+            return inner
+        if inner is not None:
+            raise ValueError(f"{type(self).__name__} got {parameter} and client_kwargs[{key!r}]; pass one")
+        return value
 
     def create_client(self) -> Any:
         # our bounded retry honours Retry-After; the SDK's own retries would multiply it

@@ -284,11 +284,22 @@ def further_checks(cls: type, class_name: str) -> list[tuple[str, Outcome]]:
 
 def check_client_kwargs_kept(cls: type, class_name: str, key: str, spec: dict[str, Any]) -> Outcome:
     """A client setting given inside ``client_kwargs`` (its parameter left out, ``spec``'s ``clear`` variables
-    removed) reaches ``spec``'s target as given: not overwritten by the parameter left unset, not refused."""
+    removed) reaches ``spec``'s target as given: not overwritten by the parameter left unset, not refused; and where
+    the parameter is one of the base arguments, the parameter given beside a None under the same key reaches it."""
     arguments = base_arguments(class_name, without=(key, "client_kwargs"))
     arguments["client_kwargs"] = {key: _fill(spec["value"])}
+    base = base_arguments(class_name)
     with environment(dict.fromkeys(spec.get("clear") or (), None)):
-        return _reach(cls, arguments, spec)
+        outcome = _reach(cls, arguments, spec)
+        if not outcome.ok or key not in base:
+            return outcome
+        # the parameter given, and the key left None inside client_kwargs (as smolagents' own classes fill it): the
+        # parameter's value reaches the client
+        beside_none = {**base_arguments(class_name, without=("client_kwargs",)), "client_kwargs": {key: None}}
+        outcome = _reach(cls, beside_none, {**spec, "expect": dict.fromkeys(spec["expect"], base[key])})
+    if not outcome.ok:
+        return Outcome(False, f"{key} given beside client_kwargs={{{key!r}: None}}: {outcome.detail}")
+    return outcome
 
 
 def check_missing(cls: type, class_name: str, parameter: str, spec: dict[str, Any]) -> Outcome:
