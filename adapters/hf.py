@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import os
 import re
@@ -20,7 +21,7 @@ from adapters._openai_wire import (
     message_from_completion,
     translate_transport_error,
 )
-from harness.contract.errors import BackendError, http_error
+from harness.contract.errors import BackendError, http_error, provider_message
 from harness.contract.model import ApiModel, Request, supports_stop_parameter
 from harness.contract.types import ChatMessage, ChatMessageStreamDelta
 
@@ -106,6 +107,16 @@ class _InferenceClient(InferenceClient):
         return _sse_lines(response.iter_text())
 
 
+def _event_error(text: str) -> Any:
+    """The error object of a stream's error event from the text huggingface_hub raised it with (the str() of a
+    dict for an OpenAI-wire event), else the text itself."""
+    try:
+        parsed = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    return {"error": parsed} if isinstance(parsed, dict) else text
+
+
 def translate_hf_error(exc: Exception, backend: str) -> BackendError | None:
     """A huggingface_hub or httpx exception as the harness's typed error. Python's own kinds are typed before it
     is asked (``generic_error``): huggingface_hub's ``InferenceTimeoutError`` is a ``TimeoutError``."""
@@ -116,11 +127,16 @@ def translate_hf_error(exc: Exception, backend: str) -> BackendError | None:
             body = response.content
         except Exception:  # noqa: BLE001 - a streamed body not read
             body = None
+        # the provider's message as the body gives it; huggingface_hub's server_message only where the body has none
+        # (it holds the str() of an OpenAI-wire error object, or Hugging Face's own X-Error-Message header)
+        said, _ = provider_message(body)
         return http_error(backend, response.status_code, headers=response.headers, body=body or None,
-                          message=getattr(exc, "server_message", None) or None, request_id=exc.request_id)
+                          message=None if said else getattr(exc, "server_message", None) or None,
+                          request_id=exc.request_id)
     if isinstance(exc, TextGenerationError):
-        # an error event inside a stream: the server said why
-        return http_error(backend, None, message=str(exc))
+        # an error event inside a stream: the server said why (huggingface_hub gives the str() of the event's error
+        # object when it is one: its message is read out of it)
+        return http_error(backend, None, body=_event_error(str(exc)))
     return translate_transport_error(exc, backend)
 
 

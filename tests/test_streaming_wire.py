@@ -388,6 +388,24 @@ def test_hf_http_errors_name_status_request_id_and_retry_after():
     assert error.retry_after == 3.0 and error.retryable
 
 
+def test_hf_errors_give_the_providers_message_as_text():
+    from huggingface_hub.errors import HfHubHTTPError, TextGenerationError
+
+    from adapters.hf import translate_hf_error
+
+    body = b'{"error": {"message": "the prompt is too long", "type": "invalid_request_error", "code": null}}'
+    response = httpx.Response(400, content=body, headers={"x-request-id": "req-9"},
+                              request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
+    http = translate_hf_error(HfHubHTTPError("400 Bad Request", response=response), "inference-client")
+    # an OpenAI-wire stream's error event: huggingface_hub raises it with the str() of the event's error object
+    event = translate_hf_error(TextGenerationError(str({"message": "the model crashed", "type": "server_error"})),
+                               "inference-client")
+    plain = translate_hf_error(TextGenerationError("overloaded, try again"), "inference-client")
+    assert http is not None and "the prompt is too long" in str(http) and "'message'" not in str(http)
+    assert event is not None and "the model crashed" in str(event) and "{" not in str(event)
+    assert plain is not None and "overloaded, try again" in str(plain)
+
+
 # -- LiteLLM settings -------------------------------------------------------------------------
 
 
