@@ -232,6 +232,9 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
             f"{fault_name}: an error of kind {error.kind}, status {error.status!r}; the answer's was {status}: {text}"
     if fault.provider_message:
         assert PROVIDER_MESSAGE in text, text
+        # its text, not the object it came in (a dict's repr, a JSON object)
+        assert f"'message': '{PROVIDER_MESSAGE}'" not in text and f'"message": "{PROVIDER_MESSAGE}"' not in text, \
+            f"{fault_name}: the provider's message is given as the object it came in: {text}"
     if fault.provider_message if fault.request_id is None else fault.request_id:
         assert REQUEST_ID in text, text
         assert error.request_id == REQUEST_ID, f"{fault_name}: request_id {error.request_id!r}, the answer's was " \
