@@ -133,6 +133,12 @@ FAULTS["400-named-by-its-trace-id"] = Fault(
                           {"X-Amzn-Trace-Id": REQUEST_ID})],
     kind="validation", status=400, attempts=1, provider_message=True, request_id=True, wire="openai",
     backends=("inference-client",), clauses=("errors.request-id",))
+# Hugging Face's own servers put an error's message in an X-Error-Message header, the body empty (huggingface_hub
+# reads it there: hf_raise_for_status)
+FAULTS["500-message-in-its-header"] = Fault(
+    lambda w: [Reply.raw(b"", 500, "text/plain", {"X-Error-Message": PROVIDER_MESSAGE, "x-request-id": REQUEST_ID})],
+    kind="server", status=500, attempts=MAX_ATTEMPTS, provider_message=True, wire="openai",
+    backends=("inference-client",))
 # the faults only one wire has, run on the backends that speak it
 for _lens in WIRES.values():
     for _name, _fault in _lens.own_faults().items():
