@@ -99,21 +99,30 @@ def test_defaults_and_environment(reference: tuple[str, type], under_test: type)
     assert not failures, f"{under_test.__qualname__} built as {name} would be:\n  " + "\n  ".join(failures)
 
 
+def _judge_table_entries(name: str, under_test: type, entry: str, listed: str, check: Any, label: Any) -> None:
+    """``check`` on each item of the parity table's ``entry`` for ``name`` (a list's items, or a mapping's (key,
+    value) pairs); skips where the table lists none (``listed`` says what), and fails naming every item whose outcome
+    is not ok (``label`` words the item)."""
+    items = parity.load_table()[name].get(entry)
+    if not items:
+        pytest.skip(f"{name}: the table lists no {listed}")
+    failures = []
+    for item in items.items() if isinstance(items, dict) else items:
+        outcome = check(item)
+        if not outcome.ok:
+            failures.append(f"{label(item)}: {outcome.detail}")
+    assert not failures, f"{under_test.__qualname__}:\n  " + "\n  ".join(failures)
+
+
 @pytest.mark.clause("constructor.ignored-is-error")
 def test_conflicting_arguments_are_an_error(reference: tuple[str, type], under_test: type) -> None:
     """Arguments of which one would be ignored beside the other (a token and its alias api_key, a URL as
     model_id and a base_url, an Azure endpoint and a deployment's URL) are a ValueError naming each of them as the
     caller spelt it."""
     name, _ = reference
-    sets = parity.load_table()[name].get("conflicting")
-    if not sets:
-        pytest.skip(f"{name}: the table lists no arguments that conflict")
-    failures = []
-    for given in sets:
-        outcome = parity.check_conflicting(under_test, name, given)
-        if not outcome.ok:
-            failures.append(f"{' and '.join(given)}: {outcome.detail}")
-    assert not failures, f"{under_test.__qualname__}:\n  " + "\n  ".join(failures)
+    _judge_table_entries(name, under_test, "conflicting", "arguments that conflict",
+                         lambda given: parity.check_conflicting(under_test, name, given),
+                         lambda given: " and ".join(given))
 
 
 @pytest.mark.clause("constructor.client-kwargs-kept")
@@ -121,15 +130,9 @@ def test_client_kwargs_are_kept(reference: tuple[str, type], under_test: type) -
     """A client setting given inside client_kwargs (an API key, a base URL, an organization or project, an Azure
     endpoint or API version), its own parameter left out, reaches the SDK client as given."""
     name, _ = reference
-    settings = parity.load_table()[name].get("client_kwargs_kept")
-    if not settings:
-        pytest.skip(f"{name}: the table lists no client setting to give inside client_kwargs")
-    failures = []
-    for key, spec in settings.items():
-        outcome = parity.check_client_kwargs_kept(under_test, name, key, spec)
-        if not outcome.ok:
-            failures.append(f"client_kwargs={{{key!r}: ...}}: {outcome.detail}")
-    assert not failures, f"{under_test.__qualname__}:\n  " + "\n  ".join(failures)
+    _judge_table_entries(name, under_test, "client_kwargs_kept", "client setting to give inside client_kwargs",
+                         lambda item: parity.check_client_kwargs_kept(under_test, name, *item),
+                         lambda item: f"client_kwargs={{{item[0]!r}: ...}}")
 
 
 @pytest.mark.clause("constructor.missing-setting-named")
@@ -137,15 +140,9 @@ def test_a_missing_setting_is_named(reference: tuple[str, type], under_test: typ
     """A setting the model cannot work without (an endpoint, an API version, a credential), given neither as its
     parameter nor in its environment variable, is refused when the model is built, with an error naming both."""
     name, _ = reference
-    settings = parity.load_table()[name].get("missing")
-    if not settings:
-        pytest.skip(f"{name}: the table lists no setting the model cannot be built without")
-    failures = []
-    for parameter, spec in settings.items():
-        outcome = parity.check_missing(under_test, name, parameter, spec)
-        if not outcome.ok:
-            failures.append(f"{parameter} missing: {outcome.detail}")
-    assert not failures, f"{under_test.__qualname__}:\n  " + "\n  ".join(failures)
+    _judge_table_entries(name, under_test, "missing", "setting the model cannot be built without",
+                         lambda item: parity.check_missing(under_test, name, *item),
+                         lambda item: f"{item[0]} missing")
 
 
 @pytest.mark.clause("constructor.ignored-is-error")
