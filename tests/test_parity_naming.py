@@ -36,6 +36,7 @@ def test_a_parameter_named_as_a_word_of_its_own(parity, text):
     "needs API_KEY",  # nor in another case
     "set AZURE_OPENAI_API_KEY",
     "needs api_keys",
+    "set my_api_key",  # an underscore joins words: a name inside another identifier is not named
     "needs api-key",
     "",
 ])
