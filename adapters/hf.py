@@ -21,7 +21,7 @@ from adapters._openai_wire import (
     message_from_completion,
     translate_transport_error,
 )
-from harness.contract.errors import BackendError, http_error, provider_message
+from harness.contract.errors import BackendError, http_error
 from harness.contract.model import ApiModel, Request, supports_stop_parameter
 from harness.contract.types import ChatMessage, ChatMessageStreamDelta
 
@@ -129,10 +129,8 @@ def translate_hf_error(exc: Exception, backend: str) -> BackendError | None:
             body = None
         # the provider's message as the body gives it; huggingface_hub's server_message only where the body has none
         # (it holds the str() of an OpenAI-wire error object, or Hugging Face's own X-Error-Message header)
-        said, _ = provider_message(body)
         return http_error(backend, response.status_code, headers=response.headers, body=body or None,
-                          message=None if said else getattr(exc, "server_message", None) or None,
-                          request_id=exc.request_id)
+                          fallback_message=getattr(exc, "server_message", None) or None, request_id=exc.request_id)
     if isinstance(exc, TextGenerationError):
         # an error event inside a stream: the server said why (huggingface_hub gives the str() of the event's error
         # object when it is one: its message is read out of it)

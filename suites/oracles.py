@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -302,3 +303,9 @@ def read_converse(body: Any) -> SentRequest | None:
         m.get("content"))} for m in body["messages"]]
     stop = (body.get("inferenceConfig") or {}).get("stopSequences")
     return SentRequest(messages, stop, _tool_names((body.get("toolConfig") or {}).get("tools")), body)
+
+
+def names(text: str, name: str) -> bool:
+    """``text`` names ``name`` as a word of its own, spelt as it is: ``api_key`` is named by "pass `api_key`" and
+    "api_key=...", not by "XXapi_keyXX", "API_KEY" or "AZURE_OPENAI_API_KEY"."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None

@@ -16,7 +16,6 @@ import functools
 import importlib
 import inspect
 import json
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from oracles import names
 
 TABLE = Path(__file__).with_name("constructor_parameters.yaml")
 KINDS = ("reach", "client", "suite", "differs", "unchecked")
@@ -286,16 +287,15 @@ def check_client_kwargs_kept(cls: type, class_name: str, key: str, spec: dict[st
     """A client setting given inside ``client_kwargs`` (its parameter left out, ``spec``'s ``clear`` variables
     removed) reaches ``spec``'s target as given: not overwritten by the parameter left unset, not refused; and where
     the parameter is one of the base arguments, the parameter given beside a None under the same key reaches it."""
-    arguments = base_arguments(class_name, without=(key, "client_kwargs"))
-    arguments["client_kwargs"] = {key: _fill(spec["value"])}
-    base = base_arguments(class_name)
+    base = base_arguments(class_name, without=("client_kwargs",))
+    inside = {name: value for name, value in base.items() if name != key}
     with environment(dict.fromkeys(spec.get("clear") or (), None)):
-        outcome = _reach(cls, arguments, spec)
+        outcome = _reach(cls, {**inside, "client_kwargs": {key: _fill(spec["value"])}}, spec)
         if not outcome.ok or key not in base:
             return outcome
         # the parameter given, and the key left None inside client_kwargs (as smolagents' own classes fill it): the
         # parameter's value reaches the client
-        beside_none = {**base_arguments(class_name, without=("client_kwargs",)), "client_kwargs": {key: None}}
+        beside_none = {**base, "client_kwargs": {key: None}}
         outcome = _reach(cls, beside_none, {**spec, "expect": dict.fromkeys(spec["expect"], base[key])})
     if not outcome.ok:
         return Outcome(False, f"{key} given beside client_kwargs={{{key!r}: None}}: {outcome.detail}")
@@ -316,12 +316,6 @@ def check_missing(cls: type, class_name: str, parameter: str, spec: dict[str, An
             return Outcome(True, f"{type(exc).__name__}: {text[:200]}")
     return Outcome(False, f"built without {parameter} or {', '.join(spec.get('clear') or ())}; the setting is "
                           "missing and nothing said so")
-
-
-def names(text: str, name: str) -> bool:
-    """``text`` names ``name`` as a word of its own, spelt as it is: ``api_key`` is named by "pass `api_key`" and
-    "api_key=...", not by "XXapi_keyXX", "API_KEY" or "AZURE_OPENAI_API_KEY"."""
-    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
 
 
 def check_conflicting(cls: type, class_name: str, given: dict[str, Any]) -> Outcome:

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from parity import names
 from wires import ANSWER, PROVIDER_MESSAGE, REQUEST_ID, STAND_IN_KEY, WIRES, WireLens, lens_of
 
 from conftest import mark_backend_reached
 from harness.backends.registry import Target
 from harness.plugin.answers import declare
 from harness.recording.fault_injector import FaultInjector, Reply, retry_after_date
+from oracles import names
 
 PROMPT = [{"role": "user", "content": "Say hello."}]
 TIMEOUT = 5.0  # the client's read timeout against the stand-in, seconds (generous: the machine may be busy)

@@ -1,4 +1,4 @@
-"""suites/parity.py's reading of an error that must name a parameter: as a word of its own, spelt as passed."""
+"""suites/oracles.py's reading of an error that must name a parameter: as a word of its own, spelt as passed."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def parity():
-    spec = importlib.util.spec_from_file_location("_suites_parity", ROOT / "suites" / "parity.py")
+def oracles():
+    spec = importlib.util.spec_from_file_location("_suites_oracles", ROOT / "suites" / "oracles.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -27,8 +27,8 @@ def parity():
     "got token and api_key; pass one",
     "(api_key)",
 ])
-def test_a_parameter_named_as_a_word_of_its_own(parity, text):
-    assert parity.names(text, "api_key")
+def test_a_parameter_named_as_a_word_of_its_own(oracles, text):
+    assert oracles.names(text, "api_key")
 
 
 @pytest.mark.parametrize("text", [
@@ -40,5 +40,5 @@ def test_a_parameter_named_as_a_word_of_its_own(parity, text):
     "needs api-key",
     "",
 ])
-def test_a_parameter_inside_another_word_or_spelt_otherwise_is_not_named(parity, text):
-    assert not parity.names(text, "api_key")
+def test_a_parameter_inside_another_word_or_spelt_otherwise_is_not_named(oracles, text):
+    assert not oracles.names(text, "api_key")

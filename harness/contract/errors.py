@@ -237,11 +237,13 @@ def http_error(
     code: str | None = None,
     message: str | None = None,
     request_id: str | None = None,
+    fallback_message: str | None = None,
 ) -> BackendError:
-    """The typed error for an HTTP error response: kind, retry-after, request id and the provider's message."""
+    """The typed error for an HTTP error response: kind, retry-after, request id and the provider's message
+    (``message``, else the body's, else ``fallback_message``: what an SDK kept from elsewhere, a header say)."""
     said, body_code = provider_message(body) if body is not None else (None, None)
     code = code or body_code or _header(headers, "x-amzn-errortype")
-    said = message or said
+    said = message or said or fallback_message
     kind = kind_of(status, code)
     code_name = str(code).split(":")[0] if code else None
     text = f"HTTP {status if status is not None else '-'}"
