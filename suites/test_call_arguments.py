@@ -63,6 +63,11 @@ BAD_CALLS = {
     "tool_without_inputs": pytest.param(
         WEATHER, {"tools_to_call_from": [ToolWithoutInputs()]}, TypeError, r"\bToolWithoutInputs\b.*'inputs'",
         marks=pytest.mark.clause("call.bad-argument-is-clear-error"), id="tool_without_inputs"),
+    "tool_schema_without_a_name": pytest.param(
+        WEATHER, {"tools_to_call_from": [{"description": "Get the weather.", "parameters": SCHEMA}]}, ValueError,
+        r"'name'.*'Get the weather\.'",
+        marks=pytest.mark.clause("call.bad-argument-is-clear-error", "tools.schema-dict"),
+        id="tool_schema_without_a_name"),
 }
 
 

@@ -112,6 +112,37 @@ def test_tool_inputs_go_out_as_smolagents_writes_them(backend, model, wire, resp
     assert tool.inputs == FORECAST_INPUTS, f"the caller's tool inputs became {tool.inputs!r}"
 
 
+# A tool as its JSON schema: "units" is neither required nor nullable, which smolagents' rule for a Tool's
+# inputs would make required; a schema given as a dict goes out as given.
+SCHEMA_PARAMETERS = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "description": "The city name"},
+                   "units": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+    "required": ["city"],
+}
+SCHEMA_FUNCTION = {"name": "get_weather", "description": "Get the current weather for a city.",
+                   "parameters": SCHEMA_PARAMETERS}
+
+
+@pytest.mark.requires("tools")
+@pytest.mark.no_cassette
+@pytest.mark.parametrize("form", ["chat_completions_tool", "function_object"])
+@pytest.mark.clause("tools.schema-dict", "tools.not-mutated")
+def test_a_tool_given_as_its_json_schema_goes_out_as_given(backend, model, wire, responder, form):
+    """Request side: a tool given as a dict (``{"type": "function", "function": {...}}``, or the function object
+    alone) is offered under its name with its parameters exactly as given; the caller's dict is left as it was."""
+    function = copy.deepcopy(SCHEMA_FUNCTION)
+    tool = {"type": "function", "function": function} if form == "chat_completions_tool" else function
+    given = copy.deepcopy(tool)
+    responder.reply = Reply(text="Sunny.")
+    model(WEATHER, tools_to_call_from=[tool])
+    sent = wire.last()
+    assert sent.tools == ["get_weather"], f"tools offered: {sent.tools}"
+    parameters = tool_parameters(backend, sent.raw)
+    assert parameters == SCHEMA_PARAMETERS, f"the tool's parameters went out as {json.dumps(parameters)}"
+    assert tool == given, f"the caller's tool became {tool!r}"
+
+
 TEXT_FORMS = {
     "json_blob": '{"name": "get_weather", "arguments": {"city": "Paris"}}',
     "fenced_block": 'Action:\n```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```',

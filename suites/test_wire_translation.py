@@ -563,8 +563,9 @@ FILTER_REASONS = {"openai": ["content_filter"], "bedrock": ["content_filtered", 
 
 
 # What the content_filter_results of an Azure answer mark filtered (suites/wires.py writes them): categories
-# with the severity the wire rates each at, and categories it rates at none (a detection, a blocklist match).
-FILTERED = {"hate": "medium", "violence": "high", "protected_material_text": None, "custom_blocklists": None}
+# with the severity the wire rates each at, a detection (`detected` where the wire gives no severity), and a
+# blocklist match, which the wire gives neither.
+FILTERED = {"hate": "medium", "violence": "high", "protected_material_text": "detected", "custom_blocklists": None}
 
 
 @pytest.mark.parametrize("which,filtered", [(0, FILTERED), (1, FILTERED), (0, {}), (None, {})],
@@ -572,9 +573,9 @@ FILTERED = {"hate": "medium", "violence": "high", "protected_material_text": Non
 @pytest.mark.clause("response.content-filter-answered")
 def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, responder, which, filtered):
     """An HTTP-200 answer a filter cut comes back with the text it has and the filter's reason on the message;
-    an Azure deployment's reason names the categories its content_filter_results mark filtered, each with the
-    severity the wire gives it, and is the wire's reason alone where none is marked. An answer no filter cut
-    carries no filter's reason."""
+    an Azure deployment's reason names the categories its content_filter_results mark filtered, each with what
+    the wire says of it (its severity, or detected), and is the wire's reason alone where none is marked. An
+    answer no filter cut carries no filter's reason."""
     reasons = FILTER_REASONS.get(backend.wire_format, [])
     if which is None:
         responder.reply = Reply(text="Hello.")
@@ -601,7 +602,9 @@ def test_a_content_filter_answer_is_an_answer_with_its_reason(backend, model, re
                                             f"the categories content_filter_results marks filtered: {sorted(filtered)}"
         for category, severity in filtered.items():
             assert severity is None or severity in named[category], (
-                f"message.finish_reason {on_message!r}: {category} is filtered at severity {severity!r}")
+                f"message.finish_reason {on_message!r}: {category} is filtered as {severity!r}")
+            assert severity is not None or "detected" not in named[category], (
+                f"message.finish_reason {on_message!r}: {category} is said detected; the wire says no such thing")
         assert "None" not in on_message, f"message.finish_reason {on_message!r} writes out a missing value"
 
 
