@@ -122,7 +122,9 @@ class AzureOpenAIServerModel(OpenAIServerModel):
             body: Mapping[str, Any] = exc.body if isinstance(exc.body, Mapping) else {}
             inner = body.get("innererror")
             inner = inner if isinstance(inner, Mapping) else {}
-            categories = filtered_categories(inner.get("content_filter_result") or inner.get("content_filter_results"))
+            # a chat call's refusal: one verdict per category under content_filter_result (singular; the plural
+            # belongs to an answer's choices)
+            categories = filtered_categories(inner.get("content_filter_result"))
             said, _ = provider_message(exc.body)
             return ContentFilterError(
                 _filter_message("refused the prompt", categories) + (f" (the service said: {said})" if said else ""),
