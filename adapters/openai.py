@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import openai
+import pydantic
 
 from adapters._openai_wire import (
     completion_kwargs,
@@ -30,7 +31,13 @@ def translate_openai_error(exc: Exception, backend: str) -> BackendError | None:
         # text either); http_error reads the request id from the headers, where the SDK reads it
         return http_error(backend, exc.status_code, headers=exc.response.headers, body=exc.body)
     if isinstance(exc, openai.APIResponseValidationError):
-        return transport_error(backend, "malformed", exc)
+        # a client built with _strict_response_validation checks each answer (each chunk) against the SDK's types:
+        # one that does not match is malformed, named by its status, its request id and the first field pydantic
+        # found wrong
+        errors = exc.__cause__.errors() if isinstance(exc.__cause__, pydantic.ValidationError) else []
+        where = f": {'.'.join(map(str, errors[0]['loc']))}: {errors[0]['msg']}" if errors else ""
+        return BackendError(f"the response does not match the API's types{where}", backend=backend,
+                            status=exc.status_code, request_id=request_id_of(exc), kind="malformed")
     if isinstance(exc, openai.APIError):  # an error event inside a stream: its body holds the message
         return http_error(backend, None, body=exc.body)
     return translate_transport_error(exc, backend)

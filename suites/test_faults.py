@@ -46,6 +46,9 @@ class Fault:
     # the request id the answer carried must be in str(exc): None, where the provider's message must be; True or
     # False, whatever that is (an error event inside a 200 stream carries no request id of its own)
     request_id: bool | None = None
+    # the backends whose SDK refuses the answer itself, keeping nothing that names its request (no header, no id):
+    # the request id is not asked of them
+    id_lost_by: tuple[str, ...] = ()
     # words str(exc) must hold, each as words of its own (parity.names), besides its kind (a stopReason of the
     # wire's answer, the setting to change, say)
     names: tuple[str, ...] = ()
@@ -53,6 +56,9 @@ class Fault:
     credential_free: bool = False
     wire: str | None = None  # the wire the fault exists on (None: every wire)
     backends: tuple[str, ...] = ()  # the backends whose provider answers so (empty: every backend of the wire)
+    # options of the backend's SDK client the model is built with (in its client_kwargs; `backends` names the
+    # backends that hand them to that client)
+    client_kwargs: dict[str, Any] = field(default_factory=dict)
     needs: str | None = None  # the wire lens's answer the fault needs (a wire without one skips)
     tools: bool = False
     timeout: float = TIMEOUT
@@ -199,7 +205,11 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
 
     with FaultInjector(fault.replies(wire)) as server, hub_clients_online(), block_network(
             f"backend {backend.name}, fault {fault_name}", allow=("127.0.0.1", urlsplit(server.url).port or 80)):
-        model = fault_model(server.url, fault.timeout)
+        if fault.client_kwargs:
+            model = fault_model(server.url, fault.timeout, adjust=lambda own: {
+                **own, "client_kwargs": {**(own.get("client_kwargs") or {}), **fault.client_kwargs}})
+        else:
+            model = fault_model(server.url, fault.timeout)
         error: BaseException | None = None
         result = None
         try:
@@ -241,7 +251,8 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
         # its text, not the object it came in (a dict's repr, a JSON object)
         assert f"'message': '{PROVIDER_MESSAGE}'" not in text and f'"message": "{PROVIDER_MESSAGE}"' not in text, \
             f"{fault_name}: the provider's message is given as the object it came in: {text}"
-    if fault.provider_message if fault.request_id is None else fault.request_id:
+    if (fault.provider_message if fault.request_id is None else fault.request_id) and \
+            backend.name not in fault.id_lost_by:
         assert REQUEST_ID in text, text
         assert error.request_id == REQUEST_ID, f"{fault_name}: request_id {error.request_id!r}, the answer's was " \
                                                f"{REQUEST_ID!r}: {text}"

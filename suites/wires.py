@@ -33,6 +33,8 @@ from oracles import SentRequest, read_converse, read_openai
 PROVIDER_MESSAGE = "fault-injected provider message"
 REQUEST_ID = "req-fault-0001"
 STAND_IN_KEY = "fault-key-0123456789"  # the credential the fault suite builds every model with
+# the backends on litellm, whose SDK refuses some answers itself and keeps no header or id of them
+LITELLM = ("litellm", "litellm-router")
 ANSWER = "Hello there."
 ANSWER_PIECES = ("Hel", "lo there.")
 
@@ -473,8 +475,9 @@ class OpenAIChatLens(WireLens):
             # a first choice without its message: malformed, whatever else the answer holds
             "choice-without-message": dict(
                 replies=lambda: [StandInReply.json(without_message, headers={"x-request-id": REQUEST_ID})],
-                # (not its request id: litellm keeps no header of a 200 it cannot convert)
-                kind="malformed", status=200, attempts=1),
+                # named by its request id, but on litellm, which keeps no header of a 200 it cannot convert
+                kind="malformed", status=200, attempts=1, request_id=True, id_lost_by=LITELLM,
+                clauses=("errors.request-id",)),
             # an answer without choices names its request by its x-request-id header (not the completion's id) ...
             "no-choices-named-by-its-header": dict(
                 replies=lambda: [StandInReply.json({**_completion(), "choices": []},
@@ -486,7 +489,7 @@ class OpenAIChatLens(WireLens):
                 kind="malformed", status=200, attempts=1, request_id=True, clauses=("errors.request-id",)),
             "prompt-filtered-400": dict(
                 replies=lambda: [StandInReply.json(refused, 400, headers)], kind="content_filter", status=400,
-                attempts=1, provider_message=True, azure_names=("hate", "medium", "jailbreak"),
+                attempts=1, provider_message=True, azure_names=("hate", "medium", "jailbreak", "detected"),
                 clauses=("errors.content-filter-categories",)),
             "stop-refused-400": dict(
                 replies=lambda: [StandInReply.json(refused_stop, 400, headers)], kind="unsupported_parameter",
@@ -508,6 +511,16 @@ class OpenAIChatLens(WireLens):
                 # typed malformed, it keeps the status its stream was answered with
                 stream=True, kind="malformed", attempts=1, kinds={"openai": ("malformed", "server", "client")},
                 status_of_kind={"malformed": 200}),
+            # an event that is no chunk, in a stream without an x-request-id header: its chunks' own id names it
+            # (but on litellm, which raises on that event itself, keeping neither)
+            "openai-stream-event-not-a-chunk-named-by-its-id": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
+                                              sse([{**_chunk(ANSWER_PIECES[0]), "id": REQUEST_ID},
+                                                   {**not_a_chunk, "id": REQUEST_ID},
+                                                   {**_chunk(None, "stop"), "id": REQUEST_ID}], True))],
+                stream=True, kind="malformed", attempts=1, kinds={"openai": ("malformed", "server", "client")},
+                status_of_kind={"malformed": 200}, request_id=True, id_lost_by=LITELLM,
+                clauses=("errors.request-id",)),
             # a stream without an x-request-id header (a server behind no gateway): its chunks' own id names the
             # request in the error of a stream cut without a finish_reason, or by the token limit inside a call
             "stream-without-finish-reason-named-by-its-id": dict(
@@ -520,6 +533,22 @@ class OpenAIChatLens(WireLens):
                                               sse([{**cut_call, "id": REQUEST_ID},
                                                    {**_chunk(None, "length"), "id": REQUEST_ID}], True))],
                 stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=True,
+                clauses=("errors.request-id",)),
+            # a client built to check each answer against the SDK's types (the openai SDK's private option
+            # _strict_response_validation, given in client_kwargs) refuses one whose `choices` is no list: a
+            # malformed answer, named by its status, its request id and the field that does not match
+            "strict-client-choices-not-a-list": dict(
+                replies=lambda: [StandInReply.json({**_completion(), "choices": not_a_chunk["choices"]},
+                                                   headers={"x-request-id": REQUEST_ID})],
+                client_kwargs={"_strict_response_validation": True}, backends=("openai", "azure"),
+                kind="malformed", status=200, attempts=1, request_id=True, names=("choices",),
+                clauses=("errors.request-id",)),
+            "strict-client-stream-event-not-a-chunk": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
+                                              sse([_chunk(ANSWER_PIECES[0]), not_a_chunk, _chunk(None, "stop")],
+                                                  True))],
+                client_kwargs={"_strict_response_validation": True}, backends=("openai", "azure"),
+                stream=True, kind="malformed", status=200, attempts=1, request_id=True, names=("choices",),
                 clauses=("errors.request-id",)),
         }
 
