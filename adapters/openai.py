@@ -31,12 +31,15 @@ def translate_openai_error(exc: Exception, backend: str) -> BackendError | None:
         # text either); http_error reads the request id from the headers, where the SDK reads it
         return http_error(backend, exc.status_code, headers=exc.response.headers, body=exc.body)
     if isinstance(exc, openai.APIResponseValidationError):
-        # a client built with _strict_response_validation checks each answer (each chunk) against the SDK's types:
-        # one that does not match is malformed, named by its status, its request id and the first field pydantic
-        # found wrong
-        errors = exc.__cause__.errors() if isinstance(exc.__cause__, pydantic.ValidationError) else []
-        where = f": {'.'.join(map(str, errors[0]['loc']))}: {errors[0]['msg']}" if errors else ""
-        return BackendError(f"the response does not match the API's types{where}", backend=backend,
+        # a client built with _strict_response_validation checks each answer (each chunk) against the SDK's types,
+        # and that it is JSON at all: one that fails is malformed, named by its status, its request id and the
+        # first field pydantic found wrong (else the SDK's words: a content type that is not JSON)
+        if isinstance(exc.__cause__, pydantic.ValidationError):
+            first = exc.__cause__.errors()[0]
+            what = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        else:
+            what = exc.message
+        return BackendError(f"the response does not match the API's types: {what}", backend=backend,
                             status=exc.status_code, request_id=request_id_of(exc), kind="malformed")
     if isinstance(exc, openai.APIError):  # an error event inside a stream: its body holds the message
         return http_error(backend, None, body=exc.body)

@@ -535,13 +535,15 @@ class OpenAIChatLens(WireLens):
                 stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=True,
                 clauses=("errors.request-id",)),
             # a client built to check each answer against the SDK's types (the openai SDK's private option
-            # _strict_response_validation, given in client_kwargs) refuses one whose `choices` is no list: a
-            # malformed answer, named by its status, its request id and the field that does not match
-            "strict-client-choices-not-a-list": dict(
-                replies=lambda: [StandInReply.json({**_completion(), "choices": not_a_chunk["choices"]},
-                                                   headers={"x-request-id": REQUEST_ID})],
+            # _strict_response_validation, given in client_kwargs) refuses one whose choice's message is no
+            # object, a chunk whose choices are no list, and an answer that is not JSON: each a malformed answer,
+            # named by its status, its request id and the field that does not match (or the content type sent)
+            "strict-client-message-not-an-object": dict(
+                replies=lambda: [StandInReply.json(
+                    {**_completion(), "choices": [{"index": 0, "finish_reason": "stop", "message": ANSWER}]},
+                    headers={"x-request-id": REQUEST_ID})],
                 client_kwargs={"_strict_response_validation": True}, backends=("openai", "azure"),
-                kind="malformed", status=200, attempts=1, request_id=True, names=("choices",),
+                kind="malformed", status=200, attempts=1, request_id=True, names=("choices", "message"),
                 clauses=("errors.request-id",)),
             "strict-client-stream-event-not-a-chunk": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream", "x-request-id": REQUEST_ID},
@@ -549,6 +551,12 @@ class OpenAIChatLens(WireLens):
                                                   True))],
                 client_kwargs={"_strict_response_validation": True}, backends=("openai", "azure"),
                 stream=True, kind="malformed", status=200, attempts=1, request_id=True, names=("choices",),
+                clauses=("errors.request-id",)),
+            "strict-client-answer-not-json": dict(
+                replies=lambda: [StandInReply.raw(ANSWER.encode(), content_type="text/plain",
+                                                  headers={"x-request-id": REQUEST_ID})],
+                client_kwargs={"_strict_response_validation": True}, backends=("openai", "azure"),
+                kind="malformed", status=200, attempts=1, request_id=True, names=("text/plain",),
                 clauses=("errors.request-id",)),
         }
 

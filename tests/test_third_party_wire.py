@@ -108,7 +108,8 @@ def test_the_whole_suite_runs_on_a_third_party_openai_wire_backend(pytester: pyt
         "bedrock-ValidationException", "bedrock-context-window-cut-tool-call", "bedrock-malformed_model_output",
         "bedrock-malformed_tool_use-stream", "bedrock-message-without-content", "bedrock-stream-checksum-mismatch",
         "bedrock-stream-error-echoing-the-key", "bedrock-stream-error-event",
-        "strict-client-choices-not-a-list", "strict-client-stream-event-not-a-chunk"], faults
+        "strict-client-answer-not-json", "strict-client-message-not-an-object",
+        "strict-client-stream-event-not-a-chunk"], faults
     result.stdout.fnmatch_lines(["*test_fault?acme-chat-content-filter-400? PASSED*",
                                  "*bedrock-ThrottlingException is a fault of the bedrock wire only*"])
     result.stdout.fnmatch_lines(["*400-named-by-its-trace-id is an answer of inference-client only*"])
