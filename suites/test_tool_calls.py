@@ -12,6 +12,7 @@ import json
 
 import pytest
 from responder import Reply
+from wires import lens_of
 
 from conftest import tool_parameters
 
@@ -124,22 +125,35 @@ SCHEMA_FUNCTION = {"name": "get_weather", "description": "Get the current weathe
                    "parameters": SCHEMA_PARAMETERS}
 
 
+# A tool that takes nothing, as its function object without `parameters`: where the wire requires a tool's
+# parameters it goes out with an object schema of no properties; elsewhere without, or with that schema.
+CLOCK_FUNCTION = {"name": "get_time", "description": "The current time."}
+NO_PARAMETERS = ({"type": "object", "properties": {}}, {"type": "object", "properties": {}, "required": []})
+
+
 @pytest.mark.requires("tools")
 @pytest.mark.no_cassette
-@pytest.mark.parametrize("form", ["chat_completions_tool", "function_object"])
+@pytest.mark.parametrize("form", ["chat_completions_tool", "function_object", "without_parameters"])
 @pytest.mark.clause("tools.schema-dict", "tools.not-mutated")
 def test_a_tool_given_as_its_json_schema_goes_out_as_given(backend, model, wire, responder, form):
     """Request side: a tool given as a dict (``{"type": "function", "function": {...}}``, or the function object
-    alone) is offered under its name with its parameters exactly as given; the caller's dict is left as it was."""
-    function = copy.deepcopy(SCHEMA_FUNCTION)
+    alone) is offered under its name with its parameters exactly as given (one given without parameters: with
+    none, or with an object schema of no properties where the wire requires one); the caller's dict is left as
+    it was."""
+    function = copy.deepcopy(CLOCK_FUNCTION if form == "without_parameters" else SCHEMA_FUNCTION)
     tool = {"type": "function", "function": function} if form == "chat_completions_tool" else function
     given = copy.deepcopy(tool)
     responder.reply = Reply(text="Sunny.")
     model(WEATHER, tools_to_call_from=[tool])
     sent = wire.last()
-    assert sent.tools == ["get_weather"], f"tools offered: {sent.tools}"
+    assert sent.tools == [function["name"]], f"tools offered: {sent.tools}"
     parameters = tool_parameters(backend, sent.raw)
-    assert parameters == SCHEMA_PARAMETERS, f"the tool's parameters went out as {json.dumps(parameters)}"
+    if form != "without_parameters":
+        assert parameters == SCHEMA_PARAMETERS, f"the tool's parameters went out as {json.dumps(parameters)}"
+    elif lens_of(backend).parameters_required:
+        assert parameters in NO_PARAMETERS, f"a tool without parameters went out with {json.dumps(parameters)}"
+    else:
+        assert parameters in (None, *NO_PARAMETERS), f"a tool without parameters went out with {json.dumps(parameters)}"
     assert tool == given, f"the caller's tool became {tool!r}"
 
 

@@ -145,8 +145,11 @@ class WireLens:
         return isinstance(body, dict) and bool(body.get("stream"))
 
     def tool_parameters(self, body: Any, n: int = 0) -> Any:
-        """The JSON schema of the n-th tool's parameters, as a request carries it."""
+        """The JSON schema of the n-th tool's parameters, as a request carries it (None: none sent)."""
         raise NotImplementedError
+
+    # a tool's parameters must be sent, even for a tool that takes none (else a function may leave them out)
+    parameters_required = False
 
     # the contract's tool_choice values ("auto", "none", "required", a named tool) as this wire
     # writes them; None: the wire has no such value and the tools are not offered at all
@@ -284,7 +287,8 @@ class OpenAIChatLens(WireLens):
         return read_openai(body)
 
     def tool_parameters(self, body: Any, n: int = 0) -> Any:
-        return body["tools"][n]["function"]["parameters"]
+        # OpenAI chat-completions reference: "Omitting parameters defines a function with an empty parameter list"
+        return body["tools"][n]["function"].get("parameters")
 
     def tool_choice(self, body: Any) -> Any:
         return body.get("tool_choice")
@@ -625,6 +629,9 @@ class ConverseLens(WireLens):
 
     def is_stream(self, url: str, body: Any) -> bool:
         return url.split("?")[0].endswith("/converse-stream")
+
+    # Converse reference: a toolSpec's inputSchema is required
+    parameters_required = True
 
     def tool_parameters(self, body: Any, n: int = 0) -> Any:
         return body["toolConfig"]["tools"][n]["toolSpec"]["inputSchema"]["json"]
