@@ -165,12 +165,19 @@ report: install install-vllm $(if $(filter llama-cpp-serve,$(SERVERS)),install-l
 # and every survivor with its reason (docs/mutation.md). MUTATION_FAIL_UNDER=95 makes a low total score fail.
 # MUTATION_ONLY=harness.contract.model,adapters.azure runs those targets alone.
 # Each target is judged by the backends that run its code (tools/mutation.py); MUTATION_BACKENDS=openai,azure
-# judges every target by those instead.
+# judges every target by those instead. MUTATION_RERUN=1 judges the last run's survivors again instead of
+# running afresh. MUTATION_NEWEST=1 then judges the survivors once more on the newest SDK releases the ranges allow
+# (.venv-newest, installed as `make test-newest` does), where code written for a newer release runs: a mutant
+# counts as killed when the suites kill it on the pinned SDKs or on the newest (the nightly job).
 MUTATION_BACKENDS ?=
 MUTATION_JOBS ?= 2
+MUTATION_RERUN ?=
+MUTATION_NEWEST ?=
 mutation: install
+	$(if $(MUTATION_NEWEST),$(MAKE) --no-print-directory install VENV=.venv-newest CONSTRAINTS=)
 	$(BIN)/python tools/mutation.py $(if $(MUTATION_BACKENDS),--backends=$(MUTATION_BACKENDS)) --jobs=$(MUTATION_JOBS) \
-		$(if $(MUTATION_ONLY),--only=$(MUTATION_ONLY)) $(if $(MUTATION_FAIL_UNDER),--fail-under=$(MUTATION_FAIL_UNDER))
+		$(if $(MUTATION_ONLY),--only=$(MUTATION_ONLY)) $(if $(MUTATION_FAIL_UNDER),--fail-under=$(MUTATION_FAIL_UNDER)) \
+		$(if $(MUTATION_RERUN),--rerun-survivors) $(if $(MUTATION_NEWEST),--also-on=.venv-newest/bin/python)
 
 lint: install
 	$(BIN)/ruff check harness adapters suites tests

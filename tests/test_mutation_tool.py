@@ -185,3 +185,33 @@ def test_a_rerun_of_survivors_is_judged_by_the_suites_as_they_are_now_and_refuse
     assert mutation.main(["--only", "adapters.hf", "--rerun-survivors"]) == 2
     assert judged == [["adapters.hf.x_f__mutmut_2"]]
     assert "adapters/hf.py changed since" in capsys.readouterr().err
+
+
+def test_a_survivor_killed_in_another_environment_counts_as_killed_and_is_named(tmp_path, monkeypatch, capsys):
+    mutation = _tool("mutation")
+    work = tmp_path / "mutants" / mutation.DEFAULT_BACKENDS.replace(",", "+")
+    meta = work / "mutants" / "harness" / "contract" / "model.py.meta"
+    meta.parent.mkdir(parents=True)
+    name = "harness.contract.model.x_validate_call__mutmut_"
+    meta.write_text(json.dumps({"exit_code_by_key": {f"{name}1": 1, f"{name}2": 0, f"{name}3": 0, f"{name}4": 0}}),
+                    encoding="utf-8")
+    # the other environment killed _2 (a survivor here) and _1 (killed here already); _3 survived there too
+    (work / "also-.venv-newest.json").write_text(json.dumps(
+        {f"{name}1": "killed", f"{name}2": "killed", f"{name}3": "survived"}), encoding="utf-8")
+    doc = tmp_path / "mutation.md"
+    doc.write_text(f"| `{name}2` | E: said to be equivalent |\n", encoding="utf-8")
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(mutation, "REASONS", doc)
+    assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "harness.contract.model             4       2        2" in out  # _1 and _2 killed, _3 and _4 not
+    elsewhere = out.split("killed only in another environment")[1].split("\nsurvivors")[0]
+    assert ": 1: .venv-newest 1" in elsewhere and f"{name}2" in elsewhere and f"{name}1" not in elsewhere
+    assert "its row says equivalent" in elsewhere  # a kill of a mutant whose row says equivalent is flagged
+    assert mutation.main(["--only", "harness.contract.model", "--report-only", "--fail-under", "51"]) == 1
+
+
+def test_the_other_environment_is_named_by_its_virtual_environment():
+    mutation = _tool("mutation")
+    assert mutation._environment(".venv-newest/bin/python") == ".venv-newest"
+    assert mutation._environment("/usr/bin/python3") == "usr"

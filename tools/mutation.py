@@ -16,9 +16,16 @@ run's survivors (and timed-out mutants) again, with the suites as they are now (
 project's ``suites/`` and unmutated modules again, mutmut copies them on and collects coverage for the new tests;
 killed verdicts stand; a mutated file changed since the copy was made means its target must be run afresh, and the
 rerun refuses). The table gives each target's killed / survived / timeout / no-tests counts and score; timeouts are
-listed apart, and every survivor with the reason ``docs/mutation.md`` gives for it (or NO REASON GIVEN). Exit
-status: 0, or 1 when the score over all the targets run (equivalent survivors left out) is under ``--fail-under``,
-or 2 when mutmut itself failed.
+listed apart, and every survivor with the reason ``docs/mutation.md`` gives for it (or NO REASON GIVEN).
+
+``--also-on PYTHON`` judges the survivors once more with another environment's interpreter (the newest SDK
+releases the ranges allow: ``.venv-newest/bin/python``), where code written for a newer SDK release runs: each
+mutant in a process of its own (``PYTHON -m pytest`` on the suite tests that reached its function, with mutmut's
+``MUTANT_UNDER_TEST``), since newer SDK stacks refuse to run in a process forked after they started, as mutmut's
+children are. The suites must pass there unmutated first. A mutant counts as killed when the suites kill it in
+either environment; the verdicts are kept in ``mutants/<judge>/also-<environment>.json`` until the group runs
+afresh. Exit status: 0, or 1 when the score over all the targets run (equivalent survivors left out) is under
+``--fail-under``, or 2 when mutmut itself failed (or the other environment's suites fail unmutated).
 """
 
 from __future__ import annotations
@@ -110,15 +117,80 @@ def _status(code: int | None) -> str:
 def _results(root: Path, globs: dict[str, list[str]]) -> dict[str, dict[str, str]]:
     """target -> {mutant name: status}, read from mutmut's meta files (of every group's work directory: a mutant
     not run in one group keeps the verdict another group gave it)."""
+    statuses = _mutmut_statuses(root)
+    for name in _killed_elsewhere(root):  # killed in another environment (--also-on)
+        statuses[name] = "killed"
+    return {
+        target: {name: s for name, s in sorted(statuses.items()) if any(fnmatch(name, g) for g in patterns)}
+        for target, patterns in globs.items()
+    }
+
+
+def _mutmut_statuses(root: Path) -> dict[str, str]:
+    """mutant name -> the status mutmut's meta files give it, in a group's work directory."""
     codes: dict[str, int | None] = {}
     for meta in sorted((root / "mutants").rglob("*.py.meta")):
         for name, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items():
             if code is not None or name not in codes:
                 codes[name] = code
-    return {
-        target: {name: _status(code) for name, code in sorted(codes.items()) if any(fnmatch(name, g) for g in patterns)}
-        for target, patterns in globs.items()
-    }
+    return {name: _status(code) for name, code in codes.items()}
+
+
+def _killed_elsewhere(root: Path) -> dict[str, str]:
+    """mutant name -> the other environment (``--also-on``) whose suites killed it, for the mutants of a group's
+    work directory that mutmut's own run did not kill."""
+    unfinished = {name for name, status in _mutmut_statuses(root).items() if status in UNFINISHED}
+    killed: dict[str, str] = {}
+    for path in sorted(root.glob("also-*.json")):
+        for name, status in json.loads(path.read_text(encoding="utf-8")).items():
+            if status == "killed" and name in unfinished:
+                killed.setdefault(name, path.stem.removeprefix("also-"))
+    return killed
+
+
+def _environment(python: str) -> str:
+    """A short name for an interpreter's environment: its virtual environment's directory (``.venv-newest``)."""
+    path = Path(python).absolute()
+    return path.parent.parent.name if path.parent.name == "bin" else path.name
+
+
+def _judge_elsewhere(python: str, backends: str, names: list[str], jobs: int) -> dict[str, str] | None:
+    """Each mutant of ``names`` judged with ``python`` in a process of its own, on the suite tests mutmut's stats
+    run found reaching its function (fastest first, stopping at the first failure): name -> killed, survived,
+    timeout or no tests. None when the suites fail there with no mutant applied (every verdict would be a kill)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    work = _workpath(backends)
+    stats = json.loads((work / "mutants" / "mutmut-stats.json").read_text(encoding="utf-8"))
+    tests, durations = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(work), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("HYPOTHESIS_PROFILE", "mutation")
+    env["PYTEST_ADDOPTS"] = f"--backend={backends}"
+    options = ["--cassette-dir=../cassettes", "-p", "no:cacheprovider", "-p", "no:randomly", "-q", "-x"]
+
+    def run(name: str, selected: list[str], timeout: float) -> str:
+        try:
+            done = subprocess.run([python, "-m", "pytest", *options, *selected], cwd=work / "mutants",
+                                  env={**env, "MUTANT_UNDER_TEST": name}, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return "timeout"
+        return {0: "survived", 1: "killed"}.get(done.returncode, "no tests")
+
+    everything = sorted({t for by_function in tests.values() for t in by_function})
+    if run("", everything, 1800) != "survived":
+        return None
+
+    def judge(name: str) -> str:
+        selected = sorted(tests.get(name.rsplit("__mutmut_", 1)[0], ()), key=lambda t: durations.get(t, 0.0))
+        if not selected:
+            return "no tests"
+        return run(name, selected, 60 + 10 * sum(durations.get(t, 0.0) for t in selected))
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return dict(zip(names, pool.map(judge, names)))
 
 
 UNDECIDED = ("timeout", "not run")  # no verdict: a timed-out run proves nothing either way (a busy machine)
@@ -295,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="keep mutants/ and judge the last run's survivors and timed-out mutants again with the "
                              "suites as they are now")
+    parser.add_argument("--also-on", default=None, metavar="PYTHON",
+                        help="then judge the survivors once more with this interpreter (another environment: the "
+                             "newest SDK releases, .venv-newest/bin/python), each mutant in a process of its own; a "
+                             "mutant counts as killed when the suites kill it in either environment")
     args = parser.parse_args(argv)
 
     chosen = [t.strip() for t in args.only.split(",") if t.strip()] or list(TARGETS)
@@ -350,6 +426,25 @@ def main(argv: list[str] | None = None) -> int:
             print(log.read_text(encoding="utf-8", errors="replace")[-3000:], file=sys.stderr)
             return 2
 
+    if args.also_on and not args.report_only:
+        where = _environment(args.also_on)
+        for backends, targets in groups.items():
+            statuses = _results(_workpath(backends), {t: TARGETS[t] for t in targets})
+            names = [name for by_name in statuses.values() for name, s in by_name.items() if s in UNFINISHED]
+            if not names:
+                continue
+            print(f"{', '.join(targets)}: judging {len(names)} survivors again on {where} ({args.also_on}), each "
+                  f"mutant in a process of its own; judge: pytest suites --backend={backends} (replay)", flush=True)
+            verdicts = _judge_elsewhere(args.also_on, backends, names, args.jobs)
+            if verdicts is None:
+                print(f"the suites fail on {where} with no mutant applied (--backend={backends}): its verdicts "
+                      "would all be kills; nothing judged there", file=sys.stderr)
+                return 2
+            path = _workpath(backends) / f"also-{where}.json"
+            kept = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            path.write_text(json.dumps({**kept, **verdicts}, indent=1, sort_keys=True), encoding="utf-8")
+            print(f"  killed there: {sum(1 for v in verdicts.values() if v == 'killed')} of {len(names)}", flush=True)
+
     # each target's verdicts from its own group's directory (a run with another judge is kept apart)
     results = {t: {} for t in chosen}
     for backends, targets in groups.items():
@@ -376,6 +471,15 @@ def main(argv: list[str] | None = None) -> int:
         row("all targets", total, total_equivalent)
     print("(score: killed of the mutants with a verdict; E: survivors whose reason is of kind E, equivalent; "
           "E out: the score without them, which --fail-under reads)")
+    elsewhere = {name: where for backends in groups for name, where in _killed_elsewhere(_workpath(backends)).items()
+                 if any(name in statuses for statuses in results.values())}
+    if elsewhere:
+        print(f"\nkilled only in another environment (--also-on; counted as killed above): {len(elsewhere)}: "
+              + ", ".join(f"{where} {n}" for where, n in sorted(Counter(elsewhere.values()).items())))
+        for name, where in sorted(elsewhere.items()):
+            reason = _reason_for(name, reasons)
+            flag = "  <- its row says equivalent: the row or that judge is wrong" if _kind(reason) == "E" else ""
+            print(f"  {where}: {name}{flag}")
     timeouts = [name for statuses in results.values() for name, s in statuses.items() if s == "timeout"]
     if timeouts:
         # no verdict: on a machine busier than during mutmut's stats run a slow survivor can time out too
