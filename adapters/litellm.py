@@ -61,6 +61,12 @@ _TRUNCATED_MARKERS = ("stream ended before a finish_reason",)
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: )?(?:\w+: )?(?:\w+Exception - )?")
 
 
+def _words(text: str) -> str:
+    """litellm's text of an error without the class names it puts before the provider's words, cut at 300
+    characters."""
+    return _LITELLM_PREFIX.sub("", text)[:300]
+
+
 def _text_of(response: Any) -> str | None:
     """The body of the provider's HTTP response an error carries, if it was read (litellm's own stand-in
     responses have none)."""
@@ -83,18 +89,18 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
     if isinstance(exc, litellm.Timeout) or "timed out" in lowered or "timeout" in type(exc).__name__.lower():
         return transport_error(backend, "timeout", exc)
     if "invalid response object" in lowered:  # an HTTP 200 litellm could not convert (it keeps no headers of it)
-        return BackendError(f"the response could not be read: {_LITELLM_PREFIX.sub('', text)[:300]}",
+        return BackendError(f"the response could not be read: {_words(text)}",
                             backend=backend, status=200, kind="malformed")
     if any(marker in lowered for marker in _MALFORMED_MARKERS):
         return transport_error(backend, "malformed", exc)
     if any(marker in lowered for marker in _TRUNCATED_MARKERS):
         return BackendError(f"the stream ended without a finish_reason from the provider (truncated): "
-                            f"{_LITELLM_PREFIX.sub('', text)[:300]}", backend=backend, status=200, kind="truncated")
+                            f"{_words(text)}", backend=backend, status=200, kind="truncated")
     if any(marker in lowered for marker in _NETWORK_MARKERS):
         return transport_error(backend, "connection", exc)
     if isinstance(exc, litellm.APIConnectionError):
         # not the network: litellm's own client-side check (a parameter it cannot send, ...)
-        return BackendError(f"litellm refused the call: {_LITELLM_PREFIX.sub('', text)[:300]}", backend=backend,
+        return BackendError(f"litellm refused the call: {_words(text)}", backend=backend,
                             kind="client")
     status = getattr(exc, "status_code", None)
     headers = getattr(exc, "litellm_response_headers", None)
@@ -106,7 +112,7 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
         body = _text_of(response)
     said, _ = provider_message(body) if body else (None, None)
     return http_error(backend, status, headers=headers, body=body if isinstance(body, dict) else None,
-                      message=said or _LITELLM_PREFIX.sub("", text)[:300] or None)
+                      message=said or _words(text) or None)
 
 
 def _provider_stream(stream: Any) -> Any:
@@ -181,6 +187,9 @@ class LiteLLMModel(ApiModel):
         provider: list[Any] = []
         named: list[str] = []  # the chunks' own id: it names the request where no header did
 
+        def naming() -> str | None:  # the stream's x-request-id header, else its chunks' own id
+            return request_id_of(stream) or (named[0] if named else None)
+
         def chunks() -> Iterator[Any]:
             for chunk in self._translated(stream):
                 if not provider:
@@ -192,7 +201,7 @@ class LiteLLMModel(ApiModel):
         try:
             yield from deltas_from_chunks(chunks(), self.backend_name, request_id_of(stream))
         except BackendError as exc:  # litellm 1.110 ends a cut-off stream with an error of its own, naming nothing
-            named_error = exc.naming_request(request_id_of(stream) or (named[0] if named else None))
+            named_error = exc.naming_request(naming())
             if named_error is exc:
                 raise
             raise named_error from exc
@@ -203,8 +212,7 @@ class LiteLLMModel(ApiModel):
         if inner is not None and not (inner.received_finish_reason or inner.intermittent_finish_reason):
             raise BackendError("the stream ended without a finish_reason from the provider (truncated)",
                                backend=self.backend_name, status=200,
-                               request_id=request_id_of(stream) or (named[0] if named else None),
-                               kind="truncated")
+                               request_id=naming(), kind="truncated")
 
 
 class LiteLLMRouterModel(LiteLLMModel):
@@ -238,17 +246,19 @@ class LiteLLMRouterModel(LiteLLMModel):
         # smolagents' class sends them (the Router passes them on to the deployment)
         self._call_options = {k: v for k, v in self._call_options.items() if k in ("api_base", "api_key")}
 
+    def _group_models(self, group: str | None) -> list[str]:
+        """The models of the deployments of ``group`` (litellm's ``provider/model`` names)."""
+        return [str((entry.get("litellm_params") or {}).get("model", "")) for entry in self.model_list
+                if entry.get("model_name") == group]
+
     def _flatten_by_default(self, model_id: str) -> bool:
         # a group name says nothing about the provider; its deployments' models do
-        models = [str((entry.get("litellm_params") or {}).get("model", "")) for entry in self.model_list
-                  if entry.get("model_name") == model_id]
+        models = self._group_models(model_id)
         return bool(models) and all(m.startswith(FLATTEN_BY_DEFAULT) for m in models)
 
     def _stop_rule(self) -> bool:
         # the group name, and every model of the group's deployments, must accept `stop`
-        models = [str((entry.get("litellm_params") or {}).get("model", "")) for entry in self.model_list
-                  if entry.get("model_name") == self.model_id]
-        return super()._stop_rule() and all(supports_stop_parameter(m) for m in models)
+        return super()._stop_rule() and all(supports_stop_parameter(m) for m in self._group_models(self.model_id))
 
     def _translate_error(self, exc: Exception) -> BackendError | None:
         error = super()._translate_error(exc)
