@@ -233,3 +233,23 @@ def test_text_no_stop_can_begin_in_is_not_held_back(model, contract, backend, wi
     assert text_of(contract.agglomerate_stream_deltas(deltas)) == "Monday, Tuesday"
     assert wire.last().texts == [WEEK_PROMPT]
     assert_stop_on_wire(backend, wire.last(), ["Friday"])
+
+
+@pytest.mark.no_cassette
+@pytest.mark.parametrize("begun", [1, 2, 3, 4, 5], ids=lambda k: f"{k}-of-6")
+@pytest.mark.parametrize("then", ["completed", "not-completed", "stream-ends"])
+@pytest.mark.clause("stream.stop-matches-generate", "stream.not-held-back")
+def test_a_stop_begun_at_a_pieces_end_is_held_until_the_next_piece_tells(model, contract, backend, wire, responder,
+                                                                         begun, then):
+    """The stop "Friday" begun by the last ``begun`` characters of the first piece the backend streams: what
+    follows completes it (the text before it is the answer), or does not ("Fri" then "Xmas."), or the stream ends
+    there (the whole text is the answer in both). Every length of a begun stop is held back, then dropped or
+    released; written down here, not computed."""
+    first = "It is Monday, then " + "Friday"[:begun]
+    rest = {"completed": "Friday"[begun:] + " comes.", "not-completed": "Xmas.", "stream-ends": ""}[then]
+    responder.reply = Reply(text=first + rest, text_pieces=[len(first)] if rest else [])
+    deltas = list(model.generate_stream(_user(WEEK_PROMPT), stop_sequences=["Friday"]))
+    content = text_of(contract.agglomerate_stream_deltas(deltas))
+    expected = "It is Monday, then " if then == "completed" else first + rest
+    assert content == expected, f"stop 'Friday' begun by {first[-begun:]!r} at a piece's end, {then}: got {content!r}"
+    assert_stop_on_wire(backend, wire.last(), ["Friday"])
