@@ -267,12 +267,15 @@ def text_of_content(content: Any) -> str:
     return str(content)
 
 
-def _tool_names(tools: Any) -> list[str]:
+def _tool_names(tools: Any, typed: bool = False) -> list[str]:
+    """The names of the tools a request offers; ``typed``: a chat-completions tool is ``{"type": "function",
+    "function": {...}}`` (the OpenAI reference), and one typed otherwise is named with its type."""
     names = []
     for tool in tools or []:
         if isinstance(tool, dict):
             spec = tool.get("toolSpec") or tool.get("function") or tool
-            names.append(spec.get("name", "?"))
+            name = spec.get("name", "?")
+            names.append(name if not typed or tool.get("type") == "function" else f"{name} (type {tool.get('type')!r})")
     return names
 
 
@@ -283,7 +286,8 @@ def read_openai(body: Any) -> SentRequest | None:
     messages = [{"role": m.get("role"), "text": text_of_content(m.get("content")), "content": m.get("content")}
                 for m in body["messages"]]
     stop = body.get("stop")
-    return SentRequest(messages, [stop] if isinstance(stop, str) else stop, _tool_names(body.get("tools")), body)
+    return SentRequest(messages, [stop] if isinstance(stop, str) else stop, _tool_names(body.get("tools"), typed=True),
+                       body)
 
 
 def _lone_text(content: Any) -> Any:

@@ -133,20 +133,26 @@ NO_PARAMETERS = ({"type": "object", "properties": {}}, {"type": "object", "prope
 
 @pytest.mark.requires("tools")
 @pytest.mark.no_cassette
-@pytest.mark.parametrize("form", ["chat_completions_tool", "function_object", "without_parameters"])
+@pytest.mark.parametrize("form", ["chat_completions_tool", "function_object", "responses_api_tool",
+                                  "without_parameters"])
 @pytest.mark.clause("tools.schema-dict", "tools.not-mutated")
 def test_a_tool_given_as_its_json_schema_goes_out_as_given(backend, model, wire, responder, form):
-    """Request side: a tool given as a dict (``{"type": "function", "function": {...}}``, or the function object
-    alone) is offered under its name with its parameters exactly as given (one given without parameters: with
-    none, or with an object schema of no properties where the wire requires one); the caller's dict is left as
-    it was."""
+    """Request side: a tool given as a dict (``{"type": "function", "function": {...}}``, the function object
+    alone, or the Responses API's flat ``{"type": "function", "name": ...}``) is offered under its name with its
+    parameters exactly as given (one given without parameters: with none, or with an object schema of no
+    properties where the wire requires one); the caller's dict is left as it was."""
     function = copy.deepcopy(CLOCK_FUNCTION if form == "without_parameters" else SCHEMA_FUNCTION)
-    tool = {"type": "function", "function": function} if form == "chat_completions_tool" else function
+    tool = {"chat_completions_tool": {"type": "function", "function": function},
+            "responses_api_tool": {"type": "function", **function}}.get(form, function)
     given = copy.deepcopy(tool)
     responder.reply = Reply(text="Sunny.")
     model(WEATHER, tools_to_call_from=[tool])
     sent = wire.last()
     assert sent.tools == [function["name"]], f"tools offered: {sent.tools}"
+    definition = lens_of(backend).tool_definition(sent.raw)
+    beside = sorted(set(definition) - lens_of(backend).tool_fields)
+    assert not beside, f"the tool went out with fields its wire's definition has not: {beside}: {definition}"
+    assert definition.get("description") == function["description"], f"the tool went out as {definition}"
     parameters = tool_parameters(backend, sent.raw)
     if form != "without_parameters":
         assert parameters == SCHEMA_PARAMETERS, f"the tool's parameters went out as {json.dumps(parameters)}"

@@ -150,6 +150,12 @@ class WireLens:
 
     # a tool's parameters must be sent, even for a tool that takes none (else a function may leave them out)
     parameters_required = False
+    # the fields the wire's tool definition has (a field beside them is refused or ignored by its API)
+    tool_fields: frozenset[str] = frozenset()
+
+    def tool_definition(self, body: Any, n: int = 0) -> dict[str, Any]:
+        """The n-th tool's definition as a request carries it (its name, description and parameters)."""
+        raise NotImplementedError
 
     # the contract's tool_choice values ("auto", "none", "required", a named tool) as this wire
     # writes them; None: the wire has no such value and the tools are not offered at all
@@ -289,6 +295,12 @@ class OpenAIChatLens(WireLens):
     def tool_parameters(self, body: Any, n: int = 0) -> Any:
         # OpenAI chat-completions reference: "Omitting parameters defines a function with an empty parameter list"
         return body["tools"][n]["function"].get("parameters")
+
+    # OpenAI chat-completions reference: a function tool's `function` (FunctionDefinition)
+    tool_fields = frozenset({"name", "description", "parameters", "strict"})
+
+    def tool_definition(self, body: Any, n: int = 0) -> dict[str, Any]:
+        return dict(body["tools"][n]["function"])
 
     def tool_choice(self, body: Any) -> Any:
         return body.get("tool_choice")
@@ -635,6 +647,12 @@ class ConverseLens(WireLens):
 
     def tool_parameters(self, body: Any, n: int = 0) -> Any:
         return body["toolConfig"]["tools"][n]["toolSpec"]["inputSchema"]["json"]
+
+    # Converse reference: ToolSpecification
+    tool_fields = frozenset({"name", "description", "inputSchema", "strict"})
+
+    def tool_definition(self, body: Any, n: int = 0) -> dict[str, Any]:
+        return dict(body["toolConfig"]["tools"][n]["toolSpec"])
 
     def tool_choice(self, body: Any) -> Any:
         return (body.get("toolConfig") or {}).get("toolChoice")

@@ -76,8 +76,8 @@ def tool_json_schema(tool: Any) -> dict[str, Any]:
     if isinstance(tool, Mapping):
         if tool.get("type") == "function" and "function" in tool:
             return copy.deepcopy(dict(tool))
-        if "name" in tool:
-            return {"type": "function", "function": copy.deepcopy(dict(tool))}
+        if "name" in tool:  # the function object alone, or the Responses API's flat tool ({"type": "function", ...})
+            return {"type": "function", "function": copy.deepcopy({k: v for k, v in tool.items() if k != "type"})}
         raise ValueError(f"tool schema must have 'name' or be {{'type': 'function', ...}}, got {dict(tool)!r}")
     for attr in ("name", "description", "inputs"):
         if not hasattr(tool, attr):
