@@ -20,10 +20,11 @@ listed apart, and every survivor with the reason ``docs/mutation.md`` gives for 
 
 ``--also-on PYTHON`` judges the survivors once more with another environment's interpreter (the newest SDK
 releases the ranges allow: ``.venv-newest/bin/python``), where code written for a newer SDK release runs: each
-mutant in a process of its own (``PYTHON -m pytest`` on the suite tests that reached its function, with mutmut's
-``MUTANT_UNDER_TEST``), since newer SDK stacks refuse to run in a process forked after they started, as mutmut's
-children are. The suites must pass there unmutated first. A mutant counts as killed when the suites kill it in
-either environment; the verdicts are kept in ``mutants/<judge>/also-<environment>.json`` until the group runs
+mutant in a process of its own (``PYTHON -m pytest`` on the suite tests that reached any function of its module,
+with mutmut's ``MUTANT_UNDER_TEST``; a branch reached only on the newer release is reached by no test on the pinned
+one), since newer SDK stacks refuse to run in a process forked after they started, as mutmut's children are.
+The suites must pass there unmutated first. A mutant counts as killed when the suites kill it in either
+environment; the verdicts are kept in ``mutants/<judge>/also-<environment>.json`` until the group runs
 afresh. Exit status: 0, or 1 when the score over all the targets run (equivalent survivors left out) is under
 ``--fail-under``, or 2 when mutmut itself failed (or the other environment's suites fail unmutated).
 """
@@ -156,8 +157,9 @@ def _environment(python: str) -> str:
 
 def _judge_elsewhere(python: str, backends: str, names: list[str], jobs: int) -> dict[str, str] | None:
     """Each mutant of ``names`` judged with ``python`` in a process of its own, on the suite tests mutmut's stats
-    run found reaching its function (fastest first, stopping at the first failure): name -> killed, survived,
-    timeout or no tests. None when the suites fail there with no mutant applied (every verdict would be a kill)."""
+    run found reaching any function of its module (fastest first, stopping at the first failure): name -> killed,
+    survived, timeout or no tests. None when the suites fail there with no mutant applied (every verdict would be
+    a kill)."""
     from concurrent.futures import ThreadPoolExecutor
 
     work = _workpath(backends)
@@ -184,7 +186,11 @@ def _judge_elsewhere(python: str, backends: str, names: list[str], jobs: int) ->
         return None
 
     def judge(name: str) -> str:
-        selected = sorted(tests.get(name.rsplit("__mutmut_", 1)[0], ()), key=lambda t: durations.get(t, 0.0))
+        # the tests that reached any function of the mutant's module: code reached only on the other environment's
+        # SDK releases (a branch for an answer only they give) is reached by none on the pinned ones
+        module = name.split(".x", 1)[0] + ".x"
+        selected = sorted({t for function, reached in tests.items() if function.startswith(module) for t in reached},
+                          key=lambda t: durations.get(t, 0.0))
         if not selected:
             return "no tests"
         return run(name, selected, 60 + 10 * sum(durations.get(t, 0.0) for t in selected))
