@@ -165,12 +165,7 @@ def _judge_elsewhere(python: str, backends: str, names: list[str], jobs: int) ->
     work = _workpath(backends)
     stats = json.loads((work / "mutants" / "mutmut-stats.json").read_text(encoding="utf-8"))
     tests, durations = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(work), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("HYPOTHESIS_PROFILE", "mutation")
-    env["PYTEST_ADDOPTS"] = f"--backend={backends}"
+    env = _judge_environment(work, backends)
     options = ["--cassette-dir=../cassettes", "-p", "no:cacheprovider", "-p", "no:randomly", "-q", "-x"]
 
     def run(name: str, selected: list[str], timeout: float) -> str:
@@ -324,8 +319,8 @@ def _refresh(backends: str) -> list[str]:
     return []
 
 
-def _run_mutmut(globs: list[str], backends: str, jobs: int, log: Path) -> int:
-    work = log.parent
+def _judge_environment(work: Path, backends: str) -> dict[str, str]:
+    """The environment the suites judge a group's mutants in: its work directory first on the path, offline."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(work), env.get("PYTHONPATH", "")) if p)
     env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -334,6 +329,12 @@ def _run_mutmut(globs: list[str], backends: str, jobs: int, log: Path) -> int:
     env.setdefault("HYPOTHESIS_PROFILE", "mutation")
     # the suites' options: the backends here; the cassette directory in pyproject's [tool.mutmut]
     env["PYTEST_ADDOPTS"] = f"--backend={backends}"
+    return env
+
+
+def _run_mutmut(globs: list[str], backends: str, jobs: int, log: Path) -> int:
+    work = log.parent
+    env = _judge_environment(work, backends)
     mutmut = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *globs]
     started, last = time.monotonic(), 0.0
     with log.open("w", encoding="utf-8") as out:
