@@ -294,7 +294,7 @@ class OpenAIChatLens(WireLens):
 
     def tool_parameters(self, body: Any, n: int = 0) -> Any:
         # OpenAI chat-completions reference: "Omitting parameters defines a function with an empty parameter list"
-        return body["tools"][n]["function"].get("parameters")
+        return self.tool_definition(body, n).get("parameters")
 
     # OpenAI chat-completions reference: a function tool's `function` (FunctionDefinition)
     tool_fields = frozenset({"name", "description", "parameters", "strict"})
@@ -646,7 +646,7 @@ class ConverseLens(WireLens):
     parameters_required = True
 
     def tool_parameters(self, body: Any, n: int = 0) -> Any:
-        return body["toolConfig"]["tools"][n]["toolSpec"]["inputSchema"]["json"]
+        return self.tool_definition(body, n)["inputSchema"]["json"]
 
     # Converse reference: ToolSpecification
     tool_fields = frozenset({"name", "description", "inputSchema", "strict"})

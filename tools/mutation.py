@@ -119,7 +119,7 @@ def _results(root: Path, globs: dict[str, list[str]]) -> dict[str, dict[str, str
     """target -> {mutant name: status}, read from mutmut's meta files (of every group's work directory: a mutant
     not run in one group keeps the verdict another group gave it)."""
     statuses = _mutmut_statuses(root)
-    for name in _killed_elsewhere(root):  # killed in another environment (--also-on)
+    for name in _killed_elsewhere(root, statuses):  # killed in another environment (--also-on)
         statuses[name] = "killed"
     return {
         target: {name: s for name, s in sorted(statuses.items()) if any(fnmatch(name, g) for g in patterns)}
@@ -137,10 +137,11 @@ def _mutmut_statuses(root: Path) -> dict[str, str]:
     return {name: _status(code) for name, code in codes.items()}
 
 
-def _killed_elsewhere(root: Path) -> dict[str, str]:
+def _killed_elsewhere(root: Path, statuses: dict[str, str] | None = None) -> dict[str, str]:
     """mutant name -> the other environment (``--also-on``) whose suites killed it, for the mutants of a group's
     work directory that mutmut's own run did not kill."""
-    unfinished = {name for name, status in _mutmut_statuses(root).items() if status in UNFINISHED}
+    statuses = _mutmut_statuses(root) if statuses is None else statuses  # mutmut's own, as _mutmut_statuses
+    unfinished = {name for name, status in statuses.items() if status in UNFINISHED}
     killed: dict[str, str] = {}
     for path in sorted(root.glob("also-*.json")):
         for name, status in json.loads(path.read_text(encoding="utf-8")).items():
