@@ -96,3 +96,21 @@ def test_every_committed_cassette_passes_the_check():
     assert paths
     for path in paths:
         check_cassette(path)
+
+
+def test_hub_clients_online_fetch_nothing_from_the_hub_for_their_user_agent(tmp_path: Path) -> None:
+    """Online, huggingface_hub 1.33 fetches a registry of agent harnesses from the Hub the first time a process
+    builds a request's headers; inside hub_clients_online nothing is fetched, whichever test builds them first
+    (a process of its own: the registry is kept once fetched)."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from huggingface_hub.utils import build_hf_headers\n"
+              "from harness.recording.network import block_network, hub_clients_online\n"
+              "with hub_clients_online(), block_network('the first headers of a process'):\n"
+              "    build_hf_headers()\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PYTHONPATH": str(ROOT.parent)}
+    env.pop("HF_HUB_DISABLE_TELEMETRY", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -99,12 +99,17 @@ def hub_clients_online() -> Iterator[None]:
 
     Offline mode fails every request made through huggingface_hub's session, an InferenceClient's
     call to the local server or to a cassette included; the mode's own policy (no network in
-    replay, the loopback server in record) governs those instead.
+    replay, the loopback server in record) governs those instead. Telemetry stays off meanwhile:
+    online, huggingface_hub 1.33 builds each request's user agent by fetching a registry of agent
+    harnesses from the Hub (once per process), which would be the first request of whichever test
+    reaches it first.
     """
     try:
         from huggingface_hub import constants
     except ImportError:
         yield
         return
-    with patched((constants, "HF_HUB_OFFLINE", False)):
+    with patched((constants, "HF_HUB_OFFLINE", False),
+                 *[(constants, "HF_HUB_DISABLE_TELEMETRY", True)] if hasattr(constants, "HF_HUB_DISABLE_TELEMETRY")
+                 else []):
         yield
