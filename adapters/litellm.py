@@ -80,8 +80,8 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
     """A litellm exception as the harness's typed error (status, request id, the provider's message)."""
     cooldown = getattr(exc, "cooldown_time", None)
     if isinstance(exc, ValueError) and cooldown is not None:  # litellm.types.router.RouterRateLimitError
-        return BackendError("every deployment of the group is cooling down", backend=backend, status=429,
-                            retry_after=float(cooldown), kind="throttled")
+        return BackendError(f"every deployment of the group is cooling down: {_words(str(exc))}", backend=backend,
+                            status=429, retry_after=float(cooldown), kind="throttled")
     if not isinstance(exc, (litellm.APIError, litellm.APIConnectionError, litellm.Timeout, openai.APIError)):
         return translate_openai_error(exc, backend)
     text = str(getattr(exc, "message", None) or exc)
@@ -100,7 +100,7 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
         return transport_error(backend, "connection", exc)
     if isinstance(exc, litellm.APIConnectionError):
         # not the network: litellm's own client-side check (a parameter it cannot send, ...)
-        return BackendError(f"litellm refused the call: {_words(text)}", backend=backend,
+        return BackendError(f"litellm refused the call: {type(exc).__name__}: {_words(text)}", backend=backend,
                             kind="client")
     status = getattr(exc, "status_code", None)
     headers = getattr(exc, "litellm_response_headers", None)
@@ -185,7 +185,7 @@ class LiteLLMModel(ApiModel):
                 "stream_options": {"include_usage": True}}
         stream = self._call(lambda: self._complete(body))
         provider: list[Any] = []
-        named: list[str] = []  # the chunks' own id: it names the request where no header did
+        named: list[str] = []  # the provider's own chunk id: it names the request where no header did
 
         def naming() -> str | None:  # the stream's x-request-id header, else its chunks' own id
             return request_id_of(stream) or (named[0] if named else None)
@@ -194,8 +194,11 @@ class LiteLLMModel(ApiModel):
             for chunk in self._translated(stream):
                 if not provider:
                     provider.append(_provider_stream(stream))
-                if not named and getattr(chunk, "id", None):
-                    named.append(chunk.id)
+                # litellm keeps the id the provider sent as received_model_id; a chunk's `id` is one litellm makes
+                # up where the provider sent none, which would name no request the provider knows
+                received = (getattr(chunk, "_hidden_params", None) or {}).get("received_model_id")
+                if not named and received:
+                    named.append(received)
                 yield chunk
 
         try:
@@ -264,7 +267,7 @@ class LiteLLMRouterModel(LiteLLMModel):
         error = super()._translate_error(exc)
         if error is None and isinstance(exc, ValueError) and str(exc).startswith("No deployments available"):
             # the Router's own refusal when its group's limits (rpm, tpm) leave no deployment: a rate limit
-            return BackendError(f"no deployment of the group is available: {str(exc)[:300]}",
+            return BackendError(f"no deployment of the group is available: {_words(str(exc))}",
                                 backend=self.backend_name, status=429, kind="throttled")
         return error
 

@@ -313,3 +313,31 @@ def names(text: str, name: str) -> bool:
     """``text`` names ``name`` as a word of its own, spelt as it is: ``api_key`` is named by "pass `api_key`" and
     "api_key=...", not by "XXapi_keyXX", "API_KEY" or "AZURE_OPENAI_API_KEY"."""
     return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
+
+
+def chain_of(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it was raised from (``__cause__``, else ``__context__``), each once."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+# how much of an exception's own words (the first line of its text) an error must repeat to name it by them
+CAUSE_WORDS = 40
+
+
+def unnamed_cause(error: BaseException, own: tuple[type, ...] = ()) -> str | None:
+    """None where ``str(error)`` names an exception it was raised from, other than ``own``'s (the harness's own
+    types): by its class, as a word of its own, or by the first ``CAUSE_WORDS`` characters of its text's first
+    line; else what it names instead, with the chain it was raised from."""
+    text = str(error)
+    causes = [e for e in chain_of(error)[1:] if not isinstance(e, own)]
+    for cause in causes:
+        words = str(cause).strip().splitlines()[0][:CAUSE_WORDS] if str(cause).strip() else ""
+        if names(text, type(cause).__name__) or (words and words in text):
+            return None
+    raised_from = ", ".join(f"{type(e).__name__}: {str(e)[:80]!r}" for e in causes) or "nothing"
+    return f"the error names none of the exceptions it was raised from ({raised_from}): {text}"

@@ -21,7 +21,7 @@ from conftest import mark_backend_reached
 from harness.backends.registry import Target
 from harness.plugin.answers import declare
 from harness.recording.fault_injector import FaultInjector, Reply, retry_after_date
-from oracles import names
+from oracles import chain_of, names, unnamed_cause
 
 PROMPT = [{"role": "user", "content": "Say hello."}]
 TIMEOUT = 5.0  # the client's read timeout against the stand-in, seconds (generous: the machine may be busy)
@@ -49,6 +49,8 @@ class Fault:
     # the backends whose SDK refuses the answer itself, keeping nothing that names its request (no header, no id):
     # the request id is not asked of them
     id_lost_by: tuple[str, ...] = ()
+    # the answer carries no request id at all (no header, no id of its own): the error must name none either
+    unnamed: bool = False
     # words str(exc) must hold, each as words of its own (parity.names), besides its kind (a stopReason of the
     # wire's answer, the setting to change, say)
     names: tuple[str, ...] = ()
@@ -186,7 +188,8 @@ def fault_model(request: pytest.FixtureRequest, backend: Any, subject: str,
 
 @pytest.mark.parametrize("fault_name", [pytest.param(name, marks=pytest.mark.clause(*fault.clauses)) if fault.clauses
                                         else name for name, fault in FAULTS.items()])
-@pytest.mark.clause("errors.bounded-retry", "errors.typed-with-provider-message", "errors.credential-never-shown")
+@pytest.mark.clause("errors.bounded-retry", "errors.typed-with-provider-message", "errors.credential-never-shown",
+                   "errors.names-its-cause")
 def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fault_model: Callable[..., Any],
                weather_tool: Any) -> None:
     fault = FAULTS[fault_name]
@@ -256,16 +259,18 @@ def test_fault(request: pytest.FixtureRequest, fault_name: str, backend: Any, fa
         assert REQUEST_ID in text, text
         assert error.request_id == REQUEST_ID, f"{fault_name}: request_id {error.request_id!r}, the answer's was " \
                                                f"{REQUEST_ID!r}: {text}"
+    if fault.unnamed:
+        assert error.request_id is None and "request_id=-" in text, \
+            f"{fault_name}: the error names a request id the answer never carried: {error.request_id!r}: {text}"
     azure = "azure_endpoint" in backend.settings(Target(mode="replay"))
     for word in fault.names + (fault.azure_names if azure else ()):
         assert names(text, word), f"{fault_name}: the error does not say {word!r} (as words of their own): {text}"
+    if error.status is None and not fault.provider_message:  # no answer of the provider's: the exception, then
+        unnamed = unnamed_cause(error, own=(BackendError,))
+        assert unnamed is None, f"{fault_name}: {unnamed}"
     if fault.credential_free:
-        chain: list[BaseException] = []
-        current: BaseException | None = error
-        while current is not None and current not in chain:
-            chain.append(current)
-            current = current.__cause__ or current.__context__
-        echoed = [f"{type(e).__name__}: {e}" for e in chain if STAND_IN_KEY in str(e) or STAND_IN_KEY in repr(e.args)]
+        echoed = [f"{type(e).__name__}: {e}" for e in chain_of(error)
+                  if STAND_IN_KEY in str(e) or STAND_IN_KEY in repr(e.args)]
         assert not echoed, f"{fault_name}: the credential is in the error chain: {echoed}"
     # a stream that has begun is never sent again, whatever kind its error is; else the kind decides
     expected_attempts = (fault.attempts if error.kind == fault.kind or fault.stream
@@ -398,7 +403,7 @@ def _refused_call(request: pytest.FixtureRequest, backend: Any, fault_model: Cal
     return model, first, error, attempts
 
 
-@pytest.mark.clause("errors.group-cooling-down", "errors.bounded-retry")
+@pytest.mark.clause("errors.group-cooling-down", "errors.bounded-retry", "errors.names-its-cause")
 def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
                                    fault_model: Callable[..., Any], fresh_litellm_callbacks: None) -> None:
     """A Router group of two deployments that both answer 429 with Retry-After: the Router cools each down
@@ -420,12 +425,16 @@ def test_router_group_cooling_down(request: pytest.FixtureRequest, backend: Any,
     text = str(error)
     assert error.kind == "throttled" and error.status == 429 and "status=429" in text, text
     assert backend.name in text and "cool" in text.lower(), f"the error does not say the group is cooling down: {text}"
+    from harness.contract.errors import BackendError
+
+    unnamed = unnamed_cause(error, own=(BackendError,))  # the Router's own words: which group, for how long
+    assert unnamed is None, unnamed
     assert attempts == 2, f"{attempts} requests: each deployment once, none while it cools down"
     # two retries after each deployment's 429, then one after the Router's own refusal: all wait COOLDOWN
     assert model.delays == [float(COOLDOWN)] * (MAX_ATTEMPTS - 1), f"waited {model.delays}, expected {COOLDOWN} s each"
 
 
-@pytest.mark.clause("errors.group-cooling-down")
+@pytest.mark.clause("errors.group-cooling-down", "errors.names-its-cause")
 def test_router_group_limit_reached(request: pytest.FixtureRequest, backend: Any,
                                     fault_model: Callable[..., Any], fresh_litellm_callbacks: None) -> None:
     """A Router group whose one deployment may take one request a minute (rpm 1, usage-based routing): the
@@ -447,6 +456,10 @@ def test_router_group_limit_reached(request: pytest.FixtureRequest, backend: Any
     text = str(error)
     assert error.kind == "throttled" and error.status == 429 and "status=429" in text, text
     assert backend.name in text, text
+    from harness.contract.errors import BackendError
+
+    unnamed = unnamed_cause(error, own=(BackendError,))  # the Router's own words: which group, which limit
+    assert unnamed is None, unnamed
     assert attempts == 1, f"{attempts} requests: the second call went past the group's limit"
     assert sum(model.delays) <= model.max_total_wait
 

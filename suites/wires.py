@@ -544,6 +544,13 @@ class OpenAIChatLens(WireLens):
                                               sse([{**_chunk(p), "id": REQUEST_ID} for p in ANSWER_PIECES], True))],
                 stream=True, kind="truncated", status=200, attempts=1, request_id=True,
                 clauses=("errors.request-id",)),
+            # ... and by nothing where neither came: the error still typed, naming no request
+            "stream-without-finish-reason-named-by-nothing": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
+                                              sse([{k: v for k, v in _chunk(p).items() if k != "id"}
+                                                   for p in ANSWER_PIECES], True))],
+                stream=True, kind="truncated", status=200, attempts=1, request_id=False, unnamed=True,
+                clauses=("errors.request-id",)),
             "stream-truncated-tool-call-named-by-its-id": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
                                               sse([{**cut_call, "id": REQUEST_ID},
