@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import re  # noqa: E402
+import warnings  # noqa: E402
 from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
 from typing import Any, ClassVar  # noqa: E402
 
@@ -33,6 +34,8 @@ from harness.contract.types import ChatMessage, ChatMessageStreamDelta  # noqa: 
 
 # providers whose chat endpoints take text only, so parts are flattened by default
 FLATTEN_BY_DEFAULT = ("ollama", "groq", "cerebras")
+# the model smolagents' class falls back to when model_id is left out (with a FutureWarning: 2.0 will require it)
+DEFAULT_MODEL_ID = "anthropic/claude-3-5-sonnet-20240620"
 _RETRY_OPTIONS = ("max_retries", "num_retries")
 
 
@@ -137,7 +140,7 @@ class LiteLLMModel(ApiModel):
 
     def __init__(
         self,
-        model_id: str,
+        model_id: str | None = None,
         api_base: str | None = None,
         api_key: str | None = None,
         custom_role_conversions: dict[str, str] | None = None,
@@ -145,7 +148,10 @@ class LiteLLMModel(ApiModel):
         **kwargs: Any,
     ) -> None:
         if not model_id:
-            raise ValueError(f"LiteLLMModel needs a model_id such as 'openai/gpt-4o-mini', got {model_id!r}")
+            warnings.warn(f"{type(self).__name__}: model_id left out, so {DEFAULT_MODEL_ID!r} is called, as "
+                          f"smolagents' class does; pass model_id (smolagents 2.0 will require it)", FutureWarning,
+                          stacklevel=2)
+            model_id = DEFAULT_MODEL_ID
         self.api_base = api_base
         self.api_key = api_key
         if flatten_messages_as_text is None:

@@ -175,6 +175,7 @@ def replaced(dotted: str, replacement: Callable[..., Any]) -> Iterator[None]:
 
 
 _MISSING = object()
+NOT_PASSED = "(not passed)"  # an `expect` of the table: the keyword is not passed at all
 
 
 def dig(call: tuple[tuple[Any, ...], dict[str, Any]], path: str) -> Any:
@@ -262,13 +263,18 @@ def environment(variables: dict[str, str | None]) -> Iterator[None]:
 
 def further_checks(cls: type, class_name: str) -> list[tuple[str, Outcome]]:
     """(what, outcome) of the table's further checks of ``class_name``: a parameter left out takes its documented
-    default (``defaults``); a setting read from the environment when its parameter is left out lands where the
-    parameter would, and does not count as a setting given beside a ready client (``environment``)."""
+    default (``defaults``); a keyword argument the SDK's call takes, given to the model, reaches that call as given
+    (``sdk_options``: smolagents passes its ``**kwargs`` on); a setting read from the environment when its parameter
+    is left out lands where the parameter would, and does not count as a setting given beside a ready client
+    (``environment``)."""
     spec = load_table()[class_name]
     found: list[tuple[str, Outcome]] = []
     for parameter, reach in (spec.get("defaults") or {}).items():
         arguments = base_arguments(class_name, (parameter, *(reach.get("without") or ())))
         found.append((f"{parameter} left out", _reach(cls, arguments, reach)))
+    for option, reach in (spec.get("sdk_options") or {}).items():
+        found.append((f"{option}={reach['value']!r} given", _reach(cls, {**base_arguments(class_name),
+                                                                       option: _fill(reach["value"])}, reach)))
     for variable, reach in (spec.get("environment") or {}).items():
         left_out = (reach["parameter"], *(reach.get("without") or ()))
         with environment({variable: reach["value"]}):
@@ -353,11 +359,12 @@ def _reach(cls: type, arguments: dict[str, Any], spec: dict[str, Any]) -> Outcom
         if kwargs.get(name) is None and alias in kwargs:
             kwargs[name] = kwargs.pop(alias)
     expected = _fill(spec["expect"])
+    expected = {path: _MISSING if value == NOT_PASSED else value for path, value in expected.items()}
     seen = {path: dig((args, kwargs), path) for path in expected}
     wrong = {path: value for path, value in seen.items() if value != expected[path]}
     shown = ", ".join(f"{path}={_show(value)}" for path, value in seen.items())
     if wrong:
-        want = ", ".join(f"{path}={expected[path]!r}" for path in wrong)
+        want = ", ".join(f"{path}={_show(expected[path])}" for path in wrong)
         return Outcome(False, f"{spec['target']} got {shown}; expected {want}")
     return Outcome(True, f"{spec['target']} got {shown}")
 
