@@ -164,10 +164,10 @@ class InferenceClientModel(ApiModel):
         **kwargs: Any,
     ) -> None:
         if token is not None and api_key is not None:
-            raise ValueError("InferenceClientModel got both `token` and `api_key`; pass one (api_key is an alias)")
+            raise ValueError(f"{type(self).__name__} got both `token` and `api_key`; pass one (api_key is an alias)")
         if base_url is not None and _is_url(model_id):
             raise ValueError(
-                f"InferenceClientModel got a URL as model_id ({model_id!r}) and base_url ({base_url!r}); pass one"
+                f"{type(self).__name__} got a URL as model_id ({model_id!r}) and base_url ({base_url!r}); pass one"
             )
         self.token = token if token is not None else api_key
         if self.token is None and kwargs.get("client") is None:  # a ready client has its own token

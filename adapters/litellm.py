@@ -106,10 +106,10 @@ def translate_litellm_error(exc: Exception, backend: str) -> BackendError | None
         return BackendError(f"litellm refused the call: {type(exc).__name__}: {_words(text)}", backend=backend,
                             kind="client")
     status = getattr(exc, "status_code", None)
+    # litellm sets these on every exception it maps (exception_type), read from the provider's exception or, where
+    # that has none of its own, from its response: reading exc.response's here too would find nothing more
     headers = getattr(exc, "litellm_response_headers", None)
     response = getattr(exc, "response", None)
-    if headers is None and response is not None:
-        headers = getattr(response, "headers", None)
     body = getattr(exc, "body", None)
     if body is None and response is not None:  # a body that is no JSON: litellm 1.110 says only "Error code: 413"
         body = _text_of(response)
