@@ -332,12 +332,13 @@ CAUSE_WORDS = 40
 def unnamed_cause(error: BaseException, own: tuple[type, ...] = ()) -> str | None:
     """None where ``str(error)`` names an exception it was raised from, other than ``own``'s (the harness's own
     types): by its class, as a word of its own, or by the first ``CAUSE_WORDS`` characters of its text's first
-    line; else what it names instead, with the chain it was raised from."""
+    line, beginning a word; else what it names instead, with the chain it was raised from."""
     text = str(error)
     causes = [e for e in chain_of(error)[1:] if not isinstance(e, own)]
     for cause in causes:
         words = str(cause).strip().splitlines()[0][:CAUSE_WORDS] if str(cause).strip() else ""
-        if names(text, type(cause).__name__) or (words and words in text):
+        if names(text, type(cause).__name__) or (
+                words and re.search(rf"(?<![A-Za-z0-9_]){re.escape(words)}", text) is not None):
             return None
     raised_from = ", ".join(f"{type(e).__name__}: {str(e)[:80]!r}" for e in causes) or "nothing"
     return f"the error names none of the exceptions it was raised from ({raised_from}): {text}"

@@ -11,12 +11,14 @@ Used by ``suites/test_constructor.py`` (the verdicts) and ``tools/parameters.py`
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 import importlib
 import inspect
 import json
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,7 +273,15 @@ def further_checks(cls: type, class_name: str) -> list[tuple[str, Outcome]]:
     found: list[tuple[str, Outcome]] = []
     for parameter, reach in (spec.get("defaults") or {}).items():
         arguments = base_arguments(class_name, (parameter, *(reach.get("without") or ())))
-        found.append((f"{parameter} left out", _reach(cls, arguments, reach)))
+        with warnings.catch_warnings(record=True) as given:
+            warnings.simplefilter("always")
+            outcome = _reach(cls, arguments, reach)
+        category = getattr(builtins, reach.get("warns") or "", None)
+        if outcome.ok and category is not None and not any(
+                issubclass(w.category, category) and names(str(w.message), parameter) for w in given):
+            seen = "; ".join(f"{w.category.__name__}: {w.message}" for w in given) or "none"
+            outcome = Outcome(False, f"no {category.__name__} naming {parameter} (warnings given: {seen})")
+        found.append((f"{parameter} left out", outcome))
     for option, reach in (spec.get("sdk_options") or {}).items():
         found.append((f"{option}={reach['value']!r} given", _reach(cls, {**base_arguments(class_name),
                                                                        option: _fill(reach["value"])}, reach)))
