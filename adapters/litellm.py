@@ -148,9 +148,8 @@ class LiteLLMModel(ApiModel):
         **kwargs: Any,
     ) -> None:
         if not model_id:
-            warnings.warn(f"{type(self).__name__}: model_id left out, so {DEFAULT_MODEL_ID!r} is called, as "
-                          f"smolagents' class does; pass model_id (smolagents 2.0 will require it)", FutureWarning,
-                          stacklevel=2)
+            warnings.warn(f"model_id left out, so {DEFAULT_MODEL_ID!r} is called, as smolagents' class does; pass "
+                          f"model_id (smolagents 2.0 will require it)", FutureWarning, stacklevel=2)
             model_id = DEFAULT_MODEL_ID
         self.api_base = api_base
         self.api_key = api_key
@@ -205,6 +204,8 @@ class LiteLLMModel(ApiModel):
                 received = (getattr(chunk, "_hidden_params", None) or {}).get("received_model_id")
                 if not named and received:
                     named.append(received)
+                if not received:  # so that the wire's reader never names a request by litellm's own id
+                    chunk.id = None
                 yield chunk
 
         try:

@@ -551,6 +551,19 @@ class OpenAIChatLens(WireLens):
                                                    for p in ANSWER_PIECES], True))],
                 stream=True, kind="truncated", status=200, attempts=1, request_id=False, unnamed=True,
                 clauses=("errors.request-id",)),
+            "stream-truncated-tool-call-named-by-nothing": dict(
+                replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
+                                              sse([{k: v for k, v in event.items() if k != "id"}
+                                                   for event in (cut_call, _chunk(None, "length"))], True))],
+                stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=False, unnamed=True,
+                clauses=("errors.request-id",)),
+            "no-choices-named-by-nothing": dict(
+                replies=lambda: [StandInReply.json({k: v for k, v in {**_completion(), "choices": []}.items()
+                                                    if k != "id"})],
+                # litellm gives a completion without an id one of its own ("chatcmpl-" and a uuid), keeping no word
+                # of it (its stream chunks keep the id received: an adapter names a stream by that one alone)
+                kind="malformed", status=200, attempts=1, request_id=False, unnamed=True, id_made_up_by=LITELLM,
+                clauses=("errors.request-id",)),
             "stream-truncated-tool-call-named-by-its-id": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
                                               sse([{**cut_call, "id": REQUEST_ID},
