@@ -215,3 +215,36 @@ def test_the_other_environment_is_named_by_its_virtual_environment():
     mutation = _tool("mutation")
     assert mutation._environment(".venv-newest/bin/python") == ".venv-newest"
     assert mutation._environment("/usr/bin/python3") == "usr"
+
+
+def test_the_other_environment_given_by_a_relative_path_is_run_from_each_groups_directory(
+        tmp_path, monkeypatch, capsys):
+    """The judge runs in a group's work directory, so a relative --also-on (the Makefile's .venv-newest/bin/python)
+    is read from where the tool was started; one that is no interpreter is refused before any mutant runs."""
+    import os
+
+    mutation = _tool("mutation")
+    python = tmp_path / ".venv-newest" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\n", encoding="utf-8")
+    python.chmod(0o755)
+    work = tmp_path / "mutants" / "inference-client"
+    meta = work / "mutants" / "adapters" / "hf.py.meta"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"exit_code_by_key": {"adapters.hf.x_f__mutmut_1": 0}}), encoding="utf-8")
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(mutation, "REASONS", tmp_path / "mutation.md")
+    monkeypatch.setattr(mutation, "_refresh", lambda backends: [])
+    monkeypatch.setattr(mutation, "_run_mutmut", lambda *a, **k: 0)
+    given: list[str] = []
+    monkeypatch.setattr(mutation, "_judge_elsewhere", lambda python, *a: given.append(python) or {})
+    monkeypatch.chdir(tmp_path)
+    assert mutation.main(["--only", "adapters.hf", "--rerun-survivors", "--also-on", ".venv-newest/bin/python"]) == 0
+    assert given == [str(python)] and os.path.isabs(given[0])
+    try:
+        mutation.main(["--only", "adapters.hf", "--rerun-survivors", "--also-on", ".venv-none/bin/python"])
+    except SystemExit as stop:
+        assert stop.code == 2
+    else:
+        raise AssertionError("a missing interpreter was not refused")
+    assert "--also-on" in capsys.readouterr().err and given == [str(python)]

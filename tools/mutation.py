@@ -380,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
                              "newest SDK releases, .venv-newest/bin/python), each mutant in a process of its own; a "
                              "mutant counts as killed when the suites kill it in either environment")
     args = parser.parse_args(argv)
+    if args.also_on is not None:
+        if os.sep in args.also_on:  # a path, read from here: the judge runs in each group's work directory
+            args.also_on = os.path.abspath(args.also_on)
+        if shutil.which(args.also_on) is None:
+            parser.error(f"--also-on {args.also_on}: no such interpreter (`make install VENV=.venv-newest "
+                         "CONSTRAINTS=` builds the environment of the newest SDK releases)")
 
     chosen = [t.strip() for t in args.only.split(",") if t.strip()] or list(TARGETS)
     unknown = [t for t in chosen if t not in TARGETS]
