@@ -458,6 +458,7 @@ def test_litellm_error_without_a_json_body_names_the_page_the_provider_sent():
     page = httpx.Response(413, request=request, headers={"x-request-id": "req-413"}, text=html)
     raised = litellm.APIError(413, "Error code: 413", "openai", "m", request=request)
     raised.response = page  # as litellm 1.110 sets it (earlier releases take no `response` argument)
+    raised.litellm_response_headers = page.headers  # as litellm's exception_type sets them on every error it maps
     error = translate_litellm_error(raised, "litellm")
     assert error is not None and error.status == 413 and error.request_id == "req-413"
     assert "413 Request Entity Too Large" in str(error) and "nginx" not in str(error)

@@ -99,7 +99,7 @@ def test_the_whole_suite_runs_on_a_third_party_openai_wire_backend(pytester: pyt
     # 11 of Bedrock's skipped
     out = result.stdout.str()
     faults = re.findall(r"test_fault\[acme-chat-([\w-]+)\] (PASSED|SKIPPED|FAILED)", out)
-    assert len([f for f, verdict in faults if verdict == "PASSED"]) == 33, faults
+    assert len([f for f, verdict in faults if verdict == "PASSED"]) == 36, faults
     # skipped: the Bedrock wire's own faults, the answers only Hugging Face's servers give (the inference-client
     # backend's), and the faults of a client option only the openai SDK's client takes (openai and azure)
     assert sorted(f for f, verdict in faults if verdict == "SKIPPED") == [
