@@ -309,10 +309,13 @@ def read_converse(body: Any) -> SentRequest | None:
     return SentRequest(messages, stop, _tool_names((body.get("toolConfig") or {}).get("tools")), body)
 
 
+_WORD_START = r"(?<![A-Za-z0-9_])"  # what comes before a word of its own: no letter, digit or underscore
+
+
 def names(text: str, name: str) -> bool:
     """``text`` names ``name`` as a word of its own, spelt as it is: ``api_key`` is named by "pass `api_key`" and
     "api_key=...", not by "XXapi_keyXX", "API_KEY" or "AZURE_OPENAI_API_KEY"."""
-    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
+    return re.search(rf"{_WORD_START}{re.escape(name)}(?![A-Za-z0-9_])", text) is not None
 
 
 def chain_of(error: BaseException) -> list[BaseException]:
@@ -337,8 +340,7 @@ def unnamed_cause(error: BaseException, own: tuple[type, ...] = ()) -> str | Non
     causes = [e for e in chain_of(error)[1:] if not isinstance(e, own)]
     for cause in causes:
         words = str(cause).strip().splitlines()[0][:CAUSE_WORDS] if str(cause).strip() else ""
-        if names(text, type(cause).__name__) or (
-                words and re.search(rf"(?<![A-Za-z0-9_]){re.escape(words)}", text) is not None):
+        if names(text, type(cause).__name__) or (words and re.search(_WORD_START + re.escape(words), text)):
             return None
     raised_from = ", ".join(f"{type(e).__name__}: {str(e)[:80]!r}" for e in causes) or "nothing"
     return f"the error names none of the exceptions it was raised from ({raised_from}): {text}"

@@ -274,6 +274,11 @@ def _completion(content: str | None = ANSWER, finish: str = "stop", tool_calls: 
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
 
 
+def _without_id(event: dict[str, Any]) -> dict[str, Any]:
+    """A completion or chunk that carries no id of its own."""
+    return {k: v for k, v in event.items() if k != "id"}
+
+
 def _chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
     delta = {"content": content} if content is not None else {}
     return {"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 0, "model": "m",
@@ -547,19 +552,17 @@ class OpenAIChatLens(WireLens):
             # ... and by nothing where neither came: the error still typed, naming no request
             "stream-without-finish-reason-named-by-nothing": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
-                                              sse([{k: v for k, v in _chunk(p).items() if k != "id"}
-                                                   for p in ANSWER_PIECES], True))],
+                                              sse([_without_id(_chunk(p)) for p in ANSWER_PIECES], True))],
                 stream=True, kind="truncated", status=200, attempts=1, request_id=False, unnamed=True,
                 clauses=("errors.request-id",)),
             "stream-truncated-tool-call-named-by-nothing": dict(
                 replies=lambda: [StandInReply(200, {"Content-Type": "text/event-stream"},
-                                              sse([{k: v for k, v in event.items() if k != "id"}
-                                                   for event in (cut_call, _chunk(None, "length"))], True))],
+                                              sse([_without_id(cut_call), _without_id(_chunk(None, "length"))],
+                                                  True))],
                 stream=True, tools=True, kind="truncated", status=200, attempts=1, request_id=False, unnamed=True,
                 clauses=("errors.request-id",)),
             "no-choices-named-by-nothing": dict(
-                replies=lambda: [StandInReply.json({k: v for k, v in {**_completion(), "choices": []}.items()
-                                                    if k != "id"})],
+                replies=lambda: [StandInReply.json(_without_id({**_completion(), "choices": []}))],
                 # litellm gives a completion without an id one of its own ("chatcmpl-" and a uuid), keeping no word
                 # of it (its stream chunks keep the id received: an adapter names a stream by that one alone)
                 kind="malformed", status=200, attempts=1, request_id=False, unnamed=True, id_made_up_by=LITELLM,

@@ -109,7 +109,5 @@ def hub_clients_online() -> Iterator[None]:
     except ImportError:
         yield
         return
-    with patched((constants, "HF_HUB_OFFLINE", False),
-                 *[(constants, "HF_HUB_DISABLE_TELEMETRY", True)] if hasattr(constants, "HF_HUB_DISABLE_TELEMETRY")
-                 else []):
+    with patched((constants, "HF_HUB_OFFLINE", False), (constants, "HF_HUB_DISABLE_TELEMETRY", True)):
         yield
